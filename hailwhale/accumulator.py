@@ -1,0 +1,60 @@
+"""
+The in-memory aggregation between flushes: the one mutable object of the core.
+
+Events add up per (pk, dimension leaves, finest bucket); :meth:`Accumulator.swap` hands
+the flusher an immutable :class:`Batch` and starts afresh, so nothing idles in memory.
+"""
+
+from collections.abc import Mapping
+
+import attrs
+
+from hailwhale.events import Event
+from hailwhale.rollup import AggregationKey
+
+
+@attrs.frozen
+class Batch:
+    seq: int
+    entries: Mapping[AggregationKey, Mapping[str, float]]
+    events: int
+
+
+class Accumulator:
+    def __init__(self, finest_interval: int, max_keys: int):
+        self._interval = finest_interval
+        self._max_keys = max_keys
+        self._entries: dict[AggregationKey, dict[str, float]] = {}
+        self._events = 0
+        self.next_seq = 1
+
+    def add(self, event: Event) -> bool:
+        """Add ``event``; False when it would need a new key beyond the bound (nothing added)."""
+        key = (event.pk, event.dimensions, int(event.at // self._interval) * self._interval)
+        totals = self._entries.get(key)
+        if totals is None:
+            if len(self._entries) >= self._max_keys:
+                return False
+            totals = self._entries[key] = {}
+        for metric, value in event.metrics.items():
+            totals[metric] = totals.get(metric, 0) + value
+        self._events += 1
+        return True
+
+    @property
+    def pending_keys(self) -> int:
+        return len(self._entries)
+
+    @property
+    def pending_events(self) -> int:
+        return self._events
+
+    def swap(self) -> Batch | None:
+        """The batch of everything added since the last swap, or None if nothing was."""
+        if not self._entries:
+            return None
+        batch = Batch(seq=self.next_seq, entries=self._entries, events=self._events)
+        self.next_seq += 1
+        self._entries = {}
+        self._events = 0
+        return batch

@@ -1,0 +1,114 @@
+"""
+Configuration: the ``twistd hailwhale`` options and the frozen :class:`Config` they make.
+
+``postOptions`` validates and builds the Config; it does no IO.
+"""
+
+import attrs
+from twisted.python import usage
+
+from hailwhale import schema as schema_module
+from hailwhale.fields import Limits
+from hailwhale.schema import Schema
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("a port is 0 to 65535")
+    return value
+
+
+_port.coerceDoc = "0 disables it."
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
+def _schema(text: str) -> Schema:
+    try:
+        return schema_module.parse_schema(text)
+    except schema_module.SchemaError as error:
+        raise ValueError(str(error)) from None
+
+
+_schema.coerceDoc = "Comma-separated interval:retention pairs; intervals divide a day."
+
+DEFAULT_SCHEMA = schema_module.parse_schema(schema_module.DEFAULT)
+
+
+@attrs.frozen
+class Config:
+    udp_port: int = 8125
+    http_port: int = 8085
+    interface: str = "127.0.0.1"
+    flush_interval: float = 1.0
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    data_dir: str = "hailwhale-data"
+    schema: Schema = DEFAULT_SCHEMA
+    udp_receive_buffer: int = 32 * 1024 * 1024
+    max_pending_keys: int = 1_000_000
+    max_body_bytes: int = 1024 * 1024
+    count_now_timeout: float = 10.0
+    stop_timeout: float = 10.0
+    limits: Limits = Limits()
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Real-time counting of rolled-up, multi-dimensional metrics. Events come in over UDP "
+        "and HTTP, add up in memory and are flushed to Redis; with no --redis the daemon runs "
+        "its own embedded Valkey server with its data in --data-dir."
+    )
+    optFlags = [
+        ["redis-cluster", None, "Treat --redis as a Redis Cluster node."],
+    ]
+    optParameters = [
+        ["udp-port", None, 8125, "UDP port for event lines.", _port],
+        ["http-port", None, 8085, "HTTP port for counting and queries.", _port],
+        ["interface", None, "127.0.0.1", "Address to listen on (UDP and HTTP)."],
+        ["flush-interval", None, 1.0, "Seconds between flushes to the store.", _positive_float],
+        ["redis", None, None, "Store URL (redis://host:port/db, rediss://..., unix:///path.sock); "
+                              "default: an embedded Valkey server in --data-dir."],
+        ["data-dir", None, "hailwhale-data", "Data directory of the embedded store."],
+        ["schema", None, DEFAULT_SCHEMA, "Bucket intervals and their retention.", _schema],
+        ["udp-receive-buffer", None, 32 * 1024 * 1024, "Bytes of UDP receive buffer to ask for.", _positive_int],
+        ["max-pending-keys", None, 1_000_000, "Most distinct aggregation keys held between flushes.", _positive_int],
+        ["max-line-bytes", None, 8192, "Longest UDP line accepted.", _positive_int],
+        ["max-body-bytes", None, 1024 * 1024, "Largest HTTP body accepted.", _positive_int],
+        ["count-now-timeout", None, 10.0, "Seconds /count_now waits for the store.", _positive_float],
+        ["stop-timeout", None, 10.0, "Seconds a stopping daemon keeps retrying its last flush.", _positive_float],
+    ]
+
+    def postOptions(self) -> None:
+        self["config"] = Config(
+            udp_port=self["udp-port"],
+            http_port=self["http-port"],
+            interface=self["interface"],
+            flush_interval=self["flush-interval"],
+            redis_url=self["redis"],
+            redis_cluster=bool(self["redis-cluster"]),
+            data_dir=self["data-dir"],
+            schema=self["schema"],
+            udp_receive_buffer=self["udp-receive-buffer"],
+            max_pending_keys=self["max-pending-keys"],
+            max_body_bytes=self["max-body-bytes"],
+            count_now_timeout=self["count-now-timeout"],
+            stop_timeout=self["stop-timeout"],
+            limits=Limits(max_line_bytes=self["max-line-bytes"]),
+        )
+        if self["redis-cluster"] and not self["redis"]:
+            raise usage.UsageError("--redis-cluster needs --redis")

@@ -1,0 +1,143 @@
+"""
+The flush: on a timer, hand what the accumulator holds to the store.
+
+A batch is planned once and applied tag by tag; a batch that fails stays queued, as it
+was, with its token, and is retried first on the next tick, so nothing accepted is lost
+and the store's token check keeps a retry from counting twice.  The timer never dies:
+:meth:`FlushService.flush` never fails.  :meth:`stopService` flushes (retrying for a
+while if the store is away) and returns its Deferred.
+"""
+
+import time
+from collections.abc import Callable
+
+import attrs
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from hailwhale import rollup
+from hailwhale.accumulator import Accumulator, Batch
+from hailwhale.encoding import Path
+from hailwhale.rollup import Plan
+from hailwhale.schema import Schema
+from hailwhale.selfstats import SelfStats
+from hailwhale.store import Store
+
+Runner = Callable[..., defer.Deferred]
+
+
+@attrs.define
+class _Queued:
+    batch: Batch
+    plan: Plan | None = None
+    done: set[Path] = attrs.field(factory=set)
+
+
+class FlushService(Service):
+    log = Logger()
+
+    def __init__(
+        self,
+        accumulator: Accumulator,
+        store: Store,
+        schema: Schema,
+        stats: SelfStats,
+        clock: IReactorTime,
+        run: Runner,
+        interval: float,
+        stop_timeout: float = 10.0,
+    ):
+        self._accumulator = accumulator
+        self._store = store
+        self._schema = schema
+        self._stats = stats
+        self._clock = clock
+        self._run = run
+        self._interval = interval
+        self._stop_timeout = stop_timeout
+        self._queue: list[_Queued] = []
+        self._lock = defer.DeferredLock()
+        self._waiters: list[tuple[int, defer.Deferred]] = []
+        self._loop = task.LoopingCall(self.flush)
+        self._loop.clock = clock
+
+    @property
+    def backlog_events(self) -> int:
+        return sum(queued.batch.events for queued in self._queue)
+
+    @property
+    def backlog_batches(self) -> int:
+        return len(self._queue)
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop.start(self._interval, now=False)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+        deadline = self._clock.seconds() + self._stop_timeout
+        yield self.flush()
+        while self._queue and self._clock.seconds() < deadline:
+            yield task.deferLater(self._clock, min(1.0, self._interval))
+            yield self.flush()
+        if self._queue:
+            self.log.error(
+                "stopping with {events} events not written: the store did not accept them",
+                events=self.backlog_events,
+            )
+
+    def flush(self) -> defer.Deferred:
+        """Flush now (after any flush already running); fires with True if nothing is left queued."""
+        return self._lock.run(self._flush_once)
+
+    def when_durable(self, seq: int) -> defer.Deferred:
+        """Fires once the batch numbered ``seq`` (and every one before it) is in the store."""
+        waiter = defer.Deferred()
+        self._waiters.append((seq, waiter))
+        return waiter
+
+    @defer.inlineCallbacks
+    def _flush_once(self):
+        batch = self._accumulator.swap()
+        if batch is not None:
+            self._queue.append(_Queued(batch))
+        while self._queue:
+            queued = self._queue[0]
+            started = time.perf_counter()
+            now = self._clock.seconds()
+            try:
+                if queued.plan is None:
+                    queued.plan = yield self._run(rollup.plan, queued.batch.entries, self._schema, now)
+                    self._stats.buckets_expired.update(queued.plan.expired)
+                repeats = yield self._run(self._store.apply, queued.plan, queued.batch.seq, now, queued.done)
+            except Exception as error:
+                self._stats.flushes_failed += 1
+                self._stats.last_error = f"{type(error).__name__}: {error}"
+                self._stats.last_error_at = now
+                self.log.failure(
+                    "flush of batch {seq} failed; kept for retry ({backlog} events queued)",
+                    seq=queued.batch.seq,
+                    backlog=self.backlog_events,
+                )
+                return False
+            if repeats:
+                self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq, repeats=repeats)
+            self._queue.pop(0)
+            self._stats.flushes_ok += 1
+            self._stats.events_flushed += queued.batch.events
+            self._stats.last_flush_at = now
+            self._stats.last_flush_seconds = time.perf_counter() - started
+            self._release(queued.batch.seq)
+        return True
+
+    def _release(self, seq: int) -> None:
+        ready = [waiter for wanted, waiter in self._waiters if wanted <= seq]
+        self._waiters = [(wanted, waiter) for wanted, waiter in self._waiters if wanted > seq]
+        for waiter in ready:
+            if not waiter.called:
+                waiter.callback(None)

@@ -1,0 +1,85 @@
+"""
+Where every input hands over events: parse, check, aggregate, count.
+
+No IO and no per-line logging beyond a sampled, clipped note of bad lines: this runs
+for every datagram on the reactor thread.
+"""
+
+from collections.abc import Callable, Iterable
+
+from hailwhale import events
+from hailwhale.accumulator import Accumulator
+from hailwhale.events import Event
+from hailwhale.fields import FieldError, Limits
+from hailwhale.schema import Schema
+from hailwhale.selfstats import SelfStats
+
+BAD_LINES_LOGGED_PER_MINUTE = 10
+LOGGED_LINE_CLIP = 400
+
+
+class Ingest:
+    def __init__(
+        self,
+        accumulator: Accumulator,
+        stats: SelfStats,
+        schema: Schema,
+        limits: Limits,
+        seconds: Callable[[], float],
+        report_bad_line: Callable[[bytes, str], None],
+    ):
+        self.accumulator = accumulator
+        self.limits = limits
+        self._stats = stats
+        self._life = schema.longest_life()
+        self._seconds = seconds
+        self._report = report_bad_line
+        self._log_window = 0.0
+        self._logged_in_window = 0
+
+    def datagram(self, data: bytes) -> None:
+        """Count every line of one datagram; a bad line never stops the others."""
+        self._stats.datagrams += 1
+        now = self._seconds()
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                event = events.parse_line(line, now, self.limits)
+            except FieldError as error:
+                self._stats.lines_bad[error.reason] += 1
+                self._sample(line, str(error), now)
+                continue
+            reason = self.accept(event, now)
+            if reason is None:
+                self._stats.lines_ok += 1
+            else:
+                self._stats.lines_bad[reason] += 1
+
+    def accept(self, event: Event, now: float) -> str | None:
+        """Aggregate one parsed event; the reason it was dropped, or None."""
+        if event.at + self._life <= now:
+            reason = "too_old"
+        elif not self.accumulator.add(event):
+            reason = "too_many_pending_keys"
+        else:
+            return None
+        self._stats.events_dropped[reason] += 1
+        return reason
+
+    def accept_all(self, batch: Iterable[Event], now: float) -> list[str]:
+        """Aggregate several events; the reasons of those dropped."""
+        return [reason for reason in (self.accept(event, now) for event in batch) if reason is not None]
+
+    def count_http(self, accepted: int) -> None:
+        self._stats.http_events_ok += accepted
+
+    def count_http_error(self, reason: str) -> None:
+        self._stats.http_bad_requests[reason] += 1
+
+    def _sample(self, line: bytes, message: str, now: float) -> None:
+        if now - self._log_window >= 60:
+            self._log_window, self._logged_in_window = now, 0
+        if self._logged_in_window < BAD_LINES_LOGGED_PER_MINUTE:
+            self._logged_in_window += 1
+            self._report(line[:LOGGED_LINE_CLIP], message)

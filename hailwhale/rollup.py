@@ -1,0 +1,113 @@
+"""
+Roll-up: from aggregated events to the increments a flush writes.
+
+The daemon aggregates by (pk, dimension leaves, finest bucket).  At flush, each entry
+fans out to every pk prefix x every dimension node (the root included) x every
+interval still within retention x every metric, and registers each node with its
+parent so queries can walk the tree.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from hailwhale import keys
+from hailwhale.encoding import ROOT, Path, encode
+from hailwhale.fields import Leaves
+from hailwhale.schema import Schema
+
+AggregationKey = tuple[Path, Leaves, int]
+
+
+def nodes(leaves: Iterable[Path]) -> list[Path]:
+    """Every dimension node an event counts under: the root and each prefix of each leaf."""
+    found = {ROOT}
+    for leaf in leaves:
+        for length in range(1, len(leaf) + 1):
+            found.add(leaf[:length])
+    return sorted(found)
+
+
+def prefixes(pk: Path) -> list[Path]:
+    """Every pk an event counts under: ``["Product", "123"]`` also counts as ``Product``."""
+    return [pk[:length] for length in range(1, len(pk) + 1)]
+
+
+@attrs.frozen
+class TagWrite:
+    """Everything one flush writes under one pk's hash tag."""
+
+    pk: Path
+    increments: Mapping[str, Mapping[str, float]]
+    members: Mapping[str, frozenset[str]]
+    expire_at: Mapping[str, int]
+
+    @property
+    def tag(self) -> str:
+        return keys.tag(self.pk)
+
+    def size(self) -> int:
+        return sum(map(len, self.increments.values())) + sum(map(len, self.members.values()))
+
+
+@attrs.frozen
+class Plan:
+    writes: tuple[TagWrite, ...]
+    expired: Mapping[int, int]  # interval -> aggregation keys skipped as past retention
+
+
+def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, now: float) -> Plan:
+    """The writes for a batch of aggregated entries, as of ``now``."""
+    increments: dict[Path, dict[str, dict[str, float]]] = {}
+    members: dict[Path, dict[str, set[str]]] = {}
+    expiry: dict[Path, dict[str, int]] = {}
+    expired: Counter[int] = Counter()
+    node_cache: dict[Leaves, list[tuple[str, str]]] = {}
+    for (pk, leaves, finest_bucket), metrics in entries.items():
+        kept = []
+        for resolution in schema.resolutions:
+            bucket = resolution.bucket(finest_bucket)
+            expires = resolution.expires_at(bucket)
+            if expires <= now:
+                expired[resolution.interval] += 1
+            else:
+                kept.append((resolution.interval, bucket, expires))
+        if not kept:
+            continue
+        encoded = node_cache.get(leaves)
+        if encoded is None:
+            encoded = node_cache[leaves] = [(encode(n), keys.parent_encoding(n)) for n in nodes(leaves)]
+        metric_items = list(metrics.items())
+        index_life = max(expires for _, _, expires in kept)
+        for prefix in prefixes(pk):
+            tag = keys.tag(prefix)
+            tag_increments = increments.setdefault(prefix, {})
+            tag_members = members.setdefault(prefix, {})
+            tag_expiry = expiry.setdefault(prefix, {})
+            for interval, bucket, expires in kept:
+                for node_encoding, parent in encoded:
+                    key = keys.data_key(tag, interval, bucket, parent)
+                    fields = tag_increments.get(key)
+                    if fields is None:
+                        fields = tag_increments[key] = {}
+                        tag_expiry[key] = expires
+                    for metric, value in metric_items:
+                        name = keys.field(metric, node_encoding)
+                        fields[name] = fields.get(name, 0) + value
+            for node_encoding, parent in encoded:
+                if parent == keys.ROOT_PARENT:
+                    continue
+                key = keys.children_key(tag, parent)
+                tag_members.setdefault(key, set()).add(node_encoding)
+                tag_expiry[key] = max(tag_expiry.get(key, 0), index_life)
+    writes = tuple(
+        TagWrite(
+            pk=prefix,
+            increments=increments[prefix],
+            members={key: frozenset(value) for key, value in members[prefix].items()},
+            expire_at=expiry[prefix],
+        )
+        for prefix in increments
+    )
+    return Plan(writes=writes, expired=dict(expired))

@@ -1,0 +1,42 @@
+"""The daemon's counters about itself, shown at ``/stats``: what came in, what was dropped and why, how flushes went."""
+
+from collections import Counter
+
+import attrs
+
+
+@attrs.define
+class SelfStats:
+    datagrams: int = 0
+    lines_ok: int = 0
+    lines_bad: Counter = attrs.field(factory=Counter)  # reason -> lines
+    http_events_ok: int = 0
+    http_bad_requests: Counter = attrs.field(factory=Counter)  # reason -> requests
+    events_dropped: Counter = attrs.field(factory=Counter)  # reason -> parsed events not accepted
+    buckets_expired: Counter = attrs.field(factory=Counter)  # interval -> aggregation keys past retention at flush
+    flushes_ok: int = 0
+    flushes_failed: int = 0
+    events_flushed: int = 0
+    last_flush_at: float | None = None
+    last_flush_seconds: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def snapshot(self) -> dict:
+        return {
+            "datagrams": self.datagrams,
+            "lines_ok": self.lines_ok,
+            "lines_bad": dict(self.lines_bad),
+            "lines_bad_total": sum(self.lines_bad.values()),
+            "http_events_ok": self.http_events_ok,
+            "http_bad_requests": dict(self.http_bad_requests),
+            "events_dropped": dict(self.events_dropped),
+            "buckets_expired": {str(k): v for k, v in self.buckets_expired.items()},
+            "flushes_ok": self.flushes_ok,
+            "flushes_failed": self.flushes_failed,
+            "events_flushed": self.events_flushed,
+            "last_flush_at": self.last_flush_at,
+            "last_flush_seconds": self.last_flush_seconds,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }

@@ -1,0 +1,173 @@
+"""
+The composition root: every object of the daemon is built here, in :func:`makeService`.
+
+Start order: embedded store (if any), store thread pool, flusher, UDP, HTTP.  Stop is
+the reverse, one after the other: listeners close, the flusher writes what it holds,
+then the thread pool and the embedded store stop.
+"""
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
+
+from hailwhale import __version__
+from hailwhale.accumulator import Accumulator
+from hailwhale.config import Config
+from hailwhale.embedded import EmbeddedValkey
+from hailwhale.flush import FlushService
+from hailwhale.ingest import Ingest
+from hailwhale.protocols.udp import EventReceiver, UDPListener
+from hailwhale.selfstats import SelfStats
+from hailwhale.store import Store
+from hailwhale.web import HailwhaleWeb
+
+log = Logger()
+
+
+class SequentialMultiService(MultiService):
+    """A MultiService that stops its children in reverse order, each after the last has finished."""
+
+    def stopService(self):
+        Service.stopService(self)
+        stopping = defer.succeed(None)
+        for child in reversed(list(self)):
+            stopping.addBoth(lambda _, child=child: child.stopService())
+            stopping.addErrback(lambda failure: log.failure("while stopping", failure))
+        return stopping
+
+
+class EmbeddedStoreService(Service):
+    def __init__(self, embedded: EmbeddedValkey):
+        self.embedded = embedded
+
+    def startService(self) -> None:
+        self.embedded.start()
+        log.info("embedded Valkey store running; other clients can use {url}", url=self.embedded.url)
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        return threads.deferToThread(self.embedded.stop)
+
+
+class ThreadPoolService(Service):
+    def __init__(self, pool: ThreadPool):
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self):
+        super().stopService()
+        self.pool.stop()
+
+
+class Reader:
+    """Runs query plans against the store in the thread pool."""
+
+    def __init__(self, store: Store, run):
+        self._store = store
+        self._run = run
+
+    def answer(self, plan) -> defer.Deferred:
+        return self._run(lambda: plan.answer(self._store.read(plan.reads())))
+
+
+class HailwhaleService(SequentialMultiService):
+    def __init__(self, store: Store, schema_text: str, run):
+        super().__init__()
+        self.store = store
+        self._schema_text = schema_text
+        self._run = run
+
+    def startService(self) -> None:
+        super().startService()
+        self._run(self.store.publish_schema, self._schema_text).addCallbacks(self._schema_checked, self._store_down)
+
+    def _schema_checked(self, previous: str | None) -> None:
+        if previous is not None and previous != self._schema_text:
+            log.warn("the store's data was written with schema {previous}; now writing {now}", previous=previous,
+                     now=self._schema_text)
+
+    def _store_down(self, failure) -> None:
+        log.failure("the store is not reachable at {url}; flushes will retry", failure, url=self.store.url)
+
+
+def makeService(config: Config, reactor=None) -> HailwhaleService:
+    if reactor is None:
+        from twisted.internet import reactor
+    stats = SelfStats()
+    started_at = reactor.seconds()
+    embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
+    url = config.redis_url or embedded.url
+    store = Store.connect(url, cluster=config.redis_cluster)
+    pool = ThreadPool(minthreads=1, maxthreads=4, name="hailwhale-store")
+
+    def run(function, *args) -> defer.Deferred:
+        return threads.deferToThreadPool(reactor, pool, function, *args)
+
+    accumulator = Accumulator(config.schema.finest.interval, config.max_pending_keys)
+    ingest = Ingest(
+        accumulator, stats, config.schema, config.limits, reactor.seconds,
+        lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
+    )
+    flusher = FlushService(accumulator, store, config.schema, stats, reactor, run, config.flush_interval,
+                           config.stop_timeout)
+    udp = UDPListener(reactor, config.udp_port, config.interface, EventReceiver(ingest), config.udp_receive_buffer)
+
+    def snapshot() -> dict:
+        return {
+            **stats.snapshot(),
+            "pending_keys": accumulator.pending_keys,
+            "pending_events": accumulator.pending_events,
+            "backlog_batches": flusher.backlog_batches,
+            "backlog_events": flusher.backlog_events,
+            "store_url": url,
+            "schema": str(config.schema),
+            "udp_receive_buffer": udp.receive_buffer,
+            "uptime_seconds": reactor.seconds() - started_at,
+            "version": __version__,
+        }
+
+    web = HailwhaleWeb(ingest, flusher, Reader(store, run), snapshot, reactor, config.schema,
+                       config.max_body_bytes, config.count_now_timeout)
+
+    root = HailwhaleService(store, str(config.schema), run)
+    if embedded is not None:
+        EmbeddedStoreService(embedded).setServiceParent(root)
+    ThreadPoolService(pool).setServiceParent(root)
+    flusher.setName("flush")
+    flusher.setServiceParent(root)
+    if config.udp_port:
+        udp.setName("udp")
+        udp.setServiceParent(root)
+    if config.http_port:
+        http = TCPListener(reactor, config.http_port, config.interface, Site(web.resource()))
+        http.setName("http")
+        http.setServiceParent(root)
+    return root
+
+
+class TCPListener(Service):
+    """Listens while running; ``port`` is the listening port once started."""
+
+    def __init__(self, reactor, port: int, interface: str, factory):
+        self._reactor = reactor
+        self._port_number = port
+        self._interface = interface
+        self._factory = factory
+        self.port = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.port = self._reactor.listenTCP(self._port_number, self._factory, interface=self._interface)
+        log.info("HTTP on http://{host}:{port}/", host=self._interface, port=self.port.getHost().port)
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()

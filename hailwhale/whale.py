@@ -1,0 +1,132 @@
+"""
+The blocking Python API, in the original's class-method style.
+
+``Whale`` writes and reads the same store, with the same scripts, key schema and query
+planner as the daemon, so scripts, Django views and the daemon can share one store::
+
+    from hailwhale.whale import Whale
+    Whale.count_now('my_counter', metrics={'hits': 1})
+    assert Whale.total('my_counter', metric='hits', period='today') == 1
+
+The store is ``Whale.configure(url)``, else ``HAILWHALE_REDIS_URL``, else the embedded
+store of a daemon started in the current directory (``./hailwhale-data``), else
+``redis://127.0.0.1:6379/0``.  The schema is the one the daemon recorded in the store.
+"""
+
+import itertools
+import os
+import threading
+import time
+
+from hailwhale import embedded, encoding, events, fields, query, rollup
+from hailwhale.encoding import Path
+from hailwhale.fields import Limits
+from hailwhale.schema import DEFAULT, Schema, parse_schema
+from hailwhale.store import Store
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def default_url() -> str:
+    if os.environ.get("HAILWHALE_REDIS_URL"):
+        return os.environ["HAILWHALE_REDIS_URL"]
+    if embedded.socket_path("hailwhale-data").exists():
+        return embedded.socket_url("hailwhale-data")
+    return DEFAULT_URL
+
+
+class Whale:
+    _store: Store | None = None
+    _schema: Schema | None = None
+    _batches = itertools.count(1)
+    _writing = threading.Lock()  # batch tokens must reach the store in order
+    limits = Limits()
+
+    @classmethod
+    def configure(cls, url: str | None = None, schema: str | None = None, cluster: bool = False) -> None:
+        """Use the store at ``url`` (and ``schema``, else the one recorded there, else the default)."""
+        if cls._store is not None:
+            cls._store.close()
+        cls._store = Store.connect(url or default_url(), cluster=cluster)
+        cls._schema = parse_schema(schema) if schema else None
+
+    @classmethod
+    def store(cls) -> Store:
+        if cls._store is None:
+            cls.configure()
+        return cls._store
+
+    @classmethod
+    def schema(cls) -> Schema:
+        if cls._schema is None:
+            cls._schema = parse_schema(cls.store().recorded_schema() or DEFAULT)
+        return cls._schema
+
+    # -- writing ----------------------------------------------------------------------
+
+    @classmethod
+    def count_now(cls, pk, dimensions=None, metrics=None, at=None, *, metric=None, now: float | None = None) -> None:
+        """Count one event in the store now; when this returns, it is there."""
+        now = time.time() if now is None else now
+        event = events.from_fields(
+            {"pk": pk, "dimensions": dimensions, "metrics": metrics if metrics is not None else metric, "at": at},
+            now, cls.limits,
+        )
+        finest = cls.schema().finest.interval
+        entries = {(event.pk, event.dimensions, int(event.at // finest) * finest): dict(event.metrics)}
+        plan = rollup.plan(entries, cls.schema(), now)
+        with cls._writing:
+            cls.store().apply(plan, next(cls._batches), now, set())
+
+    # -- reading ----------------------------------------------------------------------
+
+    @classmethod
+    def _answer(cls, plan):
+        return plan.answer(cls.store().read(plan.reads()))
+
+    @classmethod
+    def totals(cls, pk, dimensions=None, metrics=None, periods=None, *, metric=None, period=None, dimension=None,
+               now: float | None = None) -> dict:
+        """``{period: {dimension: {metric: total}}}``, as ``/totals`` answers."""
+        params = {"pk": pk, "dimensions": _first(dimensions, dimension), "metrics": _first(metrics, metric),
+                  "periods": _first(periods, period)}
+        return cls._answer(query.totals_from_params(params, _now(now), cls.schema(), cls.limits))
+
+    @classmethod
+    def total(cls, pk, metric="hits", dimension=None, period=None, *, dimensions=None, now: float | None = None) -> float:
+        """One number: ``metric`` (a name or a ratio a/b) summed over ``period`` (default: thirty)."""
+        label = period or query.DEFAULT_PLOTPOINTS_PERIOD
+        answer = cls.totals(pk, _first(dimension, dimensions), [metric], [label], now=now)
+        (by_node,) = answer[label].values()
+        return by_node[metric]
+
+    @classmethod
+    def plotpoints(cls, pk, dimensions=None, metrics=None, period=None, *, metric=None, dimension=None,
+                   now: float | None = None) -> dict:
+        """``{dimension: {metric: [[epoch_ms, value], ...]}}``, as ``/plotpoints`` answers."""
+        params = {"pk": pk, "dimensions": _first(dimensions, dimension), "metrics": _first(metrics, metric),
+                  "period": period}
+        return cls._answer(query.plotpoints_from_params(params, _now(now), cls.schema(), cls.limits))
+
+    @classmethod
+    def get_subdimensions(cls, pk, dimension="_") -> list:
+        """The direct children of ``dimension``: names, or lists for deeper paths."""
+        children = cls.store().children(fields.pk(pk, cls.limits), fields.node(dimension, cls.limits))
+        return [encoding.plain(child) for child in children]
+
+    @classmethod
+    def all_subdimensions(cls, pk, dimension="_") -> list:
+        """``dimension`` itself, then everything below it, depth first."""
+        found: list[Path] = cls.store().descendants(fields.pk(pk, cls.limits), fields.node(dimension, cls.limits))
+        return [encoding.plain(node) for node in found]
+
+
+def _first(*values):
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now

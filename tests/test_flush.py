@@ -1,0 +1,162 @@
+"""The flush, driven by a fake clock, writing to a real Valkey server."""
+
+import pytest
+import redis
+from twisted.internet import task
+
+from hailwhale.accumulator import Accumulator
+from hailwhale.events import Event
+from hailwhale.flush import FlushService
+from hailwhale.schema import parse_schema
+from hailwhale.selfstats import SelfStats
+from hailwhale.store import Store
+from hailwhale.testing import succeeded, synchronous
+from hailwhale.whale import Whale
+
+SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
+NOW = 1_795_830_000.0
+
+
+class FlakyStore:
+    """The real store, made to fail some calls: before writing, or after writing (an ambiguous failure)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self.fail_before = 0
+        self.fail_after = 0
+
+    def apply(self, plan, seq, now, done):
+        if self.fail_before:
+            self.fail_before -= 1
+            raise redis.ConnectionError("store went away")
+        if self.fail_after:
+            self.fail_after -= 1
+            self._store.apply(plan, seq, now, set(done))  # written, but the caller never learns which parts
+            raise redis.TimeoutError("reply lost")
+        return self._store.apply(plan, seq, now, done)
+
+
+@pytest.fixture
+def clock():
+    clock = task.Clock()
+    clock.advance(NOW)
+    return clock
+
+
+@pytest.fixture
+def parts(store, clock):
+    accumulator = Accumulator(60, 1000)
+    stats = SelfStats()
+    flaky = FlakyStore(store)
+    flusher = FlushService(accumulator, flaky, SCHEMA, stats, clock, synchronous, interval=1.0, stop_timeout=5.0)
+    return accumulator, flaky, stats, flusher
+
+
+def hits(store_url, pk="p"):
+    Whale.configure(store_url, schema=str(SCHEMA))
+    return Whale.total(pk, "hits", period="today", now=NOW)
+
+
+def event(pk="p"):
+    return Event((pk,), frozenset(), {"hits": 1}, NOW)
+
+
+def test_each_tick_flushes(parts, clock, store_url):
+    """What was added before a tick is in the store after it."""
+    accumulator, _, stats, flusher = parts
+    flusher.startService()
+    accumulator.add(event())
+
+    clock.advance(1)
+
+    assert (1.0, 1, 0) == (hits(store_url), stats.flushes_ok, flusher.backlog_events)
+    flusher.stopService()
+
+
+def test_failed_flush_is_kept_and_retried(parts, clock, store_url):
+    """A flush that fails keeps its batch; the next tick writes it and the newer events, once each."""
+    accumulator, flaky, stats, flusher = parts
+    flusher.startService()
+    flaky.fail_before = 1
+    accumulator.add(event())
+    clock.advance(1)
+    failed = (hits(store_url), stats.flushes_failed, flusher.backlog_events, "ConnectionError" in stats.last_error)
+    accumulator.add(event())
+
+    clock.advance(1)
+
+    assert ((0.0, 1, 1, True), 2.0, 0) == (failed, hits(store_url), flusher.backlog_events)
+    flusher.stopService()
+
+
+def test_ambiguous_failure_does_not_double_count(parts, clock, store_url):
+    """A batch written but reported as failed is retried, and the store's token check keeps it counted once."""
+    accumulator, flaky, stats, flusher = parts
+    flusher.startService()
+    flaky.fail_after = 1
+    accumulator.add(event("a"))
+    accumulator.add(event("b"))
+    clock.advance(1)
+
+    clock.advance(1)
+
+    assert (1.0, 1.0, 1, 1) == (hits(store_url, "a"), hits(store_url, "b"), stats.flushes_failed, stats.flushes_ok)
+    flusher.stopService()
+
+
+def test_the_timer_survives_failures(parts, clock, store_url):
+    """Ticks keep coming after several failures in a row."""
+    accumulator, flaky, stats, flusher = parts
+    flusher.startService()
+    flaky.fail_before = 3
+    accumulator.add(event())
+
+    clock.advance(1)
+    clock.advance(1)
+    clock.advance(1)
+    clock.advance(1)
+
+    assert (3, 1, 1.0) == (stats.flushes_failed, stats.flushes_ok, hits(store_url))
+    flusher.stopService()
+
+
+def test_stop_flushes(parts, store_url):
+    """stopService writes what is pending and its Deferred fires after."""
+    accumulator, _, _, flusher = parts
+    flusher.startService()
+    accumulator.add(event())
+
+    succeeded(flusher.stopService())
+
+    assert 1.0 == hits(store_url)
+
+
+def test_stop_waits_for_the_store_within_its_timeout(parts, clock, store_url):
+    """A stopping daemon retries its last flush while the store is away, up to the stop timeout."""
+    accumulator, flaky, _, flusher = parts
+    flusher.startService()
+    flaky.fail_before = 2
+    accumulator.add(event())
+    stopping = flusher.stopService()
+    clock.advance(1)
+    waiting = not stopping.called
+
+    clock.advance(1)
+
+    assert (True, True, 1.0) == (waiting, stopping.called, hits(store_url))
+
+
+def test_when_durable_fires_after_the_batch_is_written(parts, clock):
+    """A waiter on the next batch fires once that batch is in the store, not before."""
+    accumulator, flaky, _, flusher = parts
+    flusher.startService()
+    durable = flusher.when_durable(accumulator.next_seq)
+    accumulator.add(event())
+    flaky.fail_before = 1
+    clock.advance(1)
+    before = durable.called
+
+    clock.advance(1)
+
+    assert (False, True) == (before, durable.called)
+    flusher.stopService()

@@ -1,0 +1,26 @@
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from hailwhale import events, keys, rollup
+from hailwhale.fields import Limits
+from hailwhale.schema import parse_schema
+from hailwhale.testing import dimension_values, names
+
+NOW = 1_795_830_000
+
+
+@given(st.lists(names, min_size=1, max_size=4), dimension_values)
+def test_every_key_of_a_write_is_in_the_pk_slot(pk, dims):
+    """All keys one tag write touches hash to one Redis Cluster slot, whatever the pk's characters."""
+    event = events.from_fields({"pk": pk, "dimensions": dims}, NOW, Limits())
+    entries = {(event.pk, event.dimensions, NOW // 60 * 60): dict(event.metrics)}
+
+    for write in rollup.plan(entries, parse_schema("1m:2d,1h:35d,1d:3y"), NOW).writes:
+        all_keys = [keys.applied_key(write.tag), *write.increments, *write.members]
+        assert {key_slot(keys.applied_key(write.tag).encode())} == {key_slot(k.encode()) for k in all_keys}
+
+
+def test_tags_escape_braces():
+    """A pk with braces still makes one well-formed hash tag."""
+    assert "{%7Ba%7D%25}" == keys.tag(("{a}%",))

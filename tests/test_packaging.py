@@ -1,0 +1,52 @@
+"""
+The plugin ships and is found: the wheel holds the dropin, and after a plain
+``pip install`` into a fresh venv, ``twistd --help`` lists hailwhale.
+"""
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+                   check=True, capture_output=True)
+    (built,) = out.glob("hailwhale-*.whl")
+    return built
+
+
+def test_wheel_contents(wheel):
+    """The wheel has the dropin and no __init__.py under twisted/ that would hide Twisted's own plugins."""
+    names = zipfile.ZipFile(wheel).namelist()
+
+    assert ("twisted/plugins/hailwhale_plugin.py" in names, [], "hailwhale/tap.py" in names) == (
+        True, [n for n in names if n.startswith("twisted/") and n.endswith("__init__.py")], True)
+
+
+def test_plugin_is_discovered():
+    """Twisted's plugin system finds the hailwhale ServiceMaker."""
+    assert "hailwhale" in {maker.tapname for maker in getPlugins(IServiceMaker)}
+
+
+@pytest.mark.slow
+def test_twistd_lists_hailwhale_after_pip_install(wheel, tmp_path):
+    """In a fresh venv, `pip install <wheel>` is enough for `twistd --help` to list hailwhale."""
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    subprocess.run([env_dir / "bin" / "pip", "install", "-q", str(wheel)], check=True, capture_output=True,
+                   cwd=tmp_path)
+
+    listing = subprocess.run([env_dir / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True,
+                             cwd=tmp_path).stdout
+
+    assert ["hailwhale"] == [line.split()[0] for line in listing.splitlines() if "hailwhale" in line]

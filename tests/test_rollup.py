@@ -1,0 +1,103 @@
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hailwhale import events, keys, rollup
+from hailwhale.encoding import encode
+from hailwhale.fields import Limits, leaves
+from hailwhale.schema import parse_schema
+from hailwhale.testing import dimension_values, metric_dicts
+
+SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
+NOW = 1_795_830_000  # 2026-11-28 01:40 UTC
+
+
+def node_encodings(value):
+    return [encode(n) for n in rollup.nodes(leaves(value, Limits()))]
+
+
+def test_dimension_expansion_matches_the_original():
+    """Dimensions expand exactly as the original did (reference §3), plus the root."""
+    assert ["_", "a", '["a", "5"]', "b", '["b", "x"]', '["b", "x", "1"]', '["b", "y"]', '["b", "y", "2"]'] == \
+        node_encodings({"a": 5, "b": {"x": 1, "y": 2}})
+    assert ["_", "a", '["a", "b"]', '["a", "b", "c"]'] == node_encodings(["a", "b", "c"])
+    assert ["_", "geo", '["geo", "US"]', '["geo", "US", "CA"]', '["geo", "US", "CA", "SF"]'] == \
+        node_encodings({"geo": {"US": {"CA": "SF"}}})
+    assert ["_"] == node_encodings("_")
+
+
+def test_pk_prefixes():
+    """An event counts under every prefix of its pk."""
+    assert [("Product",), ("Product", "123")] == rollup.prefixes(("Product", "123"))
+
+
+def entry(pk, dims, metrics, at=NOW):
+    event = events.from_fields({"pk": pk, "dimensions": dims, "metrics": metrics, "at": at}, NOW, Limits())
+    return {(event.pk, event.dimensions, int(event.at // 60) * 60): dict(event.metrics)}
+
+
+def test_worked_example_one():
+    """Reference §3 example 1: 2 pks x 3 nodes x 3 intervals x 2 metrics = 36 increments."""
+    plan = rollup.plan(entry(["Product", "123"], ["a", "b"], {"dollars": 5, "hits": 1}), SCHEMA, NOW)
+
+    increments = sum(len(fields) for write in plan.writes for fields in write.increments.values())
+    assert 36 == increments
+
+
+def test_children_are_indexed():
+    """Each node is registered in its parent's children set, under every pk prefix."""
+    plan = rollup.plan(entry(["Product", "123"], ["a", "b"], {}), SCHEMA, NOW)
+
+    by_pk = {write.pk: {key: set(members) for key, members in write.members.items()} for write in plan.writes}
+    tag = keys.tag(("Product",))
+    assert {keys.children_key(tag, "_"): {"a"}, keys.children_key(tag, "a"): {'["a", "b"]'}} == by_pk[("Product",)]
+
+
+def test_expired_buckets_are_skipped_and_counted():
+    """An event older than the minute retention (but not the others) skips only the minute bucket."""
+    old = NOW - 3 * 86400
+    plan = rollup.plan(entry("p", None, {}, at=old), SCHEMA, NOW)
+
+    intervals = {key.split(":")[3] for write in plan.writes for key in write.increments}
+    assert ({"3600", "86400"}, {60: 1}) == (intervals, plan.expired)
+
+
+def test_expiry_is_bucket_end_plus_retention():
+    """Each data key expires when its bucket's end is older than its retention."""
+    plan = rollup.plan(entry("p", None, {}), SCHEMA, NOW)
+
+    (write,) = plan.writes
+    expiries = {key.split(":")[3]: write.expire_at[key] for key in write.increments}
+    minute, hour, day = NOW // 60 * 60, NOW // 3600 * 3600, NOW // 86400 * 86400
+    assert {"60": minute + 60 + 2 * 86400, "3600": hour + 3600 + 35 * 86400, "86400": day + 86400 + 1095 * 86400} \
+        == expiries
+
+
+@given(st.lists(st.tuples(dimension_values, metric_dicts), min_size=1, max_size=6))
+def test_root_totals_equal_the_sum_of_events(batch):
+    """For every interval, the root of the pk holds the sum of every event's metrics."""
+    entries = {}
+    for dims, metrics in batch:
+        for key, values in entry("p", dims, metrics).items():
+            totals = entries.setdefault(key, {})
+            for metric, value in values.items():
+                totals[metric] = totals.get(metric, 0) + value
+    expected = Counter()
+    for _, metrics in batch:
+        expected.update({"hits": 1, **metrics})
+
+    (write,) = rollup.plan(entries, SCHEMA, NOW).writes
+
+    for resolution in SCHEMA.resolutions:
+        key = keys.data_key(keys.tag(("p",)), resolution.interval, resolution.bucket(NOW), keys.ROOT_PARENT)
+        root = {metric: write.increments[key][keys.field(metric, "_")] for metric in expected}
+        assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
+
+
+@given(dimension_values)
+def test_every_node_but_the_root_has_its_parent_in_the_tree(dims):
+    """The dimension tree is closed: each node's parent is also a node."""
+    found = rollup.nodes(leaves(dims, Limits()))
+
+    assert all(node[:-1] in found for node in found if node)

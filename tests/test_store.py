@@ -1,0 +1,87 @@
+"""The store against a real Valkey server."""
+
+from hailwhale import events, keys, query, rollup, store as store_module
+from hailwhale.fields import Limits
+from hailwhale.formula import parse_list
+from hailwhale.schema import parse_schema
+
+SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
+NOW = 1_795_830_000
+
+
+def plan_for(*raw_events):
+    entries = {}
+    for raw in raw_events:
+        event = events.from_fields(raw, NOW, Limits())
+        totals = entries.setdefault((event.pk, event.dimensions, int(event.at // 60) * 60), {})
+        for metric, value in event.metrics.items():
+            totals[metric] = totals.get(metric, 0) + value
+    return rollup.plan(entries, SCHEMA, NOW)
+
+
+def totals(store, pk, dimension=None, metrics=("hits",), period="today"):
+    plan = query.totals(("%s" % pk,), () if dimension is None else dimension, parse_list(list(metrics)), [period],
+                        NOW, SCHEMA)
+    return plan.answer(store.read(plan.reads()))[period]
+
+
+def test_apply_then_read(store):
+    """What a plan writes, a query reads back, floats and negatives exact."""
+    store.apply(plan_for({"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.25}},
+                         {"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.5}},
+                         {"pk": "p", "dimensions": {"country": "UK"}, "metrics": {"x": -2.5}}), 1, NOW, set())
+
+    assert {"_": {"x": -1.75, "hits": 3.0}} == totals(store, "p", metrics=["x", "hits"])
+    assert {'["country", "US"]': {"x": 0.75}} == totals(store, "p", ("country", "US"), ["x"])
+
+
+def test_same_batch_token_applies_once(store):
+    """Applying a batch again with the same token changes nothing (the retry of an ambiguous failure)."""
+    plan = plan_for({"pk": "p", "metrics": {"x": 5}})
+    store.apply(plan, 7, NOW, set())
+
+    store.apply(plan, 7, NOW, set())
+
+    assert {"_": {"x": 5.0}} == totals(store, "p", metrics=["x"])
+
+
+def test_later_batches_still_apply(store):
+    """A higher token from the same writer applies."""
+    store.apply(plan_for({"pk": "p"}), 1, NOW, set())
+    store.apply(plan_for({"pk": "p"}), 2, NOW, set())
+
+    assert {"_": {"hits": 2.0}} == totals(store, "p")
+
+
+def test_keys_expire_with_their_retention(store, raw):
+    """Data keys carry TTLs: a minute bucket lives two days past its end."""
+    store.apply(plan_for({"pk": "p"}), 1, NOW, set())
+
+    minute = NOW // 60 * 60
+    key = keys.data_key(keys.tag(("p",)), 60, minute, keys.ROOT_PARENT)
+    assert minute + 60 + 2 * 86400 == raw.expiretime(key)
+
+
+def test_children_and_descendants(store):
+    """The children sets let the tree be walked, depth first."""
+    store.apply(plan_for({"pk": "t", "dimensions": {"a": 1, "b": {"c": 2}}}), 1, NOW, set())
+
+    assert [("a",), ("b",)] == store.children(("t",), ())
+    assert [(), ("a",), ("a", "1"), ("b",), ("b", "c"), ("b", "c", "2")] == store.descendants(("t",), ())
+
+
+def test_large_writes_are_chunked_and_complete(store, monkeypatch):
+    """A tag write larger than a chunk goes in several script calls, each applied once."""
+    monkeypatch.setattr(store_module, "CHUNK_FIELDS", 7)
+    plan = plan_for(*({"pk": "p", "dimensions": {"n": i}} for i in range(20)))
+    store.apply(plan, 1, NOW, set())
+    store.apply(plan, 1, NOW, set())
+
+    assert {"n": {"hits": 20.0}} == totals(store, "p", ("n",))
+    assert 20 == len(store.children(("p",), ("n",)))
+
+
+def test_schema_is_recorded(store):
+    """The schema the daemon writes with is recorded, and the previous one reported."""
+    assert (None, "1m:2d", "1m:2d") == (store.publish_schema("1m:2d"), store.publish_schema("1m:2d"),
+                                         store.recorded_schema())

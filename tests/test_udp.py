@@ -1,0 +1,92 @@
+import socket
+from types import SimpleNamespace
+
+from twisted.internet import task
+
+from hailwhale.accumulator import Accumulator
+from hailwhale.fields import Limits
+from hailwhale.ingest import BAD_LINES_LOGGED_PER_MINUTE, Ingest
+from hailwhale.protocols.udp import EventReceiver, UDPListener, set_receive_buffer
+from hailwhale.schema import parse_schema
+from hailwhale.selfstats import SelfStats
+
+SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
+
+
+def receiver(now=1_795_830_000.0, max_keys=1000):
+    clock = task.Clock()
+    clock.advance(now)
+    stats = SelfStats()
+    reported = []
+    accumulator = Accumulator(60, max_keys)
+    ingest = Ingest(accumulator, stats, SCHEMA, Limits(), clock.seconds, lambda line, why: reported.append(line))
+    return EventReceiver(ingest), accumulator, stats, reported, clock
+
+
+def test_every_line_of_a_datagram_counts():
+    """Lines are events on their own: a bad one is counted by reason and the rest still count."""
+    protocol, accumulator, stats, _, _ = receiver()
+
+    protocol.datagramReceived(b'{"pk":"a"}\n\npk=b\r\ngorets:1|c\n{"pk":"c","metrics":{"x":"y"}}\n{"pk":"a"}',
+                              ("127.0.0.1", 5000))
+
+    assert (1, 3, {"unrecognised": 1, "bad_metrics": 1}, 3) == (
+        stats.datagrams, stats.lines_ok, dict(stats.lines_bad), accumulator.pending_events)
+
+
+def test_too_old_and_overflow_are_counted():
+    """An event older than every retention, or beyond the pending-key bound, is dropped and counted."""
+    protocol, accumulator, stats, _, _ = receiver(max_keys=1)
+
+    protocol.datagramReceived(b'{"pk":"a","at":1000}\n{"pk":"a"}\n{"pk":"b"}', ("127.0.0.1", 5000))
+
+    assert ({"too_old": 1, "too_many_pending_keys": 1}, 1) == (dict(stats.events_dropped), stats.lines_ok)
+
+
+def test_bad_line_logging_is_sampled_and_clipped():
+    """Bad lines are logged at most a few per minute, each cut short."""
+    protocol, _, stats, reported, clock = receiver()
+
+    for _ in range(50):
+        protocol.datagramReceived(b"x" * 1000, ("127.0.0.1", 5000))
+    clock.advance(61)
+    protocol.datagramReceived(b"y", ("127.0.0.1", 5000))
+
+    assert (BAD_LINES_LOGGED_PER_MINUTE + 1, 400, 51) == (
+        len(reported), max(map(len, reported)), stats.lines_bad["unrecognised"])
+
+
+def test_receive_buffer_is_raised():
+    """The socket gets a receive buffer far above the 208 KiB default."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        obtained = set_receive_buffer(sock, 8 * 1024 * 1024)
+
+    assert obtained >= 8 * 1024 * 1024
+
+
+def test_listener_asks_for_large_datagrams():
+    """The UDP port reads datagrams up to 64 KiB (Twisted's default would cut them at 8 KiB)."""
+    reactor = RecordingReactor()
+    listener = UDPListener(reactor, 0, "127.0.0.1", EventReceiver(None), 1 << 20)
+
+    listener.startService()
+
+    assert (65535, True) == (reactor.max_packet_size, listener.receive_buffer >= 1 << 20)
+    listener.stopService()
+
+
+class RecordingReactor:
+    def listenUDP(self, port, protocol, interface, maxPacketSize):
+        self.max_packet_size = maxPacketSize
+        return _Port()
+
+
+class _Port:
+    def __init__(self):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def getHost(self):
+        return SimpleNamespace(port=0)
+
+    def stopListening(self):
+        self.socket.close()

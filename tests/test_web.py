@@ -1,0 +1,225 @@
+"""The HTTP API through StubTreq: real requests, real store, a fake clock, no sockets."""
+
+import json
+from urllib.parse import quote
+
+import pytest
+import treq
+from treq.testing import StubTreq
+from twisted.internet import task
+
+from hailwhale.accumulator import Accumulator
+from hailwhale.fields import Limits
+from hailwhale.flush import FlushService
+from hailwhale.ingest import Ingest
+from hailwhale.schema import parse_schema
+from hailwhale.selfstats import SelfStats
+from hailwhale.service import Reader
+from hailwhale.testing import succeeded, synchronous
+from hailwhale.web import PIXEL, HailwhaleWeb
+from tests.test_flush import FlakyStore
+
+SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
+NOW = 1_795_830_000.0  # 2026-11-28 01:40 UTC
+
+
+class Api:
+    def __init__(self, store):
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.stats = SelfStats()
+        self.store = FlakyStore(store)
+        accumulator = Accumulator(60, 1000)
+        ingest = Ingest(accumulator, self.stats, SCHEMA, Limits(), self.clock.seconds, lambda line, message: None)
+        self.flusher = FlushService(accumulator, self.store, SCHEMA, self.stats, self.clock, synchronous, 1.0)
+        web = HailwhaleWeb(ingest, self.flusher, Reader(store, synchronous), self.stats.snapshot, self.clock, SCHEMA,
+                           max_body_bytes=4096, count_now_timeout=5.0)
+        self.client = StubTreq(web.resource())
+
+    def get(self, path, **kwargs):
+        return succeeded(self.client.get("http://hw" + path, **kwargs))
+
+    def post(self, path, body=b"", content_type="application/json", **kwargs):
+        return succeeded(self.client.post("http://hw" + path, data=body,
+                                          headers={"Content-Type": content_type}, **kwargs))
+
+    def content(self, response):
+        return succeeded(treq.content(response))
+
+    def json(self, response):
+        return json.loads(self.content(response))
+
+    def flush(self):
+        assert succeeded(self.flusher.flush())
+
+    def totals(self, pk="test", metrics='["hits"]', dimensions="_", periods='["today"]'):
+        response = self.get(f"/totals?pk={quote(pk)}&metrics={quote(metrics)}&dimensions={quote(dimensions)}"
+                            f"&periods={quote(periods)}")
+        assert 200 == response.code, self.content(response)
+        return self.json(response)
+
+
+@pytest.fixture
+def api(store):
+    return Api(store)
+
+
+def test_count_answers_ok_and_counts_at_flush(api):
+    """GET /count answers OK with CORS for any origin; the event is in /totals after the flush."""
+    response = api.get('/count?pk=test&dimensions=services&metrics={"dollars": 200}')
+    body, origin = api.content(response), response.headers.getRawHeaders("Access-Control-Allow-Origin")
+    api.flush()
+
+    assert (b"OK", ["*"]) == (body, origin)
+    expected = {"today": {"services": {"dollars": 200.0, "hits": 1.0, "dollars/hits": 200.0}}}
+    assert expected == api.totals(metrics='["dollars","hits","dollars/hits"]', dimensions="services")
+
+
+def test_post_forms(api):
+    """POST takes a JSON object, a JSON array (a batch), a text/plain beacon, or a form."""
+    api.post("/count", b'{"pk": "test", "metrics": {"a": 1}}')
+    api.post("/count", b'[{"pk": "test", "metrics": {"a": 2}}, {"pk": "test", "metrics": {"a": 3}}]')
+    api.post("/count", b'{"pk": "test", "metrics": {"a": 4}}', "text/plain;charset=UTF-8")
+    api.post("/count", b"pk=test&metrics=%7B%22a%22%3A5%7D", "text/plain")
+    api.post("/count", b"pk=test&metrics=%7B%22a%22%3A6%7D", "application/x-www-form-urlencoded")
+    api.flush()
+
+    assert {"today": {"_": {"a": 21.0, "hits": 6.0}}} == api.totals(metrics='["a","hits"]')
+
+
+def test_a_bad_event_in_a_batch_rejects_the_batch(api):
+    """A batch with one bad event is a 400 naming the field, and nothing of it is counted."""
+    response = api.post("/count", b'[{"pk": "test"}, {"pk": "test", "metrics": {"a": "lots"}}]')
+    api.flush()
+
+    assert (400, "metrics.a", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
+
+
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/count?dimensions=x", "pk"),
+        ("/count?pk=x&dimensions={oops", "dimensions"),
+        ("/count?pk=x&at=soon", "at"),
+        ("/totals?pk=x&periods=fortnight", "period"),
+        ("/totals?pk=x&metrics=a/b/c", "metrics"),
+        ("/plotpoints?pk=x&period=1m:1w", "period"),
+        ("/totals?metrics=hits", "pk"),
+    ],
+)
+def test_bad_input_is_a_400_with_a_reason(api, path, field):
+    """Bad input answers 400 with a JSON reason naming the field."""
+    response = api.get(path)
+    body = api.json(response)
+
+    assert (400, field, True) == (response.code, body["field"], field in body["error"] or "period" in body["error"])
+
+
+def test_pixel(api):
+    """/count.gif counts and answers a transparent 1x1 GIF that is never cached."""
+    response = api.get("/count.gif?pk=test")
+    api.flush()
+
+    assert (200, PIXEL, ["image/gif"], ["no-store, no-cache, must-revalidate"], 1.0) == (
+        response.code, api.content(response), response.headers.getRawHeaders("Content-Type"),
+        response.headers.getRawHeaders("Cache-Control"), api.totals()["today"]["_"]["hits"])
+
+
+def test_bad_pixel_is_still_an_image(api):
+    """A bad pixel request answers 400 with the GIF, so <img> tags never show an error page."""
+    response = api.get("/count.gif?dimensions=x")
+
+    assert (400, PIXEL, True) == (response.code, api.content(response),
+                                  "pk" in response.headers.getRawHeaders("X-Hailwhale-Error")[0])
+
+
+def test_preflight(api):
+    """An OPTIONS preflight is answered for the origin that asks, credentials allowed."""
+    response = succeeded(api.client.request("OPTIONS", "http://hw/count",
+                                            headers={"Origin": "https://shop.example"}))
+
+    assert (204, ["https://shop.example"], ["true"]) == (
+        response.code, response.headers.getRawHeaders("Access-Control-Allow-Origin"),
+        response.headers.getRawHeaders("Access-Control-Allow-Credentials"))
+
+
+def test_count_now_answers_once_durable(api):
+    """/count_now answers OK once the event is in the store, without waiting for a tick."""
+    response = api.get("/count_now?pk=test&metrics={\"counting_now\": 5}")
+
+    assert (b"OK", 5.0) == (api.content(response), api.totals(metrics='["counting_now"]')["today"]["_"]["counting_now"])
+
+
+def test_count_now_with_the_store_away_is_a_503(api):
+    """If the store cannot take it in time, /count_now says so (the event stays queued and lands later)."""
+    api.store.fail_before = 100
+    pending = api.client.get("http://hw/count_now?pk=test")
+    api.clock.advance(5)
+    api.client.flush()
+    response = succeeded(pending)
+    api.store.fail_before = 0
+    api.flush()
+
+    assert (503, 1.0) == (response.code, api.totals()["today"]["_"]["hits"])
+
+
+def test_flush_endpoint(api):
+    """POST /flush writes everything pending and says so."""
+    api.get("/count?pk=test")
+
+    response = api.post("/flush")
+
+    assert (200, {"flushed": True, "backlog_events": 0}, 1.0) == (
+        response.code, api.json(response), api.totals()["today"]["_"]["hits"])
+
+
+def test_totals_default_periods_are_the_originals(api):
+    """/totals without periods answers the original's five interval:length windows."""
+    api.get("/count?pk=test&dimensions=empty&metrics={\"counting\": 5}")
+    api.flush()
+
+    response = api.get('/totals?pk=test&dimensions=empty&metrics=["counting"]')
+
+    expected = {p: {"empty": {"counting": 5.0}} for p in ["1m:1h", "1h:1d", "1d:1w", "1d:1mo", "1d:1y"]}
+    assert expected == api.json(response)
+
+
+def test_plotpoints_dense_and_zero_filled(api):
+    """/plotpoints answers every bucket of the period as [epoch_ms, value], zeros included; ratios per bucket."""
+    api.get("/count?pk=test&metrics={\"dollars\": 6}&at=%d" % (NOW - 120))
+    api.get("/count?pk=test&metrics={\"dollars\": 1}")
+    api.get("/count?pk=test&metrics={\"dollars\": 2}")
+    api.flush()
+
+    response = api.get('/plotpoints?pk=test&metrics=["dollars","dollars/hits"]&period=1m:4m')
+
+    minute = int(NOW // 60 * 60) * 1000
+    times = [minute - 180_000, minute - 120_000, minute - 60_000, minute]
+    assert {"_": {"dollars": [[t, v] for t, v in zip(times, [0.0, 6.0, 0.0, 3.0])],
+                  "dollars/hits": [[t, v] for t, v in zip(times, [0.0, 6.0, 0.0, 1.5])]}} == api.json(response)
+
+
+def test_stats(api):
+    """/stats counts HTTP events, bad requests by reason and flushes."""
+    api.get("/count?pk=test")
+    api.get("/count?dimensions=x")
+    api.flush()
+
+    stats = api.json(api.get("/stats"))
+
+    assert (1, {"bad_pk": 1}, 1) == (stats["http_events_ok"], stats["http_bad_requests"], stats["flushes_ok"])
+
+
+def test_original_http_counting_tests(api):
+    """The original's testCountingNowCorrectly and testCountingCorrectly: three counts of 5 grow the total by 15."""
+    base = 'pk="test"&dimensions=["empty"]&metrics={"%s": 5}'
+    before = api.totals(metrics='["counting_now", "counting"]', dimensions='["empty"]', periods='["1m:1h"]')
+    for _ in range(3):
+        assert b"OK" == api.content(api.get("/count_now?" + base % "counting_now"))
+        assert b"OK" == api.content(api.get("/count?" + base % "counting"))
+    api.post("/flush")
+
+    after = api.totals(metrics='["counting_now", "counting"]', dimensions='["empty"]', periods='["1m:1h"]')
+
+    grown = {m: after["1m:1h"]["empty"][m] - before["1m:1h"]["empty"][m] for m in ("counting_now", "counting")}
+    assert {"counting_now": 15.0, "counting": 15.0} == grown
