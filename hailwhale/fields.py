@@ -7,8 +7,10 @@ field.  They are shared by every input (UDP, HTTP, Python) and by the queries.
 """
 
 import datetime
+import functools
 import json
 import math
+import re
 
 import attrs
 
@@ -17,7 +19,7 @@ from hailwhale.encoding import ROOT, Path
 
 Leaves = frozenset[Path]
 
-_FORBIDDEN_IN_METRIC = set("/:|") | {chr(c) for c in range(32)} | {"\x7f"}
+_FORBIDDEN_IN_METRIC = re.compile(r"^-|[/:|\x00-\x1f\x7f]")
 _MILLISECONDS_FROM = 1e11  # epoch seconds this large are in the year 5138: read them as ms
 
 
@@ -53,6 +55,8 @@ def _decoded(value: object, field: str) -> object:
 
 def name(value: object, field: str, limits: Limits) -> str:
     """One name inside a pk or dimension path; numbers and booleans become their JSON text."""
+    if type(value) is str and len(value) <= limits.max_name_length:
+        return value
     if isinstance(value, str):
         text = value
     elif isinstance(value, bool) or value is None:
@@ -148,7 +152,12 @@ def node(value: object, limits: Limits) -> Path:
 def metric_name(value: object, field: str = "metrics") -> str:
     if not isinstance(value, str) or not value:
         raise FieldError(field, f"a metric name must be a non-empty string, not {_describe(value)}")
-    if value[0] == "-" or any(char in _FORBIDDEN_IN_METRIC for char in value):
+    return _checked_metric_name(value, field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_metric_name(value: str, field: str) -> str:
+    if _FORBIDDEN_IN_METRIC.search(value):
         raise FieldError(field, f"metric name {value!r} may not start with '-' or contain '/', ':', '|' or control characters")
     if len(value) > 128:
         raise FieldError(field, "a metric name is longer than 128 characters", "too_long")

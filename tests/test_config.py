@@ -51,3 +51,17 @@ def test_disabled_ports_and_external_store():
     service = makeService(parse("--udp-port", "0", "--redis", "redis://127.0.0.1:1/0"))
 
     assert ["ThreadPoolService", "FlushService", "TCPListener"] == [type(child).__name__ for child in service]
+
+
+def test_tac_file_builds_the_service(monkeypatch):
+    """hailwhale.tac builds the same service tree from HAILWHALE_OPTIONS."""
+    from pathlib import Path
+
+    from twisted.application.service import IServiceCollection
+
+    monkeypatch.setenv("HAILWHALE_OPTIONS", "--udp-port 0 --redis redis://127.0.0.1:1/0")
+    namespace = {}
+    exec(compile((Path(__file__).parent.parent / "hailwhale.tac").read_text(), "hailwhale.tac", "exec"), namespace)
+
+    (root,) = list(IServiceCollection(namespace["application"]))
+    assert ["ThreadPoolService", "FlushService", "TCPListener"] == [type(child).__name__ for child in root]

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hailwhale import lenient
 
@@ -28,3 +32,20 @@ def test_broken_lists_and_dicts_are_errors(text):
     """Text that starts like a list or a dict but is not one is an error, not a silent string."""
     with pytest.raises(lenient.LenientError):
         lenient.decode(text)
+
+
+@given(st.text(max_size=60))
+def test_any_text_decodes_or_is_a_lenient_error(text):
+    """No text makes the lenient decoder fail with anything but LenientError."""
+    try:
+        lenient.decode(text)
+    except lenient.LenientError:
+        pass
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=10).filter(lambda v: isinstance(v, (list, dict))))
+def test_json_round_trips(value):
+    """Any JSON list or dict decodes to itself."""
+    assert value == lenient.decode(json.dumps(value))
