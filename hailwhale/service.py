@@ -6,8 +6,11 @@ the reverse, one after the other: listeners close, the flusher writes what it ho
 then the thread pool and the embedded store stop.
 """
 
+from collections.abc import Callable
+
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, threads
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
@@ -18,7 +21,7 @@ from hailwhale.config import Config
 from hailwhale.embedded import EmbeddedValkey
 from hailwhale.flush import FlushService
 from hailwhale.ingest import Ingest
-from hailwhale.protocols.udp import EventReceiver, UDPListener
+from hailwhale.protocols import udp
 from hailwhale.selfstats import SelfStats
 from hailwhale.store import Store
 from hailwhale.web import HailwhaleWeb
@@ -36,6 +39,24 @@ class SequentialMultiService(MultiService):
             stopping.addBoth(lambda _, child=child: child.stopService())
             stopping.addErrback(lambda failure: log.failure("while stopping", failure))
         return stopping
+
+
+class Listener(Service):
+    """Listens while running (``listen()`` gives the port); ``port`` is the listening port once started."""
+
+    def __init__(self, listen: Callable[[], IListeningPort]):
+        self._listen = listen
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.port = self._listen()
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
 
 
 class EmbeddedStoreService(Service):
@@ -116,7 +137,8 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     )
     flusher = FlushService(accumulator, store, config.schema, stats, reactor, run, config.flush_interval,
                            config.stop_timeout)
-    udp = UDPListener(reactor, config.udp_port, config.interface, EventReceiver(ingest), config.udp_receive_buffer)
+    udp_listener = Listener(lambda: udp.listen(reactor, config.udp_port, config.interface, udp.EventReceiver(ingest),
+                                               config.udp_receive_buffer))
 
     def snapshot() -> dict:
         return {
@@ -127,7 +149,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             "backlog_events": flusher.backlog_events,
             "store_url": url,
             "schema": str(config.schema),
-            "udp_receive_buffer": udp.receive_buffer,
+            "udp_receive_buffer": udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
             "uptime_seconds": reactor.seconds() - started_at,
             "version": __version__,
         }
@@ -142,32 +164,16 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     flusher.setName("flush")
     flusher.setServiceParent(root)
     if config.udp_port:
-        udp.setName("udp")
-        udp.setServiceParent(root)
+        udp_listener.setName("udp")
+        udp_listener.setServiceParent(root)
     if config.http_port:
-        http = TCPListener(reactor, config.http_port, config.interface, Site(web.resource()))
+        http = Listener(lambda: _listen_http(reactor, config.http_port, config.interface, Site(web.resource())))
         http.setName("http")
         http.setServiceParent(root)
     return root
 
 
-class TCPListener(Service):
-    """Listens while running; ``port`` is the listening port once started."""
-
-    def __init__(self, reactor, port: int, interface: str, factory):
-        self._reactor = reactor
-        self._port_number = port
-        self._interface = interface
-        self._factory = factory
-        self.port = None
-
-    def startService(self) -> None:
-        super().startService()
-        self.port = self._reactor.listenTCP(self._port_number, self._factory, interface=self._interface)
-        log.info("HTTP on http://{host}:{port}/", host=self._interface, port=self.port.getHost().port)
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
+def _listen_http(reactor, port: int, interface: str, site: Site) -> IListeningPort:
+    listening = reactor.listenTCP(port, site, interface=interface)
+    log.info("HTTP on http://{host}:{port}/", host=interface, port=listening.getHost().port)
+    return listening

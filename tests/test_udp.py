@@ -6,7 +6,8 @@ from twisted.internet import task
 from hailwhale.accumulator import Accumulator
 from hailwhale.fields import Limits
 from hailwhale.ingest import BAD_LINES_LOGGED_PER_MINUTE, Ingest
-from hailwhale.protocols.udp import EventReceiver, UDPListener, set_receive_buffer
+from hailwhale.protocols import udp
+from hailwhale.protocols.udp import EventReceiver, set_receive_buffer
 from hailwhale.schema import parse_schema
 from hailwhale.selfstats import SelfStats
 
@@ -67,12 +68,11 @@ def test_receive_buffer_is_raised():
 def test_listener_asks_for_large_datagrams():
     """The UDP port reads datagrams up to 64 KiB (Twisted's default would cut them at 8 KiB)."""
     reactor = RecordingReactor()
-    listener = UDPListener(reactor, 0, "127.0.0.1", EventReceiver(None), 1 << 20)
 
-    listener.startService()
+    listening = udp.listen(reactor, 0, "127.0.0.1", udp.EventReceiver(None), 1 << 20)
 
-    assert (65535, True) == (reactor.max_packet_size, listener.receive_buffer >= 1 << 20)
-    listener.stopService()
+    assert (65535, True) == (reactor.max_packet_size, udp.receive_buffer(listening) >= 1 << 20)
+    listening.stopListening()
 
 
 class RecordingReactor:

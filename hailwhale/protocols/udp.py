@@ -7,7 +7,6 @@ process may (SO_RCVBUFFORCE), is what keeps bursts from being dropped by the ker
 
 import socket
 
-from twisted.application.service import Service
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -15,6 +14,7 @@ from hailwhale.ingest import Ingest
 
 MAX_DATAGRAM = 65535
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+log = Logger()
 
 
 class EventReceiver(DatagramProtocol):
@@ -34,33 +34,14 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
-class UDPListener(Service):
-    """Listens while running; ``port`` is the listening port once started."""
+def listen(reactor, port: int, interface: str, protocol: DatagramProtocol, receive_buffer: int):
+    """Listen for datagrams of up to 64 KiB, with a large receive buffer; the listening port."""
+    listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=MAX_DATAGRAM)
+    obtained = set_receive_buffer(listening.socket, receive_buffer)
+    log.info("UDP events on {host}:{port}; receive buffer {got} bytes (asked for {asked})",
+             host=interface, port=listening.getHost().port, got=obtained, asked=receive_buffer)
+    return listening
 
-    log = Logger()
 
-    def __init__(self, reactor, port: int, interface: str, protocol: DatagramProtocol, receive_buffer: int):
-        self._reactor = reactor
-        self._port_number = port
-        self._interface = interface
-        self._protocol = protocol
-        self._receive_buffer = receive_buffer
-        self.port = None
-        self.receive_buffer = None
-
-    def startService(self) -> None:
-        super().startService()
-        self.port = self._reactor.listenUDP(
-            self._port_number, self._protocol, interface=self._interface, maxPacketSize=MAX_DATAGRAM
-        )
-        self.receive_buffer = set_receive_buffer(self.port.socket, self._receive_buffer)
-        self.log.info(
-            "UDP events on {host}:{port}; receive buffer {got} bytes (asked for {asked})",
-            host=self._interface, port=self.port.getHost().port, got=self.receive_buffer, asked=self._receive_buffer,
-        )
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
+def receive_buffer(listening) -> int:
+    return listening.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
