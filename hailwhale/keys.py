@@ -4,10 +4,11 @@ The Redis key schema, in one place.
 Every key of one pk carries the pk's hash tag, so a Redis Cluster keeps a pk in one
 slot and each script call touches one slot only:
 
-- ``hw:{<pk>}:d:<interval>:<bucket>:<parent>``: HASH, field ``<metric>|<node>``,
-  value the bucket's total.  A node's numbers live in its parent's hash, so one hash
-  holds a whole group of siblings (the shape a group-by reads).  The root ``_`` lives
-  in the hash whose parent part is empty.
+- ``hw:{<pk>}:z:<size>:<bucket>:<metric>:<parent>``: ZSET, member ``<node>``, score
+  the node's total of the metric in the bucket (of ``size`` seconds, starting at epoch
+  second ``bucket``).  A node's numbers live in its parent's sets, so one set holds a
+  whole group of siblings: the shape a group-by reads, and sums on the server with
+  ZUNION.  The root ``_`` lives in the sets whose parent part is empty.
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
 - ``hw:{<pk>}:applied``: HASH of writer id to the last batch it applied (exactly-once).
 
@@ -18,7 +19,6 @@ escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
 from hailwhale.encoding import Path, encode
 
 ROOT_PARENT = ""
-FIELD_SEPARATOR = "|"
 
 
 def tag(pk: Path) -> str:
@@ -26,17 +26,13 @@ def tag(pk: Path) -> str:
     return "{" + escaped + "}"
 
 
-def data_key(pk_tag: str, interval: int, bucket: int, parent_encoding: str) -> str:
-    return f"hw:{pk_tag}:d:{interval}:{bucket}:{parent_encoding}"
+def data_key(pk_tag: str, size: int, bucket: int, metric: str, parent_encoding: str) -> str:
+    return f"hw:{pk_tag}:z:{size}:{bucket}:{metric}:{parent_encoding}"
 
 
 def parent_encoding(node: Path) -> str:
     """The parent part of the data key holding ``node``'s numbers."""
     return encode(node[:-1]) if node else ROOT_PARENT
-
-
-def field(metric: str, node_encoding: str) -> str:
-    return metric + FIELD_SEPARATOR + node_encoding
 
 
 def children_key(pk_tag: str, node_encoding: str) -> str:

@@ -1,140 +1,119 @@
 """
-Query planning and evaluation, shared by HTTP and Python.
+Queries, planned without IO: totals, plotpoints, rank and the dimension tree.
 
-A query object says which hash fields to read (:meth:`reads`) and turns the replies
-into the answer (:meth:`answer`); the caller does the IO in between, blocking or in a
-thread.  Reads of one query touch one pk, so one hash tag.
+A query is a generator: it yields store requests (plain values: :class:`Sums`,
+:class:`Group`, :class:`Children`), is sent each reply, and returns the answer.  The
+same planner serves HTTP and Python; only who drives it differs (:func:`run` against a
+blocking store: in a thread for the daemon, directly for ``Whale``).
+
+Every request touches one pk, so one hash tag.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import attrs
 
-from hailwhale import fields, formula, keys, lenient, periods
+from hailwhale import encoding, fields, formula, keys, lenient, periods
 from hailwhale.encoding import Path, encode
 from hailwhale.fields import FieldError, Limits
 from hailwhale.formula import Formula
-from hailwhale.periods import Window
+from hailwhale.periods import Piece, Window
 from hailwhale.schema import Schema
-
-
-@attrs.frozen
-class Read:
-    """One HMGET: these fields of this hash."""
-
-    key: str
-    fields: tuple[str, ...]
-
-
-Reply = Sequence[bytes | str | None]
-
-
-@attrs.frozen
-class SeriesQuery:
-    """The per-bucket values of some metrics for some dimension nodes of one pk."""
-
-    pk: Path
-    nodes: tuple[Path, ...]
-    metrics: tuple[str, ...]
-    window: Window
-
-    def _groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        by_parent: dict[str, list[tuple[str, str]]] = {}
-        for node in self.nodes:
-            encoding = encode(node)
-            group = by_parent.setdefault(keys.parent_encoding(node), [])
-            group.extend((encoding, metric) for metric in self.metrics)
-        return list(by_parent.items())
-
-    def reads(self) -> list[Read]:
-        tag = keys.tag(self.pk)
-        groups = self._groups()
-        return [
-            Read(
-                keys.data_key(tag, self.window.interval, bucket, parent),
-                tuple(keys.field(metric, encoding) for encoding, metric in pairs),
-            )
-            for bucket in self.window.buckets
-            for parent, pairs in groups
-        ]
-
-    def series(self, replies: Sequence[Reply]) -> dict[str, dict[str, list[float]]]:
-        """node encoding -> metric -> one value per bucket of the window."""
-        result = {encode(node): {metric: [] for metric in self.metrics} for node in self.nodes}
-        groups = self._groups()
-        replies_iter = iter(replies)
-        for _bucket in self.window.buckets:
-            for _parent, pairs in groups:
-                for (encoding, metric), value in zip(pairs, next(replies_iter)):
-                    result[encoding][metric].append(float(value) if value is not None else 0.0)
-        return result
-
-
-def _inputs(formulas: Sequence[Formula]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(name for formula in formulas for name in formula.inputs))
-
-
-@attrs.frozen
-class TotalsQuery:
-    """``{period: {dimension: {metric: total}}}``; ratios are sum/sum."""
-
-    parts: tuple[tuple[str, SeriesQuery], ...]
-    formulas: tuple[Formula, ...]
-
-    def reads(self) -> list[Read]:
-        return [read for _, part in self.parts for read in part.reads()]
-
-    def answer(self, replies: Sequence[Reply]) -> dict[str, dict[str, dict[str, float]]]:
-        result = {}
-        offset = 0
-        for label, part in self.parts:
-            count = len(part.reads())
-            series = part.series(replies[offset : offset + count])
-            offset += count
-            result[label] = {
-                node: {f.text: f.evaluate({m: sum(values) for m, values in metrics.items()}) for f in self.formulas}
-                for node, metrics in series.items()
-            }
-        return result
-
-
-@attrs.frozen
-class PlotpointsQuery:
-    """``{dimension: {metric: [[epoch_ms, value], ...]}}``, dense and zero-filled."""
-
-    part: SeriesQuery
-    formulas: tuple[Formula, ...]
-
-    def reads(self) -> list[Read]:
-        return self.part.reads()
-
-    def answer(self, replies: Sequence[Reply]) -> dict[str, dict[str, list[list[float]]]]:
-        series = self.part.series(replies)
-        times = [bucket * 1000 for bucket in self.part.window.buckets]
-        result = {}
-        for node, metrics in series.items():
-            result[node] = {}
-            for formula in self.formulas:
-                columns = [metrics[name] for name in formula.inputs]
-                values = [formula.evaluate(dict(zip(formula.inputs, row))) for row in zip(*columns)]
-                result[node][formula.text] = [[t, v] for t, v in zip(times, values)]
-        return result
-
-
-def totals(pk: Path, node: Path, formulas: tuple[Formula, ...], period_texts: Sequence[str], now: float, schema: Schema) -> TotalsQuery:
-    parts = tuple(
-        (text, SeriesQuery(pk, (node,), _inputs(formulas), periods.resolve(text, now, schema))) for text in period_texts
-    )
-    return TotalsQuery(parts, formulas)
-
-
-def plotpoints(pk: Path, node: Path, formulas: tuple[Formula, ...], period_text: str, now: float, schema: Schema) -> PlotpointsQuery:
-    window = periods.resolve(period_text, now, schema)
-    return PlotpointsQuery(SeriesQuery(pk, (node,), _inputs(formulas), window), formulas)
-
 
 DEFAULT_TOTALS_PERIODS = ("1m:1h", "1h:1d", "1d:1w", "1d:1mo", "1d:1y")
 DEFAULT_PLOTPOINTS_PERIOD = "thirty"
+MAX_DEPTH = 64
+MAX_NODES = 10_000
+MEMBERS_PER_PART = 4000
+PRESENCE_METRIC = "hits"
+
+
+# -- store requests ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class SumPart:
+    """The sum of ``metric`` over ``pieces`` for each of ``members`` (siblings under ``parent``)."""
+
+    parent: str
+    members: tuple[str, ...]
+    metric: str
+    pieces: tuple[Piece, ...]
+
+
+@attrs.frozen
+class Sums:
+    """Reply: one list of floats per part, one float per member."""
+
+    pk: Path
+    parts: tuple[SumPart, ...]
+
+
+@attrs.frozen
+class Group:
+    """
+    The children of ``parent`` that have data over ``pieces``, sorted by the window total
+    of ``numerator`` (over ``denominator``, if any), the first ``limit`` of them (0: all).
+    Reply: (number of children found, the chosen children in order, {metric: totals}).
+    """
+
+    pk: Path
+    parent: str
+    metrics: tuple[str, ...]
+    pieces: tuple[Piece, ...]
+    numerator: str
+    denominator: str | None
+    descending: bool
+    limit: int
+    presence: str = "hits"  # a child with this metric in the window is found even if its sort value is 0
+
+
+@attrs.frozen
+class Children:
+    """Reply: the sorted child encodings of each node."""
+
+    pk: Path
+    nodes: tuple[str, ...]
+
+
+Request = Sums | Group | Children
+Plan = Generator[Request, object, object]
+
+
+def run(plan: Plan, store) -> object:
+    """Drive ``plan`` against a blocking store (anything with ``run(request)``)."""
+    try:
+        request = next(plan)
+        while True:
+            request = plan.send(store.run(request))
+    except StopIteration as done:
+        return done.value
+
+
+# -- parameters -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Sort:
+    formula: Formula
+    descending: bool
+
+
+@attrs.frozen
+class Query:
+    pk: Path
+    node: Path
+    formulas: tuple[Formula, ...]
+    windows: tuple[Window, ...]
+    schema: Schema
+    now: float
+    depth: int = 0
+    sort: Sort | None = None
+    limit: int = 0
+
+    @property
+    def order(self) -> Sort:
+        return self.sort or Sort(self.formulas[0], descending=True)
 
 
 def _first(params: Mapping[str, object], *names: str) -> object:
@@ -144,42 +123,295 @@ def _first(params: Mapping[str, object], *names: str) -> object:
     return None
 
 
-def _period_list(value: object) -> tuple[str, ...]:
+def _whole(value: object, field: str, default: int, most: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise FieldError(field, f"{value!r} is not a whole number", f"bad_{field}") from None
+    if not 0 <= number <= most:
+        raise FieldError(field, f"must be from 0 to {most}", f"bad_{field}")
+    return number
+
+
+def _period_texts(value: object, default: tuple[str, ...]) -> tuple[str, ...]:
     if isinstance(value, str):
         try:
             value = lenient.decode(value)
         except lenient.LenientError as error:
             raise FieldError("periods", str(error)) from None
     if value is None or value == [] or value == "":
-        return DEFAULT_TOTALS_PERIODS
+        return default
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(item, str) for item in items):
-        raise FieldError("periods", "periods must be names like today or 1h:1d")
+        raise FieldError("periods", "periods are names like today, 1h:1d or 2026-11-01..2026-11-30")
     return tuple(dict.fromkeys(items))
 
 
-def totals_from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits) -> TotalsQuery:
-    """The ``/totals`` query: pk, dimensions (or dimension), metrics (or metric), periods (or period)."""
-    return totals(
-        fields.pk(params.get("pk"), limits),
-        fields.node(_first(params, "dimensions", "dimension"), limits),
-        formula.parse_list(_first(params, "metrics", "metric")),
-        _period_list(_first(params, "periods", "period")),
-        now,
-        schema,
+def _sort(value: object) -> Sort | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise FieldError("sort", "sort is a metric or formula, with a leading - for descending", "bad_sort")
+    text = value.strip()
+    return Sort(formula.parse_list(text.lstrip("-"), field="sort")[0], descending=text.startswith("-"))
+
+
+def from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits,
+                default_periods: tuple[str, ...]) -> Query:
+    """A query from request parameters (HTTP and Python spell them alike)."""
+    tz = periods.zone(_first(params, "tz"), _first(params, "tzoffset"))
+    texts = _period_texts(_first(params, "periods", "period"), default_periods)
+    return Query(
+        pk=fields.pk(params.get("pk"), limits),
+        node=fields.node(_first(params, "dimensions", "dimension"), limits),
+        formulas=formula.parse_list(_first(params, "metrics", "metric")),
+        windows=tuple(periods.resolve(text, now, tz) for text in texts),
+        schema=schema,
+        now=now,
+        depth=_whole(_first(params, "depth"), "depth", 0, MAX_DEPTH),
+        sort=_sort(_first(params, "sort")),
+        limit=_whole(_first(params, "limit"), "limit", 0, MAX_NODES),
     )
 
 
-def plotpoints_from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits) -> PlotpointsQuery:
-    """The ``/plotpoints`` query: pk, dimensions (or dimension), metrics (or metric), period."""
-    period = _first(params, "period", "periods")
-    if period is not None and not isinstance(period, str):
-        raise FieldError("period", "one period, like thirty or 1h:1d")
-    return plotpoints(
-        fields.pk(params.get("pk"), limits),
-        fields.node(_first(params, "dimensions", "dimension"), limits),
-        formula.parse_list(_first(params, "metrics", "metric")),
-        period or DEFAULT_PLOTPOINTS_PERIOD,
-        now,
-        schema,
-    )
+def totals_from_params(params, now, schema, limits) -> Plan:
+    return totals(from_params(params, now, schema, limits, DEFAULT_TOTALS_PERIODS))
+
+
+def plotpoints_from_params(params, now, schema, limits) -> Plan:
+    query = from_params(params, now, schema, limits, (DEFAULT_PLOTPOINTS_PERIOD,))
+    if len(query.windows) != 1:
+        raise FieldError("period", "plotpoints takes one period")
+    return plotpoints(query)
+
+
+def rank_from_params(params, now, schema, limits) -> Plan:
+    query = from_params(params, now, schema, limits, (DEFAULT_PLOTPOINTS_PERIOD,))
+    if len(query.formulas) != 1 or len(query.windows) != 1:
+        raise FieldError("metric", "rank takes one metric (or ratio) and one period")
+    recursive = str(_first(params, "recursive") or "true").lower() not in ("false", "0", "no")
+    return rank(query, recursive=recursive)
+
+
+def dimensions_from_params(params, limits) -> Plan:
+    pk = fields.pk(params.get("pk"), limits)
+    node = fields.node(_first(params, "dimension", "dimensions"), limits)
+    return tree(pk, node, _whole(_first(params, "depth"), "depth", 1, MAX_DEPTH))
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def _inputs(*formula_lists: Sequence[Formula]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for formulas in formula_lists for f in formulas for name in f.inputs))
+
+
+def _by_parent(nodes: Sequence[Path]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for node in nodes:
+        groups.setdefault(keys.parent_encoding(node), []).append(encode(node))
+    return groups
+
+
+def _window_pieces(query: Query, start: int, end: int, label: str) -> tuple[Piece, ...]:
+    return tuple(periods.pieces(start, end, query.schema, query.now, label))
+
+
+def _sums(query: Query, nodes: Sequence[Path], metrics: Sequence[str], spans: Sequence[tuple[Piece, ...]]):
+    """{node encoding: {metric: [sum over each span]}}."""
+    parts = []
+    for pieces in spans:
+        for metric in metrics:
+            for parent, members in _by_parent(nodes).items():
+                for offset in range(0, len(members), MEMBERS_PER_PART):
+                    parts.append(SumPart(parent, tuple(members[offset:offset + MEMBERS_PER_PART]), metric, pieces))
+    result = {encode(node): {metric: [] for metric in metrics} for node in nodes}
+    if not parts:
+        return result
+    replies = yield Sums(query.pk, tuple(parts))
+    for part, values in zip(parts, replies):
+        for member, value in zip(part.members, values):
+            result[member][part.metric].append(value)
+    return result
+
+
+def _totals(query: Query, window: Window, nodes: Sequence[Path], metrics: Sequence[str]):
+    """{node encoding: {metric: total over the window}}."""
+    pieces = _window_pieces(query, window.start, window.end, window.label)
+    sums = yield from _sums(query, nodes, metrics, [pieces])
+    return {node: {metric: values[0] for metric, values in by_metric.items()} for node, by_metric in sums.items()}
+
+
+def _series(query: Query, window: Window, nodes: Sequence[Path], metrics: Sequence[str]):
+    """{node encoding: {metric: [value per point]}}."""
+    spans = [_window_pieces(query, start, end, window.label) for start, end in window.points]
+    return (yield from _sums(query, nodes, metrics, spans))
+
+
+def _values(query: Query, window: Window, nodes: Sequence[Path], totals=None):
+    """{node encoding: {formula text: window value}}, reading what is not in ``totals`` yet."""
+    metrics = _inputs(query.formulas)
+    if totals is None:
+        totals = yield from _totals(query, window, nodes, metrics)
+    series = {}
+    if any(f.needs_series for f in query.formulas):
+        series = yield from _series(query, window, nodes, metrics)
+    return {
+        encode(node): {
+            f.text: f.total(totals[encode(node)], window.points, series.get(encode(node))) for f in query.formulas
+        }
+        for node in nodes
+    }
+
+
+def _descendants(query_pk: Path, node: Path, depth: int) -> Generator[Request, object, list[Path]]:
+    """The nodes below ``node`` down to ``depth`` levels, depth first."""
+    below: dict[Path, list[Path]] = {}
+    level = [node]
+    for _ in range(depth):
+        if not level:
+            break
+        replies = yield Children(query_pk, tuple(encode(n) for n in level))
+        next_level = []
+        for parent, children in zip(level, replies):
+            below[parent] = [encoding.decode(child) for child in children]
+            next_level.extend(below[parent])
+        level = next_level
+        if sum(map(len, below.values())) > MAX_NODES:
+            raise FieldError("depth", f"more than {MAX_NODES} dimensions below {encode(node)}; lower the depth",
+                             "too_many_dimensions")
+    ordered: list[Path] = []
+    stack = list(reversed(below.get(node, [])))
+    while stack:
+        current = stack.pop()
+        ordered.append(current)
+        stack.extend(reversed(below.get(current, [])))
+    return ordered
+
+
+def _select(query: Query, window: Window):
+    """(children in order, how many more there were, {encoding: {metric: total}} for them)."""
+    order = query.order
+    metrics = _inputs(query.formulas, [order.formula], [formula.parse(PRESENCE_METRIC)])
+    simple = order.formula.suffix is None and all(t is None or t.stored for t in (order.formula.numerator,
+                                                                                   order.formula.denominator))
+    if query.depth == 1 and simple:
+        pieces = _window_pieces(query, window.start, window.end, window.label)
+        den = order.formula.denominator
+        found, members, sums = yield Group(query.pk, encode(query.node), metrics, pieces,
+                                           order.formula.numerator.name, den.name if den else None,
+                                           order.descending, query.limit, PRESENCE_METRIC)
+        totals = {member: {m: sums[m][i] for m in metrics} for i, member in enumerate(members)}
+        return [encoding.decode(member) for member in members], found - len(members), totals
+    nodes = yield from _descendants(query.pk, query.node, query.depth)
+    totals = yield from _totals(query, window, nodes, metrics)
+    present = [n for n in nodes if any(totals[encode(n)].values())]
+    sign = -1 if order.descending else 1
+    present.sort(key=lambda n: (sign * order.formula.total(totals[encode(n)], window.points), encode(n)))
+    chosen = present[: query.limit] if query.limit else present
+    return chosen, len(present) - len(chosen), totals
+
+
+def _row(node: Path, metrics: dict) -> dict:
+    return {"dimension": encode(node), "path": list(node), "metrics": metrics}
+
+
+def totals(query: Query) -> Plan:
+    """
+    ``{period: {dimension: {metric: total}}}``; with ``depth``, each period is
+    ``{"rows": [parent, children in sort order...], "more": children left out by limit}``.
+    """
+    answer = {}
+    for window in query.windows:
+        if query.depth == 0:
+            answer[window.label] = yield from _values(query, window, [query.node])
+            continue
+        children, more, child_totals = yield from _select(query, window)
+        parent = yield from _values(query, window, [query.node])
+        values = {}
+        if children:
+            values = yield from _values(query, window, children, child_totals)
+        rows = [_row(query.node, parent[encode(query.node)])] + [_row(c, values[encode(c)]) for c in children]
+        answer[window.label] = {"rows": rows, "more": more}
+    return answer
+
+
+def plotpoints(query: Query) -> Plan:
+    """
+    ``{dimension: {metric: [[epoch_ms, value], ...]}}``; with ``depth``,
+    ``{"rows": [{dimension, path, metrics: {metric: series}}, ...], "more": n}``.
+    """
+    (window,) = query.windows
+    nodes, more = [query.node], 0
+    if query.depth:
+        children, more, _ = yield from _select(query, window)
+        nodes += children
+    series = yield from _series(query, window, nodes, _inputs(query.formulas))
+    times = [start * 1000 for start, _ in window.points]
+    by_node = {
+        encode(node): {f.text: [[t, v] for t, v in zip(times, f.series(series[encode(node)], window.points))]
+                       for f in query.formulas}
+        for node in nodes
+    }
+    if not query.depth:
+        return by_node
+    return {"rows": [_row(node, by_node[encode(node)]) for node in nodes], "more": more}
+
+
+def rank(query: Query, recursive: bool = True, prune_parents: bool = True) -> Plan:
+    """
+    Which sub-dimensions matter, as the original's rank: for a scalar, each one's total
+    and whether it is important (above 10 and above 10% of the parent's total; with
+    pruning, a parent stays important only if its children leave 10% of the total
+    unexplained); for a ratio, each one's ratio, its relative difference from the
+    parent's, its effect (the difference weighted by volume) and whether it is important
+    (more than 5 below the line and more than 10% away).
+    """
+    (window,) = query.windows
+    (metric,) = query.formulas
+    below = yield from _descendants(query.pk, query.node, MAX_DEPTH if recursive else 1)
+    candidates = ([query.node] if recursive else []) + below
+    totals = yield from _totals(query, window, [query.node] + below, metric.inputs)
+    own = totals[encode(query.node)]
+    if metric.denominator is None:
+        return _rank_scalar(query.node, candidates, totals, metric, window, recursive and prune_parents)
+    parent_ratio = metric.total(own, window.points)
+    result = {}
+    for node in candidates:
+        values = totals[encode(node)]
+        ratio = metric.total(values, window.points)
+        count = metric.denominator.total(values, window.points)
+        difference = (ratio - parent_ratio) / parent_ratio if parent_ratio else 0.0
+        result[encode(node)] = {
+            "dimension": encode(node), "score": ratio, "value": metric.numerator.total(values, window.points),
+            "count": count, "difference": difference, "effect": difference * count * parent_ratio,
+            "important": count > 5 and abs(difference) > 0.1,
+        }
+    return _by_score(result)
+
+
+def _rank_scalar(node: Path, candidates: list[Path], totals, metric: Formula, window: Window, prune: bool) -> dict:
+    total = metric.total(totals[encode(node)], window.points)
+    scores = {encode(c): metric.total(totals[encode(c)], window.points) for c in candidates}
+    result = {}
+    for candidate in candidates:
+        score = scores[encode(candidate)]
+        important = score > 10 and score > total / 10
+        if prune and important:
+            children = [c for c in candidates if c[:-1] == candidate and len(c) == len(candidate) + 1]
+            important = score - sum(scores[encode(c)] for c in children) >= total / 10
+        result[encode(candidate)] = {"dimension": encode(candidate), "score": score, "value": score, "count": score,
+                                     "difference": total - score, "effect": total - score, "important": important}
+    return _by_score(result)
+
+
+def _by_score(result: dict) -> dict:
+    return dict(sorted(result.items(), key=lambda item: (-item[1]["score"], item[0])))
+
+
+def tree(pk: Path, node: Path, depth: int) -> Plan:
+    """The dimensions below ``node``, depth first: ``[{dimension, path, depth}, ...]``."""
+    below = yield from _descendants(pk, node, depth)
+    return [{"dimension": encode(n), "path": list(n), "depth": len(n) - len(node)} for n in [node] + below]

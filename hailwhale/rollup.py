@@ -39,16 +39,13 @@ class TagWrite:
     """Everything one flush writes under one pk's hash tag."""
 
     pk: Path
-    increments: Mapping[str, Mapping[str, float]]
-    members: Mapping[str, frozenset[str]]
+    increments: Mapping[str, Mapping[str, float]]  # sorted-set key -> member -> amount
+    members: Mapping[str, frozenset[str]]  # children-set key -> members
     expire_at: Mapping[str, int]
 
     @property
     def tag(self) -> str:
         return keys.tag(self.pk)
-
-    def size(self) -> int:
-        return sum(map(len, self.increments.values())) + sum(map(len, self.members.values()))
 
 
 @attrs.frozen
@@ -65,36 +62,28 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
     for (pk, leaves, finest_bucket), metrics in entries.items():
-        kept = []
-        for resolution in schema.resolutions:
-            bucket = resolution.bucket(finest_bucket)
-            expires = resolution.expires_at(bucket)
-            if expires <= now:
-                expired[resolution.interval] += 1
-            else:
-                kept.append((resolution.interval, bucket, expires))
-        if not kept:
+        buckets = _live_buckets(finest_bucket, schema, now, expired)
+        if not buckets:
             continue
         encoded = node_cache.get(leaves)
         if encoded is None:
             encoded = node_cache[leaves] = [(encode(n), keys.parent_encoding(n)) for n in nodes(leaves)]
         metric_items = list(metrics.items())
-        index_life = max(expires for _, _, expires in kept)
+        index_life = max(expires for _, _, expires in buckets)
         for prefix in prefixes(pk):
             tag = keys.tag(prefix)
             tag_increments = increments.setdefault(prefix, {})
             tag_members = members.setdefault(prefix, {})
             tag_expiry = expiry.setdefault(prefix, {})
-            for interval, bucket, expires in kept:
-                for node_encoding, parent in encoded:
-                    key = keys.data_key(tag, interval, bucket, parent)
-                    fields = tag_increments.get(key)
-                    if fields is None:
-                        fields = tag_increments[key] = {}
-                        tag_expiry[key] = expires
-                    for metric, value in metric_items:
-                        name = keys.field(metric, node_encoding)
-                        fields[name] = fields.get(name, 0) + value
+            for size, bucket, expires in buckets:
+                for metric, value in metric_items:
+                    for node_encoding, parent in encoded:
+                        key = keys.data_key(tag, size, bucket, metric, parent)
+                        amounts = tag_increments.get(key)
+                        if amounts is None:
+                            amounts = tag_increments[key] = {}
+                            tag_expiry[key] = expires
+                        amounts[node_encoding] = amounts.get(node_encoding, 0) + value
             for node_encoding, parent in encoded:
                 if parent == keys.ROOT_PARENT:
                     continue
@@ -111,3 +100,20 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
         for prefix in increments
     )
     return Plan(writes=writes, expired=dict(expired))
+
+
+def _live_buckets(finest_bucket: int, schema: Schema, now: float, expired: Counter) -> list[tuple[int, int, int]]:
+    """(size, start, expires at) of every stored bucket holding ``finest_bucket`` and still within retention."""
+    live = []
+    for resolution in schema.resolutions:
+        bucket = resolution.bucket(finest_bucket)
+        expires = resolution.expires_at(bucket)
+        if expires <= now:
+            expired[resolution.interval] += 1
+        else:
+            live.append((resolution.interval, bucket, expires))
+    if live and live[-1][0] == schema.resolutions[-1].interval:
+        for block in schema.blocks:
+            bucket = block.bucket(finest_bucket)
+            live.append((block.interval, bucket, block.expires_at(bucket)))
+    return live

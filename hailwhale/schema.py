@@ -13,6 +13,7 @@ import attrs
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
 DAY = 86400
 DEFAULT = "1m:2d,1h:35d,1d:3y"
+BLOCK_LEVELS = 5  # the coarsest interval is also stored in aligned blocks of 2, 4, ... 32 intervals
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo|y)?\s*$")
 
@@ -67,6 +68,20 @@ class Schema:
             if resolution.interval == interval:
                 return resolution
         return None
+
+    @property
+    def blocks(self) -> tuple[Resolution, ...]:
+        """
+        Aligned blocks of 2, 4, ... 32 coarsest intervals, kept as long as the coarsest:
+        written at flush, so that a long window reads a few blocks instead of every day.
+        """
+        coarsest = self.resolutions[-1]
+        return tuple(Resolution(coarsest.interval << level, coarsest.retention) for level in range(1, BLOCK_LEVELS + 1))
+
+    @property
+    def stored(self) -> tuple[Resolution, ...]:
+        """Every bucket size written, finest first."""
+        return self.resolutions + self.blocks
 
     def longest_life(self) -> int:
         """The longest any bucket lives: interval plus retention, over the resolutions."""

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from hailwhale import __version__
+from hailwhale import __version__, query
 from hailwhale.accumulator import Accumulator
 from hailwhale.config import Config
 from hailwhale.embedded import EmbeddedValkey
@@ -94,7 +94,7 @@ class Reader:
         self._run = run
 
     def answer(self, plan) -> defer.Deferred:
-        return self._run(lambda: plan.answer(self._store.read(plan.reads())))
+        return self._run(query.run, plan, self._store)
 
 
 class HailwhaleService(SequentialMultiService):

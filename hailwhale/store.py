@@ -9,14 +9,14 @@ writer's batch token in the same slot and ignores a token it has already seen.
 """
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import redis
 import redis.cluster
 
-from hailwhale import encoding, keys
+from hailwhale import keys
 from hailwhale.encoding import Path
-from hailwhale.query import Read
+from hailwhale.query import Children, Group, Sums
 from hailwhale.rollup import Plan, TagWrite
 
 CHUNK_FIELDS = 10_000
@@ -32,9 +32,9 @@ local a = 4
 for i = 2, #KEYS do
   local key, kind, expires, n = KEYS[i], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   a = a + 3
-  if kind == 'h' then
+  if kind == 'z' then
     for j = a, a + 2 * n - 1, 2 do
-      redis.call('HINCRBYFLOAT', key, ARGV[j], ARGV[j + 1])
+      redis.call('ZINCRBY', key, ARGV[j + 1], ARGV[j])
     end
     a = a + 2 * n
   else
@@ -50,6 +50,93 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return 1
+"""
+
+
+SUMS_SCRIPT = """
+local out = {}
+local a, k = 2, 1
+for p = 1, tonumber(ARGV[1]) do
+  local count = tonumber(ARGV[a])
+  local first, last = a + 1, a + count
+  local pieces = tonumber(ARGV[last + 1])
+  a = last + 2
+  local sums = {}
+  for i = 1, count do sums[i] = 0 end
+  for q = 1, pieces do
+    local scores = redis.call('ZMSCORE', KEYS[k], unpack(ARGV, first, last))
+    k = k + 1
+    for i = 1, count do
+      if scores[i] then sums[i] = sums[i] + tonumber(scores[i]) end
+    end
+  end
+  local texts = {}
+  for i = 1, count do texts[i] = string.format('%.17g', sums[i]) end
+  out[p] = texts
+end
+return out
+"""
+
+GROUP_SCRIPT = """
+local pieces, metrics = tonumber(ARGV[1]), tonumber(ARGV[2])
+local num, den, present = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local descending, limit = ARGV[6] == '1', tonumber(ARGV[7])
+local function union(m)
+  local totals = {}
+  local args = {pieces}
+  for q = 1, pieces do args[q + 1] = KEYS[(m - 1) * pieces + q] end
+  args[pieces + 2] = 'WITHSCORES'
+  local flat = redis.call('ZUNION', unpack(args))
+  for i = 1, #flat, 2 do totals[flat[i]] = tonumber(flat[i + 1]) end
+  return totals
+end
+local top = union(num)
+local bottom = den > 0 and union(den) or nil
+local names, scores = {}, {}
+local function consider(member)
+  if scores[member] == nil then
+    local score = top[member] or 0
+    if bottom then
+      local below = bottom[member] or 0
+      if below ~= 0 then score = score / below else score = 0 end
+    end
+    scores[member] = score
+    names[#names + 1] = member
+  end
+end
+for member in pairs(union(present)) do consider(member) end
+for member in pairs(top) do consider(member) end
+if bottom then for member in pairs(bottom) do consider(member) end end
+table.sort(names, function(x, y)
+  local sx, sy = scores[x], scores[y]
+  if sx ~= sy then
+    if descending then return sx > sy else return sx < sy end
+  end
+  return x < y
+end)
+local chosen = {}
+local n = #names
+if limit > 0 and limit < n then n = limit end
+for i = 1, n do chosen[i] = names[i] end
+local out = {#names, chosen}
+for m = 1, metrics do
+  local sums = {}
+  for i = 1, n do sums[i] = 0 end
+  for q = 1, pieces do
+    local key = KEYS[(m - 1) * pieces + q]
+    for first = 1, n, 4000 do
+      local last = math.min(first + 3999, n)
+      local got = redis.call('ZMSCORE', key, unpack(chosen, first, last))
+      for i = first, last do
+        local score = got[i - first + 1]
+        if score then sums[i] = sums[i] + tonumber(score) end
+      end
+    end
+  end
+  for i = 1, n do sums[i] = string.format('%.17g', sums[i]) end
+  out[#out + 1] = sums
+end
+return out
 """
 
 
@@ -69,6 +156,8 @@ class Store:
         self.writer_id = writer_id or secrets.token_hex(8)
         self._client = client
         self._apply = client.register_script(APPLY_SCRIPT)
+        self._sums = client.register_script(SUMS_SCRIPT)
+        self._group = client.register_script(GROUP_SCRIPT)
 
     @classmethod
     def connect(cls, url: str, cluster: bool = False) -> "Store":
@@ -104,27 +193,48 @@ class Store:
             repeats += 1 - int(self._apply(keys=[applied, *chunk_keys], args=args))
         return repeats
 
-    def read(self, reads: Sequence[Read]) -> list[list]:
-        if not reads:
-            return []
+    def run(self, request):
+        """Answer one query request (see :mod:`hailwhale.query`)."""
+        if isinstance(request, Sums):
+            return self.sums(request)
+        if isinstance(request, Group):
+            return self.group(request)
+        if isinstance(request, Children):
+            return self.children_of(request)
+        raise TypeError(f"not a store request: {request!r}")
+
+    def sums(self, request: Sums) -> list[list[float]]:
+        tag = keys.tag(request.pk)
+        data_keys: list[str] = []
+        args: list = [len(request.parts)]
+        for part in request.parts:
+            args += [len(part.members), *part.members, len(part.pieces)]
+            data_keys += [keys.data_key(tag, p.size, p.start, part.metric, part.parent) for p in part.pieces]
+        replies = self._sums(keys=data_keys, args=args)
+        return [[float(value) for value in reply] for reply in replies]
+
+    def group(self, request: Group) -> tuple[int, list[str], dict[str, list[float]]]:
+        tag = keys.tag(request.pk)
+        metrics = list(request.metrics)
+        for name in (request.numerator, request.denominator, request.presence):
+            if name is not None and name not in metrics:
+                metrics.append(name)
+        data_keys = [keys.data_key(tag, p.size, p.start, metric, request.parent)
+                     for metric in metrics for p in request.pieces]
+        position = {metric: index + 1 for index, metric in enumerate(metrics)}
+        args = [len(request.pieces), len(metrics), position[request.numerator],
+                position[request.denominator] if request.denominator else 0, position[request.presence],
+                1 if request.descending else 0, request.limit]
+        found, chosen, *sums = self._group(keys=data_keys, args=args)
+        members = [member.decode("utf-8") for member in chosen]
+        return found, members, {m: [float(v) for v in sums[position[m] - 1]] for m in request.metrics}
+
+    def children_of(self, request: Children) -> list[list[str]]:
+        tag = keys.tag(request.pk)
         pipe = self._client.pipeline(transaction=False)
-        for read in reads:
-            pipe.hmget(read.key, read.fields)
-        return pipe.execute()
-
-    def children(self, pk: Path, node: Path) -> list[Path]:
-        members = self._client.smembers(keys.children_key(keys.tag(pk), encoding.encode(node)))
-        return sorted(encoding.decode(m.decode("utf-8")) for m in members)
-
-    def descendants(self, pk: Path, node: Path) -> list[Path]:
-        """``node`` and everything below it, depth first, siblings in order."""
-        found = []
-        stack = [node]
-        while stack:
-            current = stack.pop()
-            found.append(current)
-            stack.extend(reversed(self.children(pk, current)))
-        return found
+        for node in request.nodes:
+            pipe.smembers(keys.children_key(tag, node))
+        return [sorted(member.decode("utf-8") for member in members) for members in pipe.execute()]
 
     def publish_schema(self, schema_text: str) -> str | None:
         """Record the schema the data is written in; the one recorded before, if any."""
@@ -145,7 +255,7 @@ def _chunks(write: TagWrite) -> Iterable[tuple[list[str], list]]:
         for start in range(0, len(items), CHUNK_FIELDS):
             part = items[start : start + CHUNK_FIELDS]
             chunk_keys.append(key)
-            chunk_args += ["h", write.expire_at[key], len(part)]
+            chunk_args += ["z", write.expire_at[key], len(part)]
             for name, value in part:
                 chunk_args += [name, _number(value)]
             size += len(part)

@@ -153,6 +153,19 @@ class HailwhaleWeb:
         answer = yield self._reader.answer(plan)
         return _json(request, 200, answer)
 
+    @app.route("/rank", methods=["GET"])
+    @defer.inlineCallbacks
+    def rank(self, request: IRequest):
+        plan = query.rank_from_params(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
+        answer = yield self._reader.answer(plan)
+        return _json(request, 200, answer)
+
+    @app.route("/dimensions", methods=["GET"])
+    @defer.inlineCallbacks
+    def dimensions(self, request: IRequest):
+        answer = yield self._reader.answer(query.dimensions_from_params(_args(request), self._ingest.limits))
+        return _json(request, 200, answer)
+
     @app.route("/stats", methods=["GET"])
     def stats(self, request: IRequest):
         return _json(request, 200, self._stats_snapshot())

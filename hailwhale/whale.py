@@ -18,8 +18,7 @@ import os
 import threading
 import time
 
-from hailwhale import embedded, encoding, events, fields, query, rollup
-from hailwhale.encoding import Path
+from hailwhale import embedded, encoding, events, query, rollup
 from hailwhale.fields import Limits
 from hailwhale.schema import DEFAULT, Schema, parse_schema
 from hailwhale.store import Store
@@ -81,44 +80,55 @@ class Whale:
     # -- reading ----------------------------------------------------------------------
 
     @classmethod
-    def _answer(cls, plan):
-        return plan.answer(cls.store().read(plan.reads()))
+    def _run(cls, plan):
+        return query.run(plan, cls.store())
 
     @classmethod
     def totals(cls, pk, dimensions=None, metrics=None, periods=None, *, metric=None, period=None, dimension=None,
-               now: float | None = None) -> dict:
-        """``{period: {dimension: {metric: total}}}``, as ``/totals`` answers."""
+               depth=0, sort=None, limit=0, tz=None, tzoffset=None, now: float | None = None) -> dict:
+        """``{period: {dimension: {metric: total}}}`` (grouped rows with ``depth``), as ``/totals`` answers."""
         params = {"pk": pk, "dimensions": _first(dimensions, dimension), "metrics": _first(metrics, metric),
-                  "periods": _first(periods, period)}
-        return cls._answer(query.totals_from_params(params, _now(now), cls.schema(), cls.limits))
+                  "periods": _first(periods, period), "depth": depth, "sort": sort, "limit": limit, "tz": tz,
+                  "tzoffset": tzoffset}
+        return cls._run(query.totals_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
-    def total(cls, pk, metric="hits", dimension=None, period=None, *, dimensions=None, now: float | None = None) -> float:
-        """One number: ``metric`` (a name or a ratio a/b) summed over ``period`` (default: thirty)."""
+    def total(cls, pk, metric="hits", dimension=None, period=None, *, dimensions=None, tz=None, tzoffset=None,
+              now: float | None = None) -> float:
+        """One number: ``metric`` (a name or a formula) over ``period`` (default: thirty)."""
         label = period or query.DEFAULT_PLOTPOINTS_PERIOD
-        answer = cls.totals(pk, _first(dimension, dimensions), [metric], [label], now=now)
+        answer = cls.totals(pk, _first(dimension, dimensions), [metric], [label], tz=tz, tzoffset=tzoffset, now=now)
         (by_node,) = answer[label].values()
         return by_node[metric]
 
     @classmethod
-    def plotpoints(cls, pk, dimensions=None, metrics=None, period=None, *, metric=None, dimension=None,
-                   now: float | None = None) -> dict:
-        """``{dimension: {metric: [[epoch_ms, value], ...]}}``, as ``/plotpoints`` answers."""
+    def plotpoints(cls, pk, dimensions=None, metrics=None, period=None, *, metric=None, dimension=None, depth=0,
+                   sort=None, limit=0, tz=None, tzoffset=None, now: float | None = None) -> dict:
+        """``{dimension: {metric: [[epoch_ms, value], ...]}}`` (grouped rows with ``depth``), as ``/plotpoints``."""
         params = {"pk": pk, "dimensions": _first(dimensions, dimension), "metrics": _first(metrics, metric),
-                  "period": period}
-        return cls._answer(query.plotpoints_from_params(params, _now(now), cls.schema(), cls.limits))
+                  "period": period, "depth": depth, "sort": sort, "limit": limit, "tz": tz, "tzoffset": tzoffset}
+        return cls._run(query.plotpoints_from_params(params, _now(now), cls.schema(), cls.limits))
+
+    @classmethod
+    def rank(cls, pk, metric="hits", dimension=None, period=None, *, recursive=True, tz=None, tzoffset=None,
+             now: float | None = None) -> dict:
+        """Which sub-dimensions of ``dimension`` matter for ``metric`` (a name or a ratio), as ``/rank``."""
+        params = {"pk": pk, "dimension": dimension, "metric": [metric], "period": period, "recursive": recursive,
+                  "tz": tz, "tzoffset": tzoffset}
+        return cls._run(query.rank_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
     def get_subdimensions(cls, pk, dimension="_") -> list:
         """The direct children of ``dimension``: names, or lists for deeper paths."""
-        children = cls.store().children(fields.pk(pk, cls.limits), fields.node(dimension, cls.limits))
-        return [encoding.plain(child) for child in children]
+        rows = cls._run(query.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": 1}, cls.limits))
+        return [encoding.plain(tuple(row["path"])) for row in rows[1:]]
 
     @classmethod
     def all_subdimensions(cls, pk, dimension="_") -> list:
         """``dimension`` itself, then everything below it, depth first."""
-        found: list[Path] = cls.store().descendants(fields.pk(pk, cls.limits), fields.node(dimension, cls.limits))
-        return [encoding.plain(node) for node in found]
+        rows = cls._run(query.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": query.MAX_DEPTH},
+                                                     cls.limits))
+        return [encoding.plain(tuple(row["path"])) for row in rows]
 
 
 def _first(*values):

@@ -38,11 +38,14 @@ def entry(pk, dims, metrics, at=NOW):
 
 
 def test_worked_example_one():
-    """Reference §3 example 1: 2 pks x 3 nodes x 3 intervals x 2 metrics = 36 increments."""
+    """Reference §3 example 1: 2 pks x 3 nodes x 3 intervals x 2 metrics = 36 bucket increments (plus 5 day blocks)."""
     plan = rollup.plan(entry(["Product", "123"], ["a", "b"], {"dollars": 5, "hits": 1}), SCHEMA, NOW)
 
-    increments = sum(len(fields) for write in plan.writes for fields in write.increments.values())
-    assert 36 == increments
+    sizes = Counter()
+    for write in plan.writes:
+        for key, amounts in write.increments.items():
+            sizes["bucket" if int(key.split(":")[3]) in SCHEMA.intervals else "block"] += len(amounts)
+    assert {"bucket": 36, "block": 60} == sizes
 
 
 def test_children_are_indexed():
@@ -59,8 +62,8 @@ def test_expired_buckets_are_skipped_and_counted():
     old = NOW - 3 * 86400
     plan = rollup.plan(entry("p", None, {}, at=old), SCHEMA, NOW)
 
-    intervals = {key.split(":")[3] for write in plan.writes for key in write.increments}
-    assert ({"3600", "86400"}, {60: 1}) == (intervals, plan.expired)
+    sizes = {int(key.split(":")[3]) // 3600 for write in plan.writes for key in write.increments}
+    assert ({1, 24, 48, 96, 192, 384, 768}, {60: 1}) == (sizes, plan.expired)
 
 
 def test_expiry_is_bucket_end_plus_retention():
@@ -68,10 +71,11 @@ def test_expiry_is_bucket_end_plus_retention():
     plan = rollup.plan(entry("p", None, {}), SCHEMA, NOW)
 
     (write,) = plan.writes
-    expiries = {key.split(":")[3]: write.expire_at[key] for key in write.increments}
+    expiries = {int(key.split(":")[3]): write.expire_at[key] for key in write.increments}
     minute, hour, day = NOW // 60 * 60, NOW // 3600 * 3600, NOW // 86400 * 86400
-    assert {"60": minute + 60 + 2 * 86400, "3600": hour + 3600 + 35 * 86400, "86400": day + 86400 + 1095 * 86400} \
-        == expiries
+    block = NOW // (32 * 86400) * 32 * 86400
+    assert (minute + 60 + 2 * 86400, hour + 3600 + 35 * 86400, day + 86400 + 1095 * 86400,
+            block + 32 * 86400 + 1095 * 86400) == (expiries[60], expiries[3600], expiries[86400], expiries[32 * 86400])
 
 
 @given(st.lists(st.tuples(dimension_values, metric_dicts), min_size=1, max_size=6))
@@ -89,9 +93,10 @@ def test_root_totals_equal_the_sum_of_events(batch):
 
     (write,) = rollup.plan(entries, SCHEMA, NOW).writes
 
-    for resolution in SCHEMA.resolutions:
-        key = keys.data_key(keys.tag(("p",)), resolution.interval, resolution.bucket(NOW), keys.ROOT_PARENT)
-        root = {metric: write.increments[key][keys.field(metric, "_")] for metric in expected}
+    for resolution in SCHEMA.stored:
+        bucket = resolution.bucket(NOW)
+        root = {m: write.increments[keys.data_key(keys.tag(("p",)), resolution.interval, bucket, m, keys.ROOT_PARENT)]["_"]
+                for m in expected}
         assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
 
 

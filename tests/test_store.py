@@ -2,7 +2,6 @@
 
 from hailwhale import events, keys, query, rollup, store as store_module
 from hailwhale.fields import Limits
-from hailwhale.formula import parse_list
 from hailwhale.schema import parse_schema
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
@@ -19,10 +18,9 @@ def plan_for(*raw_events):
     return rollup.plan(entries, SCHEMA, NOW)
 
 
-def totals(store, pk, dimension=None, metrics=("hits",), period="today"):
-    plan = query.totals(("%s" % pk,), () if dimension is None else dimension, parse_list(list(metrics)), [period],
-                        NOW, SCHEMA)
-    return plan.answer(store.read(plan.reads()))[period]
+def totals(store, pk, dimension="_", metrics=("hits",), period="today", **more):
+    params = {"pk": pk, "dimension": dimension, "metrics": list(metrics), "period": period, **more}
+    return query.run(query.totals_from_params(params, NOW, SCHEMA, Limits()), store)[period]
 
 
 def test_apply_then_read(store):
@@ -32,7 +30,7 @@ def test_apply_then_read(store):
                          {"pk": "p", "dimensions": {"country": "UK"}, "metrics": {"x": -2.5}}), 1, NOW, set())
 
     assert {"_": {"x": -1.75, "hits": 3.0}} == totals(store, "p", metrics=["x", "hits"])
-    assert {'["country", "US"]': {"x": 0.75}} == totals(store, "p", ("country", "US"), ["x"])
+    assert {'["country", "US"]': {"x": 0.75}} == totals(store, "p", ["country", "US"], ["x"])
 
 
 def test_same_batch_token_applies_once(store):
@@ -58,16 +56,17 @@ def test_keys_expire_with_their_retention(store, raw):
     store.apply(plan_for({"pk": "p"}), 1, NOW, set())
 
     minute = NOW // 60 * 60
-    key = keys.data_key(keys.tag(("p",)), 60, minute, keys.ROOT_PARENT)
+    key = keys.data_key(keys.tag(("p",)), 60, minute, "hits", keys.ROOT_PARENT)
     assert minute + 60 + 2 * 86400 == raw.expiretime(key)
 
 
-def test_children_and_descendants(store):
+def test_dimension_tree(store):
     """The children sets let the tree be walked, depth first."""
     store.apply(plan_for({"pk": "t", "dimensions": {"a": 1, "b": {"c": 2}}}), 1, NOW, set())
 
-    assert [("a",), ("b",)] == store.children(("t",), ())
-    assert [(), ("a",), ("a", "1"), ("b",), ("b", "c"), ("b", "c", "2")] == store.descendants(("t",), ())
+    rows = query.run(query.tree(("t",), (), 8), store)
+
+    assert [[], ["a"], ["a", "1"], ["b"], ["b", "c"], ["b", "c", "2"]] == [row["path"] for row in rows]
 
 
 def test_large_writes_are_chunked_and_complete(store, monkeypatch):
@@ -77,8 +76,21 @@ def test_large_writes_are_chunked_and_complete(store, monkeypatch):
     store.apply(plan, 1, NOW, set())
     store.apply(plan, 1, NOW, set())
 
-    assert {"n": {"hits": 20.0}} == totals(store, "p", ("n",))
-    assert 20 == len(store.children(("p",), ("n",)))
+    assert {"n": {"hits": 20.0}} == totals(store, "p", "n")
+    assert 21 == len(query.run(query.tree(("p",), ("n",), 1), store))
+
+
+def test_group_sorts_and_limits_on_the_server(store):
+    """The grouped read sorts children by a ratio on the server and returns the first few with their totals."""
+    store.apply(plan_for(*({"pk": "shop", "dimensions": {"country": f"C{i}"},
+                            "metrics": {"revenue": i * 10, "visitors": i + 1}} for i in range(50))), 1, NOW, set())
+
+    answer = totals(store, "shop", "country", ["revenue", "revenue/visitors"], depth=1, sort="-revenue/visitors",
+                    limit=3)
+
+    expected_order = ["country", '["country", "C49"]', '["country", "C48"]', '["country", "C47"]']
+    assert (expected_order, 47) == ([row["dimension"] for row in answer["rows"]], answer["more"])
+    assert {"revenue": 490.0, "revenue/visitors": 9.8} == answer["rows"][1]["metrics"]
 
 
 def test_schema_is_recorded(store):
