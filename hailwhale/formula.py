@@ -124,32 +124,32 @@ def _days_in_month(start: int, end: int) -> int:
     return calendar.monthrange(middle.year, middle.month)[1]
 
 
-def _term(text: str, formula_text: str) -> Term:
+def _term(text: str, formula_text: str, field: str) -> Term:
     name = text.strip()
     if name in TIME_UNITS or name in ("_count", "_days_in_month") or _NUMBER.match(name):
         return Term(name, stored=False)
     try:
         return Term(fields.metric_name(name), stored=True)
     except FieldError as error:
-        raise FormulaError(f"cannot parse {formula_text!r}: {error.message}") from None
+        raise FormulaError(f"cannot parse {formula_text!r}: {error.message}", field) from None
 
 
-def parse(text: object) -> Formula:
+def parse(text: object, field: str = "metrics") -> Formula:
     if not isinstance(text, str):
-        raise FormulaError(f"a metric must be a name or a formula like a/b, not {text!r}")
+        raise FormulaError(f"a metric must be a name or a formula like a/b, not {text!r}", field)
     body, colon, suffix = text.rpartition(":")
     if not colon:
         body, suffix = text, None
     elif suffix.strip() not in SUFFIXES:
-        raise FormulaError(f"cannot parse {text!r}: unknown suffix {suffix!r}; use :cumulative or :last")
+        raise FormulaError(f"cannot parse {text!r}: unknown suffix {suffix!r}; use :cumulative or :last", field)
     else:
         suffix = SUFFIXES[suffix.strip()]
     parts = body.split("/")
     if len(parts) > 2:
-        raise FormulaError(f"cannot parse {text!r}: one '/' at most")
-    terms = [_term(part, text) for part in parts]
+        raise FormulaError(f"cannot parse {text!r}: one '/' at most", field)
+    terms = [_term(part, text, field) for part in parts]
     if not any(term.stored for term in terms):
-        raise FormulaError(f"cannot parse {text!r}: a formula needs a stored metric")
+        raise FormulaError(f"cannot parse {text!r}: a formula needs a stored metric", field)
     return Formula(text, terms[0], terms[1] if len(terms) > 1 else None, suffix)
 
 
@@ -171,5 +171,5 @@ def parse_list(value: object, default: tuple[str, ...] = ("hits",), field: str =
         value = [value]
     if not isinstance(value, list):
         raise FormulaError(f"metrics must be a name, a list or a dict, not {value!r}", field)
-    formulas = tuple(parse(item) for item in value)
+    formulas = tuple(parse(item, field) for item in value)
     return tuple({formula.text: formula for formula in formulas}.values())

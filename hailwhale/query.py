@@ -155,7 +155,7 @@ def _sort(value: object) -> Sort | None:
     if not isinstance(value, str):
         raise FieldError("sort", "sort is a metric or formula, with a leading - for descending", "bad_sort")
     text = value.strip()
-    return Sort(formula.parse_list(text.lstrip("-"), field="sort")[0], descending=text.startswith("-"))
+    return Sort(formula.parse(text.lstrip("-"), field="sort"), descending=text.startswith("-"))
 
 
 def from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits,

@@ -223,3 +223,32 @@ def test_original_http_counting_tests(api):
 
     grown = {m: after["1m:1h"]["empty"][m] - before["1m:1h"]["empty"][m] for m in ("counting_now", "counting")}
     assert {"counting_now": 15.0, "counting": 15.0} == grown
+
+
+def test_grouped_queries_over_http(api):
+    """/totals and /plotpoints take depth, sort and limit; /rank and /dimensions answer over HTTP too."""
+    for country, revenue in (("US", 30), ("UK", 10), ("DE", 20)):
+        api.get(f'/count?pk=shop&dimensions={{"country":"{country}"}}&metrics={{"revenue":{revenue}}}')
+    api.flush()
+
+    totals = api.json(api.get('/totals?pk=shop&dimensions=country&depth=1&metrics=["revenue"]'
+                              '&period=today&sort=-revenue&limit=2'))
+    plot = api.json(api.get("/plotpoints?pk=shop&dimensions=country&depth=1&metrics=revenue&period=1m:2m&sort=revenue"))
+    ranked = api.json(api.get("/rank?pk=shop&dimension=country&metric=revenue&period=today"))
+    tree = api.json(api.get("/dimensions?pk=shop&dimension=_&depth=2"))
+
+    assert ([["country"], ["country", "US"], ["country", "DE"]], 1) == (
+        [row["path"] for row in totals["today"]["rows"]], totals["today"]["more"])
+    assert [["country"], ["country", "UK"], ["country", "DE"], ["country", "US"]] == [r["path"] for r in plot["rows"]]
+    assert [[0.0, 60.0]] == [[series[0][1], series[-1][1]] for series in [plot["rows"][0]["metrics"]["revenue"]]]
+    assert ["country", '["country", "US"]', '["country", "DE"]', '["country", "UK"]'] == list(ranked)
+    assert [[], ["country"], ["country", "DE"], ["country", "UK"], ["country", "US"]] == [r["path"] for r in tree]
+
+
+@pytest.mark.parametrize("query, field", [("sort=-a/b/c", "sort"), ("depth=x", "depth"), ("limit=-1", "limit"),
+                                          ("tz=Mars/Base", "tz"), ("tzoffset=7h", "tzoffset")])
+def test_bad_query_parameters(api, query, field):
+    """Bad grouping or time-zone parameters are 400s naming the parameter."""
+    response = api.get("/totals?pk=shop&" + query)
+
+    assert (400, field) == (response.code, api.json(response)["field"])
