@@ -54,7 +54,7 @@ class Group:
     """
     The children of ``parent`` that have data over ``pieces``, sorted by the window total
     of ``numerator`` (over ``denominator``, if any), the first ``limit`` of them (0: all).
-    Reply: (number of children found, the chosen children in order, {metric: totals}).
+    Reply: (number of children ``parent`` has, the chosen children in order, {metric: totals}).
     """
 
     pk: Path
@@ -292,7 +292,10 @@ def _descendants(query_pk: Path, node: Path, depth: int) -> Generator[Request, o
 
 
 def _select(query: Query, window: Window):
-    """(children in order, how many more there were, {encoding: {metric: total}} for them)."""
+    """
+    (children in order, how many other dimensions within the depth there are, with or
+    without data in the window, {encoding: {metric: total}} for the chosen).
+    """
     order = query.order
     metrics = _inputs(query.formulas, [order.formula], [formula.parse(PRESENCE_METRIC)])
     simple = order.formula.suffix is None and all(t is None or t.stored for t in (order.formula.numerator,
@@ -311,7 +314,7 @@ def _select(query: Query, window: Window):
     sign = -1 if order.descending else 1
     present.sort(key=lambda n: (sign * order.formula.total(totals[encode(n)], window.points), encode(n)))
     chosen = present[: query.limit] if query.limit else present
-    return chosen, len(present) - len(chosen), totals
+    return chosen, len(nodes) - len(chosen), totals
 
 
 def _row(node: Path, metrics: dict) -> dict:

@@ -77,56 +77,84 @@ end
 return out
 """
 
-GROUP_SCRIPT = """
+GROUP_SCRIPT = """#!lua flags=no-writes
+-- KEYS: the data keys, metric by metric, piece by piece; last, the parent's children set
 local pieces, metrics = tonumber(ARGV[1]), tonumber(ARGV[2])
 local num, den, present = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local descending, limit = ARGV[6] == '1', tonumber(ARGV[7])
-local function union(m)
-  local totals = {}
-  local args = {pieces}
-  for q = 1, pieces do args[q + 1] = KEYS[(m - 1) * pieces + q] end
-  args[pieces + 2] = 'WITHSCORES'
-  local flat = redis.call('ZUNION', unpack(args))
-  for i = 1, #flat, 2 do totals[flat[i]] = tonumber(flat[i + 1]) end
-  return totals
+local sign = descending and -1 or 1
+local function key(m, q) return KEYS[(m - 1) * pieces + q] end
+local function union(m, weight)
+  -- ZUNION answers in score order (then by name): weighted by -1, the largest first
+  local args = {'ZUNION', pieces}
+  for q = 1, pieces do args[#args + 1] = key(m, q) end
+  args[#args + 1] = 'WEIGHTS'
+  for q = 1, pieces do args[#args + 1] = weight end
+  args[#args + 1] = 'WITHSCORES'
+  return redis.call(unpack(args))
 end
-local top = union(num)
-local bottom = den > 0 and union(den) or nil
-local names, scores = {}, {}
-local function consider(member)
-  if scores[member] == nil then
-    local score = top[member] or 0
-    if bottom then
-      local below = bottom[member] or 0
-      if below ~= 0 then score = score / below else score = 0 end
+local function better(a, sa, b, sb)
+  if sa ~= sb then
+    if descending then return sa > sb else return sa < sb end
+  end
+  return a < b
+end
+local best, seen = {}, {}
+local function consider(member, score)
+  local n = #best
+  if limit > 0 and n >= limit and not better(member, score, best[n][1], best[n][2]) then return end
+  local i = n
+  while i > 0 and better(member, score, best[i][1], best[i][2]) do
+    best[i + 1] = best[i]
+    i = i - 1
+  end
+  best[i + 1] = {member, score}
+  if limit > 0 and #best > limit then best[#best] = nil end
+end
+if den == 0 then
+  local flat = union(num, sign)
+  local count = #flat / 2
+  if limit > 0 and limit < count then count = limit end
+  for i = 1, #flat, 2 do seen[flat[i]] = true end
+  for i = 1, count do best[i] = {flat[2 * i - 1], sign * tonumber(flat[2 * i])} end
+else
+  local above = {}
+  local flat = union(num, 1)
+  for i = 1, #flat, 2 do above[flat[i]] = tonumber(flat[i + 1]) end
+  flat = union(den, 1)
+  for i = 1, #flat, 2 do
+    local member, below = flat[i], tonumber(flat[i + 1])
+    local score = 0
+    if below ~= 0 then score = (above[member] or 0) / below end
+    seen[member] = true
+    consider(member, score)
+  end
+  for member in pairs(above) do
+    if not seen[member] then
+      seen[member] = true
+      consider(member, 0)
     end
-    scores[member] = score
-    names[#names + 1] = member
   end
 end
-for member in pairs(union(present)) do consider(member) end
-for member in pairs(top) do consider(member) end
-if bottom then for member in pairs(bottom) do consider(member) end end
-table.sort(names, function(x, y)
-  local sx, sy = scores[x], scores[y]
-  if sx ~= sy then
-    if descending then return sx > sy else return sx < sy end
+-- children with no numbers for the sort score 0: look at them only if 0 could still make the cut
+local n = #best
+if not (limit > 0 and n >= limit and better(best[n][1], best[n][2], best[n][1], 0)) then
+  local flat = union(present, 0)
+  for i = 1, #flat, 2 do
+    if not seen[flat[i]] then consider(flat[i], 0) end
   end
-  return x < y
-end)
+end
 local chosen = {}
-local n = #names
-if limit > 0 and limit < n then n = limit end
-for i = 1, n do chosen[i] = names[i] end
-local out = {#names, chosen}
+for i, pair in ipairs(best) do chosen[i] = pair[1] end
+n = #chosen
+local out = {redis.call('SCARD', KEYS[#KEYS]), chosen}
 for m = 1, metrics do
   local sums = {}
   for i = 1, n do sums[i] = 0 end
   for q = 1, pieces do
-    local key = KEYS[(m - 1) * pieces + q]
     for first = 1, n, 4000 do
       local last = math.min(first + 3999, n)
-      local got = redis.call('ZMSCORE', key, unpack(chosen, first, last))
+      local got = redis.call('ZMSCORE', key(m, q), unpack(chosen, first, last))
       for i = first, last do
         local score = got[i - first + 1]
         if score then sums[i] = sums[i] + tonumber(score) end
@@ -225,7 +253,8 @@ class Store:
         args = [len(request.pieces), len(metrics), position[request.numerator],
                 position[request.denominator] if request.denominator else 0, position[request.presence],
                 1 if request.descending else 0, request.limit]
-        found, chosen, *sums = self._group(keys=data_keys, args=args)
+        children = keys.children_key(tag, request.parent)
+        found, chosen, *sums = self._group(keys=[*data_keys, children], args=args)
         members = [member.decode("utf-8") for member in chosen]
         return found, members, {m: [float(v) for v in sums[position[m] - 1]] for m in request.metrics}
 
