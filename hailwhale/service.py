@@ -6,6 +6,7 @@ the reverse, one after the other: listeners close, the flusher writes what it ho
 then the thread pool and the embedded store stop.
 """
 
+import gc
 from collections.abc import Callable
 
 from twisted.application.service import MultiService, Service
@@ -27,6 +28,13 @@ from hailwhale.store import Store
 from hailwhale.web import HailwhaleWeb
 
 log = Logger()
+
+
+class QuietSite(Site):
+    """A Site that writes no access log line per request: counting traffic would drown the log (and cost time)."""
+
+    def log(self, request) -> None:
+        pass
 
 
 class SequentialMultiService(MultiService):
@@ -106,6 +114,8 @@ class HailwhaleService(SequentialMultiService):
 
     def startService(self) -> None:
         super().startService()
+        # Everything built so far lives as long as the daemon: keep the collector from rescanning it.
+        gc.freeze()
         self._run(self.store.publish_schema, self._schema_text).addCallbacks(self._schema_checked, self._store_down)
 
     def _schema_checked(self, previous: str | None) -> None:
@@ -167,13 +177,13 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         udp_listener.setName("udp")
         udp_listener.setServiceParent(root)
     if config.http_port:
-        http = Listener(lambda: _listen_http(reactor, config.http_port, config.interface, Site(web.resource())))
+        http = Listener(lambda: _listen_http(reactor, config.http_port, config.interface, QuietSite(web.resource())))
         http.setName("http")
         http.setServiceParent(root)
     return root
 
 
-def _listen_http(reactor, port: int, interface: str, site: Site) -> IListeningPort:
+def _listen_http(reactor, port: int, interface: str, site: QuietSite) -> IListeningPort:
     listening = reactor.listenTCP(port, site, interface=interface)
     log.info("HTTP on http://{host}:{port}/", host=interface, port=listening.getHost().port)
     return listening
