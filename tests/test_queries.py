@@ -212,3 +212,11 @@ def test_server_and_python_grouping_agree():
 
     for limit in (0, 2):
         assert grouped("-revenue/visitors", limit) == grouped("-revenue/visitors:cumulative", limit)
+
+
+def test_rank_direct_children_only():
+    """With recursive=False, rank looks at direct children only, not the dimension itself or deeper ones."""
+    count("rank", {"t": {"a": "asub1"}})
+    count("rank", {"t": "b"}, {"hits": 80})
+
+    assert ['["t", "b"]', '["t", "a"]'] == list(Whale.rank("rank", "hits", "t", "today", recursive=False, now=NOW))
