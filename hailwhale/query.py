@@ -191,7 +191,7 @@ def rank_from_params(params, now, schema, limits) -> Plan:
     query = from_params(params, now, schema, limits, (DEFAULT_PLOTPOINTS_PERIOD,))
     if len(query.formulas) != 1 or len(query.windows) != 1:
         raise FieldError("metric", "rank takes one metric (or ratio) and one period")
-    recursive = str(_first(params, "recursive") or "true").lower() not in ("false", "0", "no")
+    recursive = str(_first(params, "recursive")).strip().lower() not in ("false", "0", "no")
     return rank(query, recursive=recursive)
 
 
