@@ -8,6 +8,7 @@ all increments, set members and expiries atomically, and only once: it records t
 writer's batch token in the same slot and ignores a token it has already seen.
 """
 
+import json
 import secrets
 from collections.abc import Iterable
 
@@ -20,38 +21,48 @@ from hailwhale.query import Children, Group, Sums
 from hailwhale.rollup import Plan, TagWrite
 
 CHUNK_FIELDS = 10_000
+PIPELINED_TAGS = 200
 CHUNKS_PER_BATCH = 1 << 16
 APPLIED_TOKEN_LIFE = 7 * 86400
 SCHEMA_KEY = "hw:schema"
 
 APPLY_SCRIPT = """
+-- KEYS[1]: the tag's applied-token hash; KEYS[2..]: the keys written, in the order of ARGV[4],
+-- a JSON list of [kind, expires at, members]: 'z' adds {member: amount} to a sorted set,
+-- 's' adds [member, ...] to a set.
 local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-local token = tonumber(ARGV[2])
-if token <= seen then return 0 end
-local a = 4
+if tonumber(ARGV[2]) <= seen then return 0 end
+local writes = cjson.decode(ARGV[4])
+-- a script is not rolled back if a command fails, so refuse before writing anything
 for i = 2, #KEYS do
-  local key, kind, expires, n = KEYS[i], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  a = a + 3
-  if kind == 'z' then
-    for j = a, a + 2 * n - 1, 2 do
-      redis.call('ZINCRBY', key, ARGV[j + 1], ARGV[j])
-    end
-    a = a + 2 * n
-  else
-    for j = a, a + n - 1 do
-      redis.call('SADD', key, ARGV[j])
-    end
-    a = a + n
+  local found, wanted = redis.call('TYPE', KEYS[i]).ok, writes[i - 1][1] == 'z' and 'zset' or 'set'
+  if found ~= 'none' and found ~= wanted then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. found .. ', not a ' .. wanted)
   end
-  if redis.call('EXPIRETIME', key) < expires then
+end
+for i = 2, #KEYS do
+  local key, write = KEYS[i], writes[i - 1]
+  local expires = write[2]
+  if write[1] == 'z' then
+    for member, amount in pairs(write[3]) do
+      redis.call('ZINCRBY', key, amount, member)
+    end
+    -- a bucket's expiry follows from its start alone
     redis.call('EXPIREAT', key, expires)
+  else
+    for _, member in ipairs(write[3]) do
+      redis.call('SADD', key, member)
+    end
+    -- a children set lives as long as its longest-lived bucket
+    if redis.call('EXPIRETIME', key) < expires then
+      redis.call('EXPIREAT', key, expires)
+    end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return 1
 """
-
 
 SUMS_SCRIPT = """
 local out = {}
@@ -174,10 +185,6 @@ def connect(url: str, cluster: bool = False) -> "redis.Redis | redis.cluster.Red
     return redis.Redis.from_url(url)
 
 
-def _number(value: float) -> str:
-    return str(value) if isinstance(value, int) else repr(float(value))
-
-
 class Store:
     def __init__(self, client, url: str, writer_id: str | None = None):
         self.url = url
@@ -199,27 +206,42 @@ class Store:
 
     def apply(self, plan: Plan, seq: int, now: float, done: set[Path]) -> int:
         """
-        Apply every tag write of ``plan`` not already in ``done`` (adding each to it
-        as it lands); the number of chunks the store had already seen.  Raises on the
-        first failure, leaving ``done`` as far as it got, so a retry resumes there.
+        Apply every tag write of ``plan`` not already in ``done``, adding each to it once
+        the store has taken it; the number of chunks the store had already seen.  The
+        script calls go out pipelined, each still atomic for its tag.  Raises if any
+        failed, leaving ``done`` as far as it got, so a retry resends only the rest (and
+        the tokens keep a resent chunk from counting twice).
         """
         repeats = 0
-        for write in plan.writes:
-            if write.pk in done:
-                continue
-            repeats += self.apply_write(write, seq, now)
-            done.add(write.pk)
+        pending = [write for write in plan.writes if write.pk not in done]
+        for start in range(0, len(pending), PIPELINED_TAGS):
+            group = pending[start : start + PIPELINED_TAGS]
+            pipe = self._client.pipeline(transaction=False)
+            calls = [self._queue_write(pipe, write, seq, now) for write in group]
+            replies = iter(pipe.execute(raise_on_error=False))
+            failure = None
+            for write, chunk_count in zip(group, calls):
+                results = [next(replies) for _ in range(chunk_count)]
+                errors = [result for result in results if isinstance(result, Exception)]
+                if errors:
+                    failure = failure or errors[0]
+                    continue
+                repeats += sum(1 - int(result) for result in results)
+                done.add(write.pk)
+            if failure is not None:
+                raise failure
         return repeats
 
-    def apply_write(self, write: TagWrite, seq: int, now: float) -> int:
+    def _queue_write(self, pipe, write: TagWrite, seq: int, now: float) -> int:
         tag = write.tag
         applied = keys.applied_key(tag)
-        repeats = 0
-        for index, (chunk_keys, chunk_args) in enumerate(_chunks(write)):
+        count = 0
+        for index, (chunk_keys, chunk_writes) in enumerate(_chunks(write)):
             token = seq * CHUNKS_PER_BATCH + index
-            args = [self.writer_id, token, int(now) + APPLIED_TOKEN_LIFE, *chunk_args]
-            repeats += 1 - int(self._apply(keys=[applied, *chunk_keys], args=args))
-        return repeats
+            args = [self.writer_id, token, int(now) + APPLIED_TOKEN_LIFE, json.dumps(chunk_writes)]
+            self._apply(keys=[applied, *chunk_keys], args=args, client=pipe)
+            count += 1
+        return count
 
     def run(self, request):
         """Answer one query request (see :mod:`hailwhale.query`)."""
@@ -276,30 +298,20 @@ class Store:
 
 
 def _chunks(write: TagWrite) -> Iterable[tuple[list[str], list]]:
+    """The keys and ``[kind, expires at, members]`` writes of each script call, a chunk at a time."""
     chunk_keys: list[str] = []
-    chunk_args: list = []
+    chunk_writes: list = []
     size = 0
-    for key, fields in write.increments.items():
-        items = list(fields.items())
+    parts = [("z", key, list(amounts.items())) for key, amounts in write.increments.items()]
+    parts += [("s", key, sorted(members)) for key, members in write.members.items()]
+    for kind, key, items in parts:
         for start in range(0, len(items), CHUNK_FIELDS):
             part = items[start : start + CHUNK_FIELDS]
             chunk_keys.append(key)
-            chunk_args += ["z", write.expire_at[key], len(part)]
-            for name, value in part:
-                chunk_args += [name, _number(value)]
+            chunk_writes.append([kind, write.expire_at[key], dict(part) if kind == "z" else part])
             size += len(part)
             if size >= CHUNK_FIELDS:
-                yield chunk_keys, chunk_args
-                chunk_keys, chunk_args, size = [], [], 0
-    for key, members in write.members.items():
-        member_list = sorted(members)
-        for start in range(0, len(member_list), CHUNK_FIELDS):
-            part = member_list[start : start + CHUNK_FIELDS]
-            chunk_keys.append(key)
-            chunk_args += ["s", write.expire_at[key], len(part), *part]
-            size += len(part)
-            if size >= CHUNK_FIELDS:
-                yield chunk_keys, chunk_args
-                chunk_keys, chunk_args, size = [], [], 0
+                yield chunk_keys, chunk_writes
+                chunk_keys, chunk_writes, size = [], [], 0
     if chunk_keys:
-        yield chunk_keys, chunk_args
+        yield chunk_keys, chunk_writes

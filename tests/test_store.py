@@ -97,3 +97,24 @@ def test_schema_is_recorded(store):
     """The schema the daemon writes with is recorded, and the previous one reported."""
     assert (None, "1m:2d", "1m:2d") == (store.publish_schema("1m:2d"), store.publish_schema("1m:2d"),
                                          store.recorded_schema())
+
+
+def test_a_failing_tag_does_not_hold_back_or_repeat_the_others(store, raw):
+    """If one tag's script fails it writes nothing; the others land and are marked done; the retry finishes it."""
+    plan = plan_for({"pk": "good"}, {"pk": "bad"})
+    day = NOW // 86400 * 86400
+    blocker = keys.data_key(keys.tag(("bad",)), 86400, day, "hits", keys.ROOT_PARENT)
+    raw.set(blocker, "not a sorted set")
+    done = set()
+
+    try:
+        store.apply(plan, 1, NOW, done)
+        failed = False
+    except Exception:
+        failed = True
+    raw.delete(blocker)
+    store.apply(plan, 1, NOW, done)
+
+    assert (True, 1.0, 1.0, 1.0, 1.0) == (failed, totals(store, "good")["_"]["hits"], totals(store, "bad")["_"]["hits"],
+                                          totals(store, "bad", period="hour")["_"]["hits"],
+                                          totals(store, "bad", period="seven")["_"]["hits"])
