@@ -56,9 +56,13 @@ class Ingest:
             else:
                 self._stats.lines_bad[reason] += 1
 
+    def too_old(self, event: Event, now: float) -> bool:
+        """Whether every bucket ``event`` would go in is already past its retention."""
+        return event.at + self._life <= now
+
     def accept(self, event: Event, now: float) -> str | None:
         """Aggregate one parsed event; the reason it was dropped, or None."""
-        if event.at + self._life <= now:
+        if self.too_old(event, now):
             reason = "too_old"
         elif not self.accumulator.add(event):
             reason = "too_many_pending_keys"

@@ -110,6 +110,8 @@ class HailwhaleWeb:
     def _accept(self, request: IRequest) -> None:
         now = self._clock.seconds()
         batch = [events.from_fields(raw, now, self._ingest.limits) for raw in self._event_fields(request)]
+        if any(self._ingest.too_old(event, now) for event in batch):
+            raise FieldError("at", "older than every bucket kept (see the schema in /stats)", "too_old")
         dropped = self._ingest.accept_all(batch, now)
         self._ingest.count_http(len(batch) - len(dropped))
         if dropped:

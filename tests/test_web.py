@@ -252,3 +252,11 @@ def test_bad_query_parameters(api, query, field):
     response = api.get("/totals?pk=shop&" + query)
 
     assert (400, field) == (response.code, api.json(response)["field"])
+
+
+def test_an_event_older_than_every_bucket_is_a_400(api):
+    """An event whose time is past every retention is the caller's mistake: 400 naming 'at', nothing counted."""
+    response = api.post("/count", b'[{"pk": "test"}, {"pk": "test", "at": 0}]')
+    api.flush()
+
+    assert (400, "at", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
