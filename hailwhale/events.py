@@ -60,8 +60,8 @@ def parse_line(line: bytes, now: float, limits: Limits) -> Event:
     if text.startswith("{"):
         try:
             raw = json.loads(text)
-        except ValueError:
-            raise FieldError("line", "not valid JSON", "bad_json") from None
+        except (ValueError, RecursionError):
+            raise FieldError("line", "not valid JSON (or nested too deeply)", "bad_json") from None
         if not isinstance(raw, dict):
             raise FieldError("line", "a JSON line must be an object", "bad_json")
         return from_fields(raw, now, limits)

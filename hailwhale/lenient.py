@@ -26,7 +26,7 @@ def decode(text: str) -> object:
         return text
     try:
         return json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
         return _literal(ast.parse(stripped, mode="eval").body)

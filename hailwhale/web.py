@@ -131,8 +131,8 @@ class HailwhaleWeb:
         if content_type in JSON_TYPES or text[0] in "[{":
             try:
                 decoded = json.loads(text)
-            except ValueError:
-                raise FieldError("body", "not valid JSON", "bad_json") from None
+            except (ValueError, RecursionError):
+                raise FieldError("body", "not valid JSON (or nested too deeply)", "bad_json") from None
             items = decoded if isinstance(decoded, list) else [decoded]
             if not items or not all(isinstance(item, dict) for item in items):
                 raise FieldError("body", "a JSON body is an event object or a list of them", "bad_json")

@@ -103,6 +103,7 @@ def test_times(at, expected):
         ({"pk": "p", "metrics": {"x": True}}, "metrics.x"),
         ({"pk": "p", "at": "yesterday-ish"}, "at"),
         ({"pk": ["x"] * 9}, "pk"),
+        ({"pk": "p", "dimensions": '{"a":' * 2000 + "1" + "}" * 2000}, "dimensions"),
     ],
 )
 def test_errors_name_the_field(raw, field):
@@ -143,6 +144,7 @@ def test_query_string_line(line):
         (b"[1, 2]", "unrecognised"),
         (b'{"pk": "\xff"}', "not_utf8"),
         (b'{"pk": "p", "metrics": "x" }' + b" " * 9000, "line_too_long"),
+        (b'{"pk": ' + b"[" * 4000 + b"]" * 4000 + b"}", "bad_json"),
     ],
 )
 def test_bad_lines_have_reasons(line, reason):
