@@ -1,9 +1,9 @@
 """
 The flush: on a timer, hand what the accumulator holds to the store.
 
-A batch is planned once and applied tag by tag; a batch that fails stays queued, as it
-was, with its token, and is retried first on the next tick, so nothing accepted is lost
-and the store's token check keeps a retry from counting twice.  The timer never dies:
+A batch is planned once and applied tag by tag; a batch that fails is kept, as it was,
+with its token, and is retried first on the next tick, so nothing accepted is lost and the
+store's token check keeps a retry from counting twice.  The timer never dies:
 :meth:`FlushService.flush` never fails.  :meth:`stopService` flushes (retrying for a
 while if the store is away) and returns its Deferred.
 """
@@ -57,7 +57,7 @@ class FlushService(Service):
         self._run = run
         self._interval = interval
         self._stop_timeout = stop_timeout
-        self._queue: list[_Queued] = []
+        self._pending: _Queued | None = None
         self._lock = defer.DeferredLock()
         self._waiters: list[tuple[int, defer.Deferred]] = []
         self._loop = task.LoopingCall(self.flush)
@@ -65,11 +65,12 @@ class FlushService(Service):
 
     @property
     def backlog_events(self) -> int:
-        return sum(queued.batch.events for queued in self._queue)
+        """Events in a batch that a failed flush left behind (not counting the accumulator's)."""
+        return self._pending.batch.events if self._pending else 0
 
     @property
-    def backlog_batches(self) -> int:
-        return len(self._queue)
+    def unwritten(self) -> bool:
+        return self._pending is not None or self._accumulator.pending_keys > 0
 
     def startService(self) -> None:
         super().startService()
@@ -82,17 +83,17 @@ class FlushService(Service):
             self._loop.stop()
         deadline = self._clock.seconds() + self._stop_timeout
         yield self.flush()
-        while self._queue and self._clock.seconds() < deadline:
+        while self.unwritten and self._clock.seconds() < deadline:
             yield task.deferLater(self._clock, min(1.0, self._interval))
             yield self.flush()
-        if self._queue:
+        if self.unwritten:
             self.log.error(
                 "stopping with {events} events not written: the store did not accept them",
-                events=self.backlog_events,
+                events=self.backlog_events + self._accumulator.pending_events,
             )
 
     def flush(self) -> defer.Deferred:
-        """Flush now (after any flush already running); fires with True if nothing is left queued."""
+        """Flush now (after any flush already running); fires with True if every write it tried succeeded."""
         return self._lock.run(self._flush_once)
 
     def when_durable(self, seq: int) -> defer.Deferred:
@@ -103,36 +104,46 @@ class FlushService(Service):
 
     @defer.inlineCallbacks
     def _flush_once(self):
-        batch = self._accumulator.swap()
-        if batch is not None:
-            self._queue.append(_Queued(batch))
-        while self._queue:
-            queued = self._queue[0]
-            started = time.perf_counter()
-            now = self._clock.seconds()
-            try:
-                if queued.plan is None:
-                    queued.plan = yield self._run(rollup.plan, queued.batch.entries, self._schema, now)
-                    self._stats.buckets_expired.update(queued.plan.expired)
-                repeats = yield self._run(self._store.apply, queued.plan, queued.batch.seq, now, queued.done)
-            except Exception as error:
-                self._stats.flushes_failed += 1
-                self._stats.last_error = f"{type(error).__name__}: {error}"
-                self._stats.last_error_at = now
-                self.log.failure(
-                    "flush of batch {seq} failed; kept for retry ({backlog} events queued)",
-                    seq=queued.batch.seq,
-                    backlog=self.backlog_events,
-                )
+        """
+        Write the batch a failed flush left behind, if any, then what accumulated since.
+        While a batch is left behind nothing new is swapped out: new events keep adding up
+        in the accumulator, under its bound, so an absent store costs bounded memory.
+        """
+        for _ in range(2):
+            if self._pending is None:
+                batch = self._accumulator.swap()
+                if batch is None:
+                    return True
+                self._pending = _Queued(batch)
+            written = yield self._write(self._pending)
+            if not written:
                 return False
-            if repeats:
-                self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq, repeats=repeats)
-            self._queue.pop(0)
-            self._stats.flushes_ok += 1
-            self._stats.events_flushed += queued.batch.events
-            self._stats.last_flush_at = now
-            self._stats.last_flush_seconds = time.perf_counter() - started
-            self._release(queued.batch.seq)
+            self._pending = None
+        return True
+
+    @defer.inlineCallbacks
+    def _write(self, queued: _Queued):
+        started = time.perf_counter()
+        now = self._clock.seconds()
+        try:
+            if queued.plan is None:
+                queued.plan = yield self._run(rollup.plan, queued.batch.entries, self._schema, now)
+                self._stats.buckets_expired.update(queued.plan.expired)
+            repeats = yield self._run(self._store.apply, queued.plan, queued.batch.seq, now, queued.done)
+        except Exception as error:
+            self._stats.flushes_failed += 1
+            self._stats.last_error = f"{type(error).__name__}: {error}"
+            self._stats.last_error_at = now
+            self.log.failure("flush of batch {seq} failed; kept for retry ({events} events)",
+                             seq=queued.batch.seq, events=queued.batch.events)
+            return False
+        if repeats:
+            self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq, repeats=repeats)
+        self._stats.flushes_ok += 1
+        self._stats.events_flushed += queued.batch.events
+        self._stats.last_flush_at = now
+        self._stats.last_flush_seconds = time.perf_counter() - started
+        self._release(queued.batch.seq)
         return True
 
     def _release(self, seq: int) -> None:

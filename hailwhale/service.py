@@ -155,7 +155,6 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             **stats.snapshot(),
             "pending_keys": accumulator.pending_keys,
             "pending_events": accumulator.pending_events,
-            "backlog_batches": flusher.backlog_batches,
             "backlog_events": flusher.backlog_events,
             "store_url": url,
             "schema": str(config.schema),

@@ -160,3 +160,20 @@ def test_when_durable_fires_after_the_batch_is_written(parts, clock):
 
     assert (False, True) == (before, durable.called)
     flusher.stopService()
+
+
+def test_an_absent_store_costs_bounded_memory(parts, clock, store_url):
+    """While the store is away one batch waits; newer events add up in the (bounded) accumulator, then all land."""
+    accumulator, flaky, _, flusher = parts
+    flusher.startService()
+    flaky.fail_before = 1_000_000
+    for tick in range(5):
+        accumulator.add(event(f"k{tick}"))
+        clock.advance(1)
+    waiting = (flusher.backlog_events, accumulator.pending_events)
+    flaky.fail_before = 0
+
+    clock.advance(1)
+
+    assert ((1, 4), [1.0] * 5) == (waiting, [hits(store_url, f"k{tick}") for tick in range(5)])
+    flusher.stopService()
