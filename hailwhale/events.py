@@ -34,7 +34,7 @@ def from_fields(raw: Mapping[str, object], now: float, limits: Limits) -> Event:
         pk=fields.pk(named.get("pk"), limits),
         dimensions=fields.leaves(named.get("dimensions"), limits),
         metrics=fields.metric_values(named.get("metrics"), limits),
-        at=fields.timestamp(named.get("at"), now),
+        at=fields.timestamp(named.get("at"), now, limits),
     )
 
 

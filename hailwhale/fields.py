@@ -21,6 +21,8 @@ Leaves = frozenset[Path]
 
 _FORBIDDEN_IN_METRIC = re.compile(r"^-|[/:|\x00-\x1f\x7f]")
 _MILLISECONDS_FROM = 1e11  # epoch seconds this large are in the year 5138: read them as ms
+_MICROSECONDS_FROM = 1e14  # and milliseconds this large too: read them as µs
+MAX_METRIC = 1e18  # per event, so that sums stay finite
 
 
 @attrs.frozen
@@ -32,6 +34,7 @@ class Limits:
     max_dimension_nodes: int = 64
     max_metrics: int = 32
     max_name_length: int = 256
+    max_future_seconds: int = 86400
 
 
 class FieldError(ValueError):
@@ -199,15 +202,16 @@ def number(value: object, field: str) -> int | float:
                 raise FieldError(field, f"{text[:40]!r} is not a number", "bad_metrics") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FieldError(field, f"must be a number, not {_describe(value)}", "bad_metrics")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise FieldError(field, "must be finite", "bad_metrics")
+    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_METRIC:
+        raise FieldError(field, f"must be a finite number within ±{MAX_METRIC:g}", "bad_metrics")
     return value
 
 
-def timestamp(value: object, now: float) -> float:
+def timestamp(value: object, now: float, limits: Limits = Limits()) -> float:
     """
-    An event time in epoch seconds: from epoch seconds (or milliseconds, when the
-    number is beyond the year 5000), or ISO 8601 text; a naive ISO time is UTC.
+    An event time in epoch seconds: from epoch seconds (milliseconds or microseconds when
+    the number is too large for seconds or milliseconds of a year before 5000), or ISO 8601
+    text (a naive one is UTC).  More than ``limits.max_future_seconds`` ahead is an error.
     """
     if value is None or value == "":
         return now
@@ -222,12 +226,20 @@ def timestamp(value: object, now: float) -> float:
                 raise FieldError("at", f"{text[:40]!r} is neither epoch seconds nor ISO 8601") from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=datetime.timezone.utc)
-            return moment.timestamp()
+            return _not_too_new(moment.timestamp(), now, limits)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise FieldError("at", f"must be epoch seconds or ISO 8601 text, not {_describe(value)}")
-    if abs(value) >= _MILLISECONDS_FROM:
+    if abs(value) >= _MICROSECONDS_FROM:
+        value = value / 1e6
+    elif abs(value) >= _MILLISECONDS_FROM:
         value = value / 1000.0
-    return float(value)
+    return _not_too_new(float(value), now, limits)
+
+
+def _not_too_new(moment: float, now: float, limits: Limits) -> float:
+    if moment > now + limits.max_future_seconds:
+        raise FieldError("at", f"more than {limits.max_future_seconds} s in the future", "too_new")
+    return moment
 
 
 def _describe(value: object) -> str:

@@ -129,7 +129,7 @@ class FlushService(Service):
             if queued.plan is None:
                 queued.plan = yield self._run(rollup.plan, queued.batch.entries, self._schema, now)
                 self._stats.buckets_expired.update(queued.plan.expired)
-            repeats = yield self._run(self._store.apply, queued.plan, queued.batch.seq, now, queued.done)
+            applied = yield self._run(self._store.apply, queued.plan, queued.batch.seq, now, queued.done)
         except Exception as error:
             self._stats.flushes_failed += 1
             self._stats.last_error = f"{type(error).__name__}: {error}"
@@ -137,8 +137,14 @@ class FlushService(Service):
             self.log.failure("flush of batch {seq} failed; kept for retry ({events} events)",
                              seq=queued.batch.seq, events=queued.batch.events)
             return False
-        if repeats:
-            self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq, repeats=repeats)
+        if applied.repeats:
+            self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq,
+                          repeats=applied.repeats)
+        for pk, error in applied.refused:
+            self._stats.writes_refused += 1
+            self._stats.last_error, self._stats.last_error_at = f"refused for {pk}: {error}", now
+            self.log.error("the store refused batch {seq}'s writes for {pk}, dropped: {error}", seq=queued.batch.seq,
+                           pk=pk, error=error)
         self._stats.flushes_ok += 1
         self._stats.events_flushed += queued.batch.events
         self._stats.last_flush_at = now

@@ -10,7 +10,8 @@ slot and each script call touches one slot only:
   whole group of siblings: the shape a group-by reads, and sums on the server with
   ZUNION.  The root ``_`` lives in the sets whose parent part is empty.
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
-- ``hw:{<pk>}:applied``: HASH of writer id to the last batch it applied (exactly-once).
+- ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
+  the tag (exactly-once); it expires a week after the writer's last write.
 
 ``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.encoding` strings; the tag
 escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
@@ -39,5 +40,5 @@ def children_key(pk_tag: str, node_encoding: str) -> str:
     return f"hw:{pk_tag}:sub:{node_encoding}"
 
 
-def applied_key(pk_tag: str) -> str:
-    return f"hw:{pk_tag}:applied"
+def applied_key(pk_tag: str, writer_id: str) -> str:
+    return f"hw:{pk_tag}:applied:{writer_id}"

@@ -16,6 +16,7 @@ class SelfStats:
     buckets_expired: Counter = attrs.field(factory=Counter)  # interval -> aggregation keys past retention at flush
     flushes_ok: int = 0
     flushes_failed: int = 0
+    writes_refused: int = 0  # tag writes the store refused for good (dropped, see last_error)
     events_flushed: int = 0
     last_flush_at: float | None = None
     last_flush_seconds: float | None = None
@@ -34,6 +35,7 @@ class SelfStats:
             "buckets_expired": {str(k): v for k, v in self.buckets_expired.items()},
             "flushes_ok": self.flushes_ok,
             "flushes_failed": self.flushes_failed,
+            "writes_refused": self.writes_refused,
             "events_flushed": self.events_flushed,
             "last_flush_at": self.last_flush_at,
             "last_flush_seconds": self.last_flush_seconds,

@@ -12,6 +12,7 @@ import json
 import secrets
 from collections.abc import Iterable
 
+import attrs
 import redis
 import redis.cluster
 
@@ -27,12 +28,12 @@ APPLIED_TOKEN_LIFE = 7 * 86400
 SCHEMA_KEY = "hw:schema"
 
 APPLY_SCRIPT = """
--- KEYS[1]: the tag's applied-token hash; KEYS[2..]: the keys written, in the order of ARGV[4],
--- a JSON list of [kind, expires at, members]: 'z' adds {member: amount} to a sorted set,
--- 's' adds [member, ...] to a set.
-local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-if tonumber(ARGV[2]) <= seen then return 0 end
-local writes = cjson.decode(ARGV[4])
+-- KEYS[1]: this writer's last token under the tag; KEYS[2..]: the keys written, in the order
+-- of ARGV[3], a JSON list of [kind, expires at, members]: 'z' adds {member: amount} to a
+-- sorted set, 's' adds [member, ...] to a set.  ARGV[1]: the token; ARGV[2]: its lifetime.
+local seen = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) <= seen then return 0 end
+local writes = cjson.decode(ARGV[3])
 -- a script is not rolled back if a command fails, so refuse before writing anything
 for i = 2, #KEYS do
   local found, wanted = redis.call('TYPE', KEYS[i]).ok, writes[i - 1][1] == 'z' and 'zset' or 'set'
@@ -59,8 +60,7 @@ for i = 2, #KEYS do
     end
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIREAT', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
 
@@ -179,6 +179,12 @@ return out
 """
 
 
+@attrs.define
+class Applied:
+    repeats: int = 0  # chunks the store had already applied (a retry after a lost reply)
+    refused: list = attrs.field(factory=list)  # (pk, error) of tag writes the store refused for good
+
+
 def connect(url: str, cluster: bool = False) -> "redis.Redis | redis.cluster.RedisCluster":
     if cluster:
         return redis.cluster.RedisCluster.from_url(url)
@@ -204,15 +210,18 @@ class Store:
     def ping(self) -> bool:
         return bool(self._client.ping())
 
-    def apply(self, plan: Plan, seq: int, now: float, done: set[Path]) -> int:
+    def apply(self, plan: Plan, seq: int, now: float, done: set[Path]) -> Applied:
         """
         Apply every tag write of ``plan`` not already in ``done``, adding each to it once
-        the store has taken it; the number of chunks the store had already seen.  The
-        script calls go out pipelined, each still atomic for its tag.  Raises if any
-        failed, leaving ``done`` as far as it got, so a retry resends only the rest (and
-        the tokens keep a resent chunk from counting twice).
+        the store has taken it (or refused it for good).  The script calls go out
+        pipelined, each still atomic for its tag.  Raises if the store could not be
+        reached, leaving ``done`` as far as it got, so a retry resends only the rest (and
+        the tokens keep a resent chunk from counting twice).  A tag the store refuses (an
+        error reply: a key of ours holding foreign data, a total overflowing) would be
+        refused again on every retry, so it is dropped and reported instead of blocking
+        every later flush.
         """
-        repeats = 0
+        result = Applied()
         pending = [write for write in plan.writes if write.pk not in done]
         for start in range(0, len(pending), PIPELINED_TAGS):
             group = pending[start : start + PIPELINED_TAGS]
@@ -222,23 +231,26 @@ class Store:
             failure = None
             for write, chunk_count in zip(group, calls):
                 results = [next(replies) for _ in range(chunk_count)]
-                errors = [result for result in results if isinstance(result, Exception)]
-                if errors:
-                    failure = failure or errors[0]
+                refused = [r for r in results if isinstance(r, redis.ResponseError)]
+                failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.ResponseError)]
+                if failed:
+                    failure = failure or failed[0]
                     continue
-                repeats += sum(1 - int(result) for result in results)
+                if refused:
+                    result.refused.append((write.pk, str(refused[0])))
+                result.repeats += sum(1 - int(r) for r in results if not isinstance(r, Exception))
                 done.add(write.pk)
             if failure is not None:
                 raise failure
-        return repeats
+        return result
 
     def _queue_write(self, pipe, write: TagWrite, seq: int, now: float) -> int:
         tag = write.tag
-        applied = keys.applied_key(tag)
+        applied = keys.applied_key(tag, self.writer_id)
         count = 0
         for index, (chunk_keys, chunk_writes) in enumerate(_chunks(write)):
             token = seq * CHUNKS_PER_BATCH + index
-            args = [self.writer_id, token, int(now) + APPLIED_TOKEN_LIFE, json.dumps(chunk_writes)]
+            args = [token, APPLIED_TOKEN_LIFE, json.dumps(chunk_writes)]
             self._apply(keys=[applied, *chunk_keys], args=args, client=pipe)
             count += 1
         return count

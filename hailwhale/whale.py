@@ -37,6 +37,8 @@ def default_url() -> str:
 class Whale:
     _store: Store | None = None
     _schema: Schema | None = None
+    _settings: tuple = (None, None, False)
+    _pid: int | None = None
     _batches = itertools.count(1)
     _writing = threading.Lock()  # batch tokens must reach the store in order
     limits = Limits()
@@ -46,13 +48,18 @@ class Whale:
         """Use the store at ``url`` (and ``schema``, else the one recorded there, else the default)."""
         if cls._store is not None:
             cls._store.close()
+        cls._settings = (url, schema, cluster)
         cls._store = Store.connect(url or default_url(), cluster=cluster)
         cls._schema = parse_schema(schema) if schema else None
+        cls._pid = os.getpid()
 
     @classmethod
     def store(cls) -> Store:
         if cls._store is None:
             cls.configure()
+        elif cls._pid != os.getpid():
+            # a forked child (gunicorn, multiprocessing) needs its own connection and writer id
+            cls.configure(*cls._settings)
         return cls._store
 
     @classmethod
@@ -75,7 +82,9 @@ class Whale:
         entries = {(event.pk, event.dimensions, int(event.at // finest) * finest): dict(event.metrics)}
         plan = rollup.plan(entries, cls.schema(), now)
         with cls._writing:
-            cls.store().apply(plan, next(cls._batches), now, set())
+            applied = cls.store().apply(plan, next(cls._batches), now, set())
+        if applied.repeats or applied.refused:
+            raise RuntimeError(f"the store did not take this event: {applied}")
 
     # -- reading ----------------------------------------------------------------------
 

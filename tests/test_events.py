@@ -80,6 +80,7 @@ def test_metric_forms(raw, expected):
         (1_700_000_000, 1_700_000_000.0),
         ("1700000000.5", 1_700_000_000.5),
         (1_700_000_000_250, 1_700_000_000.25),
+        (1_700_000_000_250_000, 1_700_000_000.25),
         ("2026-11-27T10:30:00-07:00", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.timezone.utc).timestamp()),
         ("2026-11-27T17:30:00Z", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.timezone.utc).timestamp()),
         ("2026-11-27T17:30:00", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.timezone.utc).timestamp()),
@@ -103,6 +104,8 @@ def test_times(at, expected):
         ({"pk": "p", "metrics": {"x": True}}, "metrics.x"),
         ({"pk": "p", "at": "yesterday-ish"}, "at"),
         ({"pk": ["x"] * 9}, "pk"),
+        ({"pk": "p", "at": NOW + 2 * 86400}, "at"),
+        ({"pk": "p", "metrics": {"x": 1e300}}, "metrics.x"),
         ({"pk": "p", "dimensions": '{"a":' * 2000 + "1" + "}" * 2000}, "dimensions"),
     ],
 )

@@ -17,8 +17,8 @@ def test_every_key_of_a_write_is_in_the_pk_slot(pk, dims):
     entries = {(event.pk, event.dimensions, NOW // 60 * 60): dict(event.metrics)}
 
     for write in rollup.plan(entries, parse_schema("1m:2d,1h:35d,1d:3y"), NOW).writes:
-        all_keys = [keys.applied_key(write.tag), *write.increments, *write.members]
-        assert {key_slot(keys.applied_key(write.tag).encode())} == {key_slot(k.encode()) for k in all_keys}
+        all_keys = [keys.applied_key(write.tag, "writer"), *write.increments, *write.members]
+        assert {key_slot(keys.applied_key(write.tag, "writer").encode())} == {key_slot(k.encode()) for k in all_keys}
 
 
 def test_tags_escape_braces():

@@ -81,3 +81,23 @@ def test_count_now_rejects_what_it_cannot_understand():
         Whale.count_now('bad', metrics={'x': 'lots'}, now=NOW)
 
     assert 0 == Whale.total('bad', period='today', now=NOW)
+
+
+def test_forked_children_write_with_their_own_writer_id(store_url):
+    """Processes forked after Whale is set up (gunicorn --preload, multiprocessing) all get counted."""
+    import multiprocessing
+
+    Whale.count_now("forked", now=NOW)
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_count_five) for _ in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+
+    assert ([0, 0, 0], 16.0) == ([c.exitcode for c in children], Whale.total("forked", period="today", now=NOW))
+
+
+def _count_five():
+    for _ in range(5):
+        Whale.count_now("forked", now=NOW)
