@@ -30,7 +30,7 @@ class Accumulator:
 
     def add(self, event: Event) -> bool:
         """Add ``event``; False when it would need a new key beyond the bound (nothing added)."""
-        key = (event.pk, event.dimensions, int(event.at // self._interval) * self._interval)
+        key = self._key(event)
         totals = self._entries.get(key)
         if totals is None:
             if len(self._entries) >= self._max_keys:
@@ -40,6 +40,14 @@ class Accumulator:
             totals[metric] = totals.get(metric, 0) + value
         self._events += 1
         return True
+
+    def room_for(self, events: list[Event]) -> bool:
+        """Whether all of ``events`` fit under the bound on distinct keys."""
+        new = {self._key(event) for event in events} - self._entries.keys()
+        return len(self._entries) + len(new) <= self._max_keys
+
+    def _key(self, event: Event):
+        return (event.pk, event.dimensions, int(event.at // self._interval) * self._interval)
 
     @property
     def pending_keys(self) -> int:

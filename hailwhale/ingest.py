@@ -5,7 +5,7 @@ No IO and no per-line logging beyond a sampled, clipped note of bad lines: this 
 for every datagram on the reactor thread.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from hailwhale import events
 from hailwhale.accumulator import Accumulator
@@ -71,9 +71,18 @@ class Ingest:
         self._stats.events_dropped[reason] += 1
         return reason
 
-    def accept_all(self, batch: Iterable[Event], now: float) -> list[str]:
-        """Aggregate several events; the reasons of those dropped."""
-        return [reason for reason in (self.accept(event, now) for event in batch) if reason is not None]
+    def accept_all(self, batch: list[Event], now: float) -> str | None:
+        """Aggregate several events, all or none; the reason they were dropped, or None."""
+        if any(self.too_old(event, now) for event in batch):
+            reason = "too_old"
+        elif not self.accumulator.room_for(batch):
+            reason = "too_many_pending_keys"
+        else:
+            for event in batch:
+                self.accumulator.add(event)
+            return None
+        self._stats.events_dropped[reason] += len(batch)
+        return reason
 
     def count_http(self, accepted: int) -> None:
         self._stats.http_events_ok += accepted

@@ -153,15 +153,22 @@ def _midnight(day: datetime.date, tz: datetime.tzinfo) -> int:
     return int(datetime.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
 
 
+def _day_after(day: datetime.date, days: int = 1) -> datetime.date:
+    try:
+        return day + datetime.timedelta(days=days)
+    except OverflowError:
+        raise PeriodError(f"{day.isoformat()} is too close to the end of the calendar") from None
+
+
 def _days(label: str, first: datetime.date, last: datetime.date, tz: datetime.tzinfo) -> Window:
     count = (last - first).days + 1
     if count > MAX_POINTS:
         raise PeriodError(f"{label!r} has more than {MAX_POINTS} points")
-    return Window(label, tuple(_midnight(first + datetime.timedelta(days=i), tz) for i in range(count + 1)))
+    return Window(label, tuple(_midnight(_day_after(first, i), tz) for i in range(count + 1)))
 
 
 def _hours(label: str, first: datetime.date, last: datetime.date, now: float | None, tz: datetime.tzinfo) -> Window:
-    start, end = _midnight(first, tz), _midnight(last + datetime.timedelta(days=1), tz)
+    start, end = _midnight(first, tz), _midnight(_day_after(last), tz)
     if now is not None:
         end = min(end, start + (int((now - start) // HOUR) + 1) * HOUR)
     return Window(label, tuple(range(start, end, HOUR)) + (end,))

@@ -25,6 +25,8 @@ DEFAULT_PLOTPOINTS_PERIOD = "thirty"
 MAX_DEPTH = 64
 MAX_NODES = 10_000
 MEMBERS_PER_PART = 4000
+MAX_GROUP_PIECES = 1000  # the server-side group-by unpacks one argument per piece
+MAX_VALUES = 2_000_000  # points x dimensions x metrics one series request may read
 PRESENCE_METRIC = "hits"
 
 
@@ -155,7 +157,10 @@ def _sort(value: object) -> Sort | None:
     if not isinstance(value, str):
         raise FieldError("sort", "sort is a metric or formula, with a leading - for descending", "bad_sort")
     text = value.strip()
-    return Sort(formula.parse(text.lstrip("-"), field="sort"), descending=text.startswith("-"))
+    order = formula.parse(text.lstrip("-"), field="sort")
+    if order.needs_series:
+        raise FieldError("sort", f"cannot sort by a level ({text!r}); sort by the metric itself", "bad_sort")
+    return Sort(order, descending=text.startswith("-"))
 
 
 def from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits,
@@ -191,6 +196,8 @@ def rank_from_params(params, now, schema, limits) -> Plan:
     query = from_params(params, now, schema, limits, (DEFAULT_PLOTPOINTS_PERIOD,))
     if len(query.formulas) != 1 or len(query.windows) != 1:
         raise FieldError("metric", "rank takes one metric (or ratio) and one period")
+    if query.formulas[0].needs_series:
+        raise FieldError("metric", "rank takes a total, not a level (:last)", "bad_formula")
     recursive = str(_first(params, "recursive")).strip().lower() not in ("false", "0", "no")
     return rank(query, recursive=recursive)
 
@@ -246,6 +253,9 @@ def _totals(query: Query, window: Window, nodes: Sequence[Path], metrics: Sequen
 
 def _series(query: Query, window: Window, nodes: Sequence[Path], metrics: Sequence[str]):
     """{node encoding: {metric: [value per point]}}."""
+    if len(window.points) * len(nodes) * len(metrics) > MAX_VALUES:
+        raise FieldError("period", f"{len(window.points)} points x {len(nodes)} dimensions x {len(metrics)} metrics "
+                         f"is more than {MAX_VALUES} values; use a coarser period or a limit", "too_many_values")
     spans = [_window_pieces(query, start, end, window.label) for start, end in window.points]
     return (yield from _sums(query, nodes, metrics, spans))
 
@@ -300,12 +310,12 @@ def _select(query: Query, window: Window):
     metrics = _inputs(query.formulas, [order.formula], [formula.parse(PRESENCE_METRIC)])
     simple = order.formula.suffix is None and all(t is None or t.stored for t in (order.formula.numerator,
                                                                                    order.formula.denominator))
-    if query.depth == 1 and simple:
-        pieces = _window_pieces(query, window.start, window.end, window.label)
+    pieces = _window_pieces(query, window.start, window.end, window.label)
+    if query.depth == 1 and simple and len(pieces) <= MAX_GROUP_PIECES:
         den = order.formula.denominator
         found, members, sums = yield Group(query.pk, encode(query.node), metrics, pieces,
                                            order.formula.numerator.name, den.name if den else None,
-                                           order.descending, query.limit, PRESENCE_METRIC)
+                                           order.descending, query.limit or MAX_NODES, PRESENCE_METRIC)
         totals = {member: {m: sums[m][i] for m in metrics} for i, member in enumerate(members)}
         return [encoding.decode(member) for member in members], found - len(members), totals
     nodes = yield from _descendants(query.pk, query.node, query.depth)

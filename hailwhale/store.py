@@ -104,23 +104,49 @@ local function union(m, weight)
   args[#args + 1] = 'WITHSCORES'
   return redis.call(unpack(args))
 end
+local function bytewise_before(a, b)
+  -- Lua's < on strings follows the server's locale; ties must break by bytes, as ZUNION does
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 local function better(a, sa, b, sb)
   if sa ~= sb then
     if descending then return sa > sb else return sa < sb end
   end
-  return a < b
+  return bytewise_before(a, b)
 end
-local best, seen = {}, {}
+-- the best `limit` so far, in order (an insertion list: limits are small); with a large
+-- limit, everything is collected and sorted once at the end
+local small = limit > 0 and limit <= 64
+local best, seen, unsorted = {}, {}, false
 local function consider(member, score)
   local n = #best
-  if limit > 0 and n >= limit and not better(member, score, best[n][1], best[n][2]) then return end
+  if not small then
+    best[n + 1] = {member, score}
+    unsorted = true
+    return
+  end
+  if n >= limit and not better(member, score, best[n][1], best[n][2]) then return end
   local i = n
   while i > 0 and better(member, score, best[i][1], best[i][2]) do
     best[i + 1] = best[i]
     i = i - 1
   end
   best[i + 1] = {member, score}
-  if limit > 0 and #best > limit then best[#best] = nil end
+  if #best > limit then best[#best] = nil end
+end
+local function finish()
+  if unsorted then
+    table.sort(best, function(x, y) return better(x[1], x[2], y[1], y[2]) end)
+    if limit > 0 then
+      for i = #best, limit + 1, -1 do best[i] = nil end
+    end
+    unsorted = false
+  end
 end
 if den == 0 then
   local flat = union(num, sign)
@@ -148,12 +174,14 @@ else
   end
 end
 -- children with no numbers for the sort score 0: look at them only if 0 could still make the cut
+finish()
 local n = #best
 if not (limit > 0 and n >= limit and better(best[n][1], best[n][2], best[n][1], 0)) then
   local flat = union(present, 0)
   for i = 1, #flat, 2 do
     if not seen[flat[i]] then consider(flat[i], 0) end
   end
+  finish()
 end
 local chosen = {}
 for i, pair in ipairs(best) do chosen[i] = pair[1] end

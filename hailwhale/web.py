@@ -113,9 +113,9 @@ class HailwhaleWeb:
         if any(self._ingest.too_old(event, now) for event in batch):
             raise FieldError("at", "older than every bucket kept (see the schema in /stats)", "too_old")
         dropped = self._ingest.accept_all(batch, now)
-        self._ingest.count_http(len(batch) - len(dropped))
         if dropped:
-            raise Dropped(f"{len(dropped)} of {len(batch)} events dropped: {', '.join(sorted(set(dropped)))}")
+            raise Dropped(f"{len(batch)} events not accepted ({dropped}); nothing of this request was counted")
+        self._ingest.count_http(len(batch))
 
     def _event_fields(self, request: IRequest) -> list[dict]:
         params = _args(request)

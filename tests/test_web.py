@@ -246,7 +246,9 @@ def test_grouped_queries_over_http(api):
 
 
 @pytest.mark.parametrize("query, field", [("sort=-a/b/c", "sort"), ("depth=x", "depth"), ("limit=-1", "limit"),
-                                          ("tz=Mars/Base", "tz"), ("tzoffset=7h", "tzoffset")])
+                                          ("tz=Mars/Base", "tz"), ("tzoffset=7h", "tzoffset"),
+                                          ("depth=1&sort=-x:last", "sort"),
+                                          ("period=9999-12-30..9999-12-31", "period")])
 def test_bad_query_parameters(api, query, field):
     """Bad grouping or time-zone parameters are 400s naming the parameter."""
     response = api.get("/totals?pk=shop&" + query)
@@ -260,3 +262,20 @@ def test_an_event_older_than_every_bucket_is_a_400(api):
     api.flush()
 
     assert (400, "at", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
+
+
+def test_rank_of_a_level_is_a_400(api):
+    """/rank of a :last level is refused with a reason, not a server error."""
+    response = api.get("/rank?pk=shop&dimension=country&metric=hits:last")
+
+    assert (400, "metric") == (response.code, api.json(response)["field"])
+
+
+def test_a_batch_that_does_not_fit_is_refused_whole(api):
+    """A batch needing more new keys than the bound allows answers 503 and counts nothing (a retry cannot double)."""
+    body = "[" + ",".join('{"pk": "p%d"}' % i for i in range(1001)) + "]"
+
+    response = api.post("/count", body.encode())
+    api.flush()
+
+    assert (503, 0.0) == (response.code, api.totals(pk="p0")["today"]["_"]["hits"])
