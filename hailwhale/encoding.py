@@ -3,7 +3,7 @@ The string forms of pk and dimension paths, as the original encoded them.
 
 A path is a tuple of names.  The root dimension ``()`` is ``_``, a path of one name is
 that name, and a longer path is a JSON array with Python's default separators:
-``["country", "US"]``.  These strings are the dimension keys of query responses and
+``["country", "US"]`` (as is a lone name starting with ``[``, so encodings never collide).  These strings are the dimension keys of query responses and
 part of the Redis key schema.
 """
 
@@ -19,8 +19,9 @@ def encode(path: Path) -> str:
     """The canonical string form of ``path``."""
     if not path:
         return ROOT_ENCODING
-    if len(path) == 1:
+    if len(path) == 1 and not path[0].startswith("["):
         return path[0]
+    # a lone name that starts with [ is written as a list too, so it cannot pass for a path
     return json.dumps(list(path), ensure_ascii=False)
 
 
@@ -33,7 +34,7 @@ def decode(text: str) -> Path:
             value = json.loads(text)
         except ValueError:
             return (text,)
-        if isinstance(value, list) and len(value) > 1 and all(isinstance(v, str) for v in value):
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return tuple(value)
     return (text,)
 

@@ -135,18 +135,20 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
     url = config.redis_url or embedded.url
     store = Store.connect(url, cluster=config.redis_cluster)
-    pool = ThreadPool(minthreads=1, maxthreads=4, name="hailwhale-store")
+    # flushes and queries get their own threads, so slow queries never hold a flush back
+    flush_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-flush")
+    query_pool = ThreadPool(minthreads=1, maxthreads=4, name="hailwhale-query")
 
-    def run(function, *args) -> defer.Deferred:
-        return threads.deferToThreadPool(reactor, pool, function, *args)
+    def in_pool(pool: ThreadPool):
+        return lambda function, *args: threads.deferToThreadPool(reactor, pool, function, *args)
 
     accumulator = Accumulator(config.schema.finest.interval, config.max_pending_keys)
     ingest = Ingest(
         accumulator, stats, config.schema, config.limits, reactor.seconds,
         lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
     )
-    flusher = FlushService(accumulator, store, config.schema, stats, reactor, run, config.flush_interval,
-                           config.stop_timeout)
+    flusher = FlushService(accumulator, store, config.schema, stats, reactor, in_pool(flush_pool),
+                           config.flush_interval, config.stop_timeout)
     udp_listener = Listener(lambda: udp.listen(reactor, config.udp_port, config.interface, udp.EventReceiver(ingest),
                                                config.udp_receive_buffer))
 
@@ -163,13 +165,14 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             "version": __version__,
         }
 
-    web = HailwhaleWeb(ingest, flusher, Reader(store, run), snapshot, reactor, config.schema,
+    web = HailwhaleWeb(ingest, flusher, Reader(store, in_pool(query_pool)), snapshot, reactor, config.schema,
                        config.max_body_bytes, config.count_now_timeout)
 
-    root = HailwhaleService(store, str(config.schema), run)
+    root = HailwhaleService(store, str(config.schema), in_pool(query_pool))
     if embedded is not None:
         EmbeddedStoreService(embedded).setServiceParent(root)
-    ThreadPoolService(pool).setServiceParent(root)
+    ThreadPoolService(flush_pool).setServiceParent(root)
+    ThreadPoolService(query_pool).setServiceParent(root)
     flusher.setName("flush")
     flusher.setServiceParent(root)
     if config.udp_port:

@@ -42,7 +42,7 @@ def test_service_tree(tmp_path):
     """makeService builds the embedded store, thread pool, flusher, UDP and HTTP services, in start order."""
     service = makeService(parse("--data-dir", str(tmp_path)))
 
-    assert ["EmbeddedStoreService", "ThreadPoolService", "flush", "udp", "http"] == [
+    assert ["EmbeddedStoreService", "ThreadPoolService", "ThreadPoolService", "flush", "udp", "http"] == [
         child.name or type(child).__name__ for child in service]
 
 
@@ -50,7 +50,7 @@ def test_disabled_ports_and_external_store():
     """Port 0 disables a listener; --redis replaces the embedded store."""
     service = makeService(parse("--udp-port", "0", "--redis", "redis://127.0.0.1:1/0"))
 
-    assert ["ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in service]
+    assert ["ThreadPoolService", "ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in service]
 
 
 def test_tac_file_builds_the_service(monkeypatch):
@@ -64,4 +64,4 @@ def test_tac_file_builds_the_service(monkeypatch):
     exec(compile((Path(__file__).parent.parent / "hailwhale.tac").read_text(), "hailwhale.tac", "exec"), namespace)
 
     (root,) = list(IServiceCollection(namespace["application"]))
-    assert ["ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in root]
+    assert ["ThreadPoolService", "ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in root]
