@@ -16,9 +16,6 @@ from hailwhale import fields
 from hailwhale.encoding import Path
 from hailwhale.fields import FieldError, Leaves, Limits
 
-_ALIASES = {"metric": "metrics", "dimension": "dimensions"}
-
-
 @attrs.frozen
 class Event:
     pk: Path
@@ -29,13 +26,17 @@ class Event:
 
 def from_fields(raw: Mapping[str, object], now: float, limits: Limits) -> Event:
     """An event from its named fields; ``metric`` and ``dimension`` are aliases."""
-    named = {_ALIASES.get(key, key): value for key, value in raw.items()}
     return Event(
-        pk=fields.pk(named.get("pk"), limits),
-        dimensions=fields.leaves(named.get("dimensions"), limits),
-        metrics=fields.metric_values(named.get("metrics"), limits),
-        at=fields.timestamp(named.get("at"), now, limits),
+        pk=fields.pk(raw.get("pk"), limits),
+        dimensions=fields.leaves(_either(raw, "dimensions", "dimension"), limits),
+        metrics=fields.metric_values(_either(raw, "metrics", "metric"), limits),
+        at=fields.timestamp(raw.get("at"), now, limits),
     )
+
+
+def _either(raw: Mapping[str, object], name: str, alias: str) -> object:
+    value = raw.get(name)
+    return raw.get(alias) if value is None else value
 
 
 def query_fields(query: str) -> dict[str, str]:

@@ -100,18 +100,19 @@ def leaves(value: object, limits: Limits) -> Leaves:
     value = _decoded(value, "dimensions")
     if value is None or value == "" or value == [] or value == {}:
         return frozenset()
+    found: set[Path] = set()
     if isinstance(value, dict):
-        found: set[Path] = set()
         _dict_leaves(value, (), found, limits)
-        result = frozenset(_rooted(leaf) for leaf in found)
     elif isinstance(value, list):
-        result = frozenset([_rooted(tuple(name(part, "dimensions", limits) for part in value))])
+        found.add(tuple([name(part, "dimensions", limits) for part in value]))
     else:
-        result = frozenset([_rooted((name(value, "dimensions", limits),))])
-    result = frozenset(leaf for leaf in result if leaf)
-    if sum(map(len, result)) > limits.max_dimension_nodes and _distinct_nodes(result) > limits.max_dimension_nodes:
+        found.add((name(value, "dimensions", limits),))
+    if any(leaf[0] in ("_", "") for leaf in found):
+        found = {_rooted(leaf) for leaf in found}
+        found.discard(())
+    if sum(map(len, found)) > limits.max_dimension_nodes and _distinct_nodes(found) > limits.max_dimension_nodes:
         raise FieldError("dimensions", f"more than {limits.max_dimension_nodes} dimension nodes", "too_many_dimensions")
-    return result
+    return frozenset(found)
 
 
 def _distinct_nodes(found: Leaves) -> int:
@@ -182,11 +183,17 @@ def metric_values(value: object, limits: Limits) -> dict[str, float]:
         value = {metric_name(item): 1 for item in value}
     if not isinstance(value, dict):
         raise FieldError("metrics", f"must be a dict of numbers or a list of names, not {_describe(value)}")
-    result = {metric_name(key): number(amount, f"metrics.{key}") for key, amount in value.items()}
+    result = {metric_name(key): _metric_amount(key, amount) for key, amount in value.items()}
     result.setdefault("hits", 1)
     if len(result) > limits.max_metrics:
         raise FieldError("metrics", f"more than {limits.max_metrics} metrics", "too_many_metrics")
     return result
+
+
+def _metric_amount(key: str, amount: object) -> int | float:
+    if (type(amount) is int or type(amount) is float) and -MAX_METRIC <= amount <= MAX_METRIC:
+        return amount  # the common case, checked cheaply (NaN fails the comparison)
+    return number(amount, f"metrics.{key}")
 
 
 def number(value: object, field: str) -> int | float:
