@@ -51,7 +51,7 @@ def main() -> None:
         plan = rollup.plan(entries, SCHEMA, now)
         planned = time.perf_counter()
         calls.clear()
-        store.apply(plan, seq + 1, now, set())
+        store.apply(plan, seq + 1, set())
         written = time.perf_counter()
         increments = sum(len(m) for w in plan.writes for m in w.increments.values())
         total = written - started

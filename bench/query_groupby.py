@@ -58,7 +58,7 @@ def load(store: Store, pk: str, children: int, metrics: dict, now: float, seq: i
                                         "at": when}, now, Limits(max_dimension_nodes=64))
             entries[(event.pk, event.dimensions, int(event.at // 60) * 60)] = dict(event.metrics)
         if len(entries) > 20_000 or day == 29:
-            store.apply(rollup.plan(entries, SCHEMA, now), seq * 100 + day, now, set())
+            store.apply(rollup.plan(entries, SCHEMA, now), seq * 100 + day, set())
             entries = {}
 
 

@@ -129,7 +129,7 @@ class FlushService(Service):
             if queued.plan is None:
                 queued.plan = yield self._run(rollup.plan, queued.batch.entries, self._schema, now)
                 self._stats.buckets_expired.update(queued.plan.expired)
-            applied = yield self._run(self._store.apply, queued.plan, queued.batch.seq, now, queued.done)
+            applied = yield self._run(self._store.apply, queued.plan, queued.batch.seq, queued.done)
         except Exception as error:
             self._stats.flushes_failed += 1
             self._stats.last_error = f"{type(error).__name__}: {error}"

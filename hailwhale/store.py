@@ -238,7 +238,7 @@ class Store:
     def ping(self) -> bool:
         return bool(self._client.ping())
 
-    def apply(self, plan: Plan, seq: int, now: float, done: set[Path]) -> Applied:
+    def apply(self, plan: Plan, seq: int, done: set[Path]) -> Applied:
         """
         Apply every tag write of ``plan`` not already in ``done``, adding each to it once
         the store has taken it (or refused it for good).  The script calls go out
@@ -253,12 +253,12 @@ class Store:
         pending = [write for write in plan.writes if write.pk not in done]
         for start in range(0, len(pending), PIPELINED_TAGS):
             group = pending[start : start + PIPELINED_TAGS]
-            pipe = self._client.pipeline(transaction=False)
-            calls = [self._queue_write(pipe, write, seq, now) for write in group]
-            replies = iter(pipe.execute(raise_on_error=False))
+            calls = [[(applied, chunk) for chunk in chunks] for applied, chunks in
+                     ((keys.applied_key(w.tag, self.writer_id), list(_script_calls(w, seq))) for w in group)]
+            replies = iter(self._execute([call for chunks in calls for call in chunks]))
             failure = None
-            for write, chunk_count in zip(group, calls):
-                results = [next(replies) for _ in range(chunk_count)]
+            for write, chunks in zip(group, calls):
+                results = [next(replies) for _ in chunks]
                 refused = [r for r in results if isinstance(r, redis.ResponseError)]
                 failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.ResponseError)]
                 if failed:
@@ -272,16 +272,28 @@ class Store:
                 raise failure
         return result
 
-    def _queue_write(self, pipe, write: TagWrite, seq: int, now: float) -> int:
-        tag = write.tag
-        applied = keys.applied_key(tag, self.writer_id)
-        count = 0
-        for index, (chunk_keys, chunk_writes) in enumerate(_chunks(write)):
-            token = seq * CHUNKS_PER_BATCH + index
-            args = [token, APPLIED_TOKEN_LIFE, json.dumps(chunk_writes)]
-            self._apply(keys=[applied, *chunk_keys], args=args, client=pipe)
-            count += 1
-        return count
+    def _execute(self, calls: list[tuple[str, tuple[list[str], list]]]) -> list:
+        """
+        Run apply-script calls, each ``(applied key, (keys, args))``; a reply or the
+        exception per call.  Pipelined on a single server; one by one on a cluster
+        (redis-py does not pipeline scripts there), stopping at the first call the
+        cluster could not be reached for.
+        """
+        if not isinstance(self._client, redis.cluster.RedisCluster):
+            pipe = self._client.pipeline(transaction=False)
+            for applied, (chunk_keys, args) in calls:
+                self._apply(keys=[applied, *chunk_keys], args=args, client=pipe)
+            return pipe.execute(raise_on_error=False)
+        replies: list = []
+        for applied, (chunk_keys, args) in calls:
+            try:
+                replies.append(self._apply(keys=[applied, *chunk_keys], args=args))
+            except redis.ResponseError as error:
+                replies.append(error)
+            except redis.RedisError as error:
+                replies += [error] * (len(calls) - len(replies))
+                break
+        return replies
 
     def run(self, request):
         """Answer one query request (see :mod:`hailwhale.query`)."""
@@ -335,6 +347,12 @@ class Store:
     def recorded_schema(self) -> str | None:
         value = self._client.get(SCHEMA_KEY)
         return value.decode("utf-8") if value is not None else None
+
+
+def _script_calls(write: TagWrite, seq: int) -> Iterable[tuple[list[str], list]]:
+    """The (keys, args) of each apply-script call for ``write``, one per chunk, each with its own token."""
+    for index, (chunk_keys, chunk_writes) in enumerate(_chunks(write)):
+        yield chunk_keys, [seq * CHUNKS_PER_BATCH + index, APPLIED_TOKEN_LIFE, json.dumps(chunk_writes)]
 
 
 def _chunks(write: TagWrite) -> Iterable[tuple[list[str], list]]:

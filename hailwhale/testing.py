@@ -58,3 +58,27 @@ dimension_dicts = st.recursive(
 dimension_values = st.one_of(st.none(), names, st.lists(names, min_size=1, max_size=4), dimension_dicts)
 metric_amounts = st.one_of(st.integers(-10**6, 10**6), st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False))
 metric_dicts = st.dictionaries(metric_names, metric_amounts, max_size=5)
+
+
+def start_valkey_cluster(nodes: int = 3) -> list[ValkeyServer]:
+    """A Redis Cluster of ``nodes`` throwaway Valkey servers, the 16384 slots split between them."""
+    import time
+
+    import redis
+
+    servers = [start_valkey(**{"cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
+                               "cluster-node-timeout": "2000"}) for _ in range(nodes)]
+    clients = [redis.Redis(host="127.0.0.1", port=server.port) for server in servers]
+    bounds = [16384 * i // nodes for i in range(nodes + 1)]
+    for client, first, after in zip(clients, bounds, bounds[1:]):
+        client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, after - 1)
+    for client in clients[1:]:
+        client.execute_command("CLUSTER", "MEET", "127.0.0.1", servers[0].port)
+    deadline = time.monotonic() + 30
+    while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test cluster did not come up")
+        time.sleep(0.05)
+    for client in clients:
+        client.close()
+    return servers

@@ -82,7 +82,7 @@ class Whale:
         entries = {(event.pk, event.dimensions, int(event.at // finest) * finest): dict(event.metrics)}
         plan = rollup.plan(entries, cls.schema(), now)
         with cls._writing:
-            applied = cls.store().apply(plan, next(cls._batches), now, set())
+            applied = cls.store().apply(plan, next(cls._batches), set())
         if applied.repeats or applied.refused:
             raise RuntimeError(f"the store did not take this event: {applied}")
 

@@ -25,15 +25,15 @@ class FlakyStore:
         self.fail_before = 0
         self.fail_after = 0
 
-    def apply(self, plan, seq, now, done):
+    def apply(self, plan, seq, done):
         if self.fail_before:
             self.fail_before -= 1
             raise redis.ConnectionError("store went away")
         if self.fail_after:
             self.fail_after -= 1
-            self._store.apply(plan, seq, now, set(done))  # written, but the caller never learns which parts
+            self._store.apply(plan, seq, set(done))  # written, but the caller never learns which parts
             raise redis.TimeoutError("reply lost")
-        return self._store.apply(plan, seq, now, done)
+        return self._store.apply(plan, seq, done)
 
 
 @pytest.fixture

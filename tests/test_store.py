@@ -27,7 +27,7 @@ def test_apply_then_read(store):
     """What a plan writes, a query reads back, floats and negatives exact."""
     store.apply(plan_for({"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.25}},
                          {"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.5}},
-                         {"pk": "p", "dimensions": {"country": "UK"}, "metrics": {"x": -2.5}}), 1, NOW, set())
+                         {"pk": "p", "dimensions": {"country": "UK"}, "metrics": {"x": -2.5}}), 1, set())
 
     assert {"_": {"x": -1.75, "hits": 3.0}} == totals(store, "p", metrics=["x", "hits"])
     assert {'["country", "US"]': {"x": 0.75}} == totals(store, "p", ["country", "US"], ["x"])
@@ -36,24 +36,24 @@ def test_apply_then_read(store):
 def test_same_batch_token_applies_once(store):
     """Applying a batch again with the same token changes nothing (the retry of an ambiguous failure)."""
     plan = plan_for({"pk": "p", "metrics": {"x": 5}})
-    store.apply(plan, 7, NOW, set())
+    store.apply(plan, 7, set())
 
-    store.apply(plan, 7, NOW, set())
+    store.apply(plan, 7, set())
 
     assert {"_": {"x": 5.0}} == totals(store, "p", metrics=["x"])
 
 
 def test_later_batches_still_apply(store):
     """A higher token from the same writer applies."""
-    store.apply(plan_for({"pk": "p"}), 1, NOW, set())
-    store.apply(plan_for({"pk": "p"}), 2, NOW, set())
+    store.apply(plan_for({"pk": "p"}), 1, set())
+    store.apply(plan_for({"pk": "p"}), 2, set())
 
     assert {"_": {"hits": 2.0}} == totals(store, "p")
 
 
 def test_keys_expire_with_their_retention(store, raw):
     """Data keys carry TTLs: a minute bucket lives two days past its end."""
-    store.apply(plan_for({"pk": "p"}), 1, NOW, set())
+    store.apply(plan_for({"pk": "p"}), 1, set())
 
     minute = NOW // 60 * 60
     key = keys.data_key(keys.tag(("p",)), 60, minute, "hits", keys.ROOT_PARENT)
@@ -62,7 +62,7 @@ def test_keys_expire_with_their_retention(store, raw):
 
 def test_dimension_tree(store):
     """The children sets let the tree be walked, depth first."""
-    store.apply(plan_for({"pk": "t", "dimensions": {"a": 1, "b": {"c": 2}}}), 1, NOW, set())
+    store.apply(plan_for({"pk": "t", "dimensions": {"a": 1, "b": {"c": 2}}}), 1, set())
 
     rows = query.run(query.tree(("t",), (), 8), store)
 
@@ -73,8 +73,8 @@ def test_large_writes_are_chunked_and_complete(store, monkeypatch):
     """A tag write larger than a chunk goes in several script calls, each applied once."""
     monkeypatch.setattr(store_module, "CHUNK_FIELDS", 7)
     plan = plan_for(*({"pk": "p", "dimensions": {"n": i}} for i in range(20)))
-    store.apply(plan, 1, NOW, set())
-    store.apply(plan, 1, NOW, set())
+    store.apply(plan, 1, set())
+    store.apply(plan, 1, set())
 
     assert {"n": {"hits": 20.0}} == totals(store, "p", "n")
     assert 21 == len(query.run(query.tree(("p",), ("n",), 1), store))
@@ -83,7 +83,7 @@ def test_large_writes_are_chunked_and_complete(store, monkeypatch):
 def test_group_sorts_and_limits_on_the_server(store):
     """The grouped read sorts children by a ratio on the server and returns the first few with their totals."""
     store.apply(plan_for(*({"pk": "shop", "dimensions": {"country": f"C{i}"},
-                            "metrics": {"revenue": i * 10, "visitors": i + 1}} for i in range(50))), 1, NOW, set())
+                            "metrics": {"revenue": i * 10, "visitors": i + 1}} for i in range(50))), 1, set())
 
     answer = totals(store, "shop", "country", ["revenue", "revenue/visitors"], depth=1, sort="-revenue/visitors",
                     limit=3)
@@ -107,7 +107,7 @@ def test_a_refused_tag_writes_nothing_and_does_not_hold_back_the_others(store, r
     raw.set(blocker, "not a sorted set")
     done = set()
 
-    applied = store.apply(plan, 1, NOW, done)
+    applied = store.apply(plan, 1, done)
     raw.delete(blocker)
 
     assert ([("bad",)], {("good",), ("bad",)}) == ([pk for pk, _ in applied.refused], done)
