@@ -142,30 +142,26 @@ class HailwhaleWeb:
     # -- queries ----------------------------------------------------------------------
 
     @app.route("/totals", methods=["GET"])
-    @defer.inlineCallbacks
     def totals(self, request: IRequest):
-        plan = query.totals_from_params(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
-        answer = yield self._reader.answer(plan)
-        return _json(request, 200, answer)
+        return self._answer(request, query.totals_from_params)
 
     @app.route("/plotpoints", methods=["GET"])
-    @defer.inlineCallbacks
     def plotpoints(self, request: IRequest):
-        plan = query.plotpoints_from_params(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
-        answer = yield self._reader.answer(plan)
-        return _json(request, 200, answer)
+        return self._answer(request, query.plotpoints_from_params)
 
     @app.route("/rank", methods=["GET"])
-    @defer.inlineCallbacks
     def rank(self, request: IRequest):
-        plan = query.rank_from_params(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
-        answer = yield self._reader.answer(plan)
-        return _json(request, 200, answer)
+        return self._answer(request, query.rank_from_params)
 
     @app.route("/dimensions", methods=["GET"])
-    @defer.inlineCallbacks
     def dimensions(self, request: IRequest):
-        answer = yield self._reader.answer(query.dimensions_from_params(_args(request), self._ingest.limits))
+        return self._answer(request, lambda params, now, schema, limits: query.dimensions_from_params(params, limits))
+
+    @defer.inlineCallbacks
+    def _answer(self, request: IRequest, planner):
+        """Plan the query from the request (a bad parameter is a 400), run it in the store's threads, answer JSON."""
+        plan = planner(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
+        answer = yield self._reader.answer(plan)
         return _json(request, 200, answer)
 
     @app.route("/stats", methods=["GET"])
