@@ -1,9 +1,9 @@
 """
 The composition root: every object of the daemon is built here, in :func:`makeService`.
 
-Start order: embedded store (if any), store thread pool, flusher, UDP, HTTP.  Stop is
-the reverse, one after the other: listeners close, the flusher writes what it holds,
-then the thread pool and the embedded store stop.
+Start order: embedded store (if any), the flush and query thread pools, flusher, UDP,
+HTTP.  Stop is the reverse, one after the other: listeners close, the flusher writes what
+it holds, then the thread pools and the embedded store stop.
 """
 
 import gc
