@@ -23,13 +23,11 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hailwhale.testing import free_port  # noqa: E402
+
 LINES_PER_DATAGRAM = 20
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def datagrams(tag: str) -> list[bytes]:

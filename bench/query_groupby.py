@@ -17,7 +17,6 @@ import gc
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,16 +33,11 @@ from hailwhale.encoding import encode  # noqa: E402
 from hailwhale.fields import Limits  # noqa: E402
 from hailwhale.schema import DAY, parse_schema  # noqa: E402
 from hailwhale.store import Store  # noqa: E402
+from hailwhale.testing import free_port  # noqa: E402
 from hailwhale.whale import Whale  # noqa: E402
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
 HEADLINE_METRICS = ["impressions", "clicks", "visitors", "sales", "revenue", "revenue/visitors"]
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load(store: Store, pk: str, children: int, metrics: dict, now: float, seq: int) -> None:

@@ -229,9 +229,10 @@ def _window_pieces(query: Query, start: int, end: int, label: str) -> tuple[Piec
 def _sums(query: Query, nodes: Sequence[Path], metrics: Sequence[str], spans: Sequence[tuple[Piece, ...]]):
     """{node encoding: {metric: [sum over each span]}}."""
     parts = []
+    groups = _by_parent(nodes).items()
     for pieces in spans:
         for metric in metrics:
-            for parent, members in _by_parent(nodes).items():
+            for parent, members in groups:
                 for offset in range(0, len(members), MEMBERS_PER_PART):
                     parts.append(SumPart(parent, tuple(members[offset:offset + MEMBERS_PER_PART]), metric, pieces))
     result = {encode(node): {metric: [] for metric in metrics} for node in nodes}
