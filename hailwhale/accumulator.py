@@ -3,6 +3,9 @@ The in-memory aggregation between flushes: the one mutable object of the core.
 
 Events add up per (pk, dimension leaves, finest bucket); :meth:`Accumulator.swap` hands
 the flusher an immutable :class:`Batch` and starts afresh, so nothing idles in memory.
+Sums add; a level (gauge) keeps its last value, stamped with the event's arrival number
+so that the flush can tell which of several keys rolling up to one node spoke last;
+members of unique counts collect in sets, bounded per key.
 """
 
 from collections.abc import Mapping
@@ -18,15 +21,22 @@ class Batch:
     seq: int
     entries: Mapping[AggregationKey, Mapping[str, float]]
     events: int
+    levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] = attrs.field(factory=dict)
+    members: Mapping[AggregationKey, Mapping[str, set[str]]] = attrs.field(factory=dict)
 
 
 class Accumulator:
-    def __init__(self, finest_interval: int, max_keys: int):
+    def __init__(self, finest_interval: int, max_keys: int, max_members_per_key: int = 100_000):
         self._interval = finest_interval
         self._max_keys = max_keys
+        self._max_members = max_members_per_key
         self._entries: dict[AggregationKey, dict[str, float]] = {}
+        self._levels: dict[AggregationKey, dict[str, tuple[int, float]]] = {}
+        self._members: dict[AggregationKey, dict[str, set[str]]] = {}
         self._events = 0
+        self._stamp = 0
         self.next_seq = 1
+        self.members_dropped = 0
 
     def add(self, event: Event) -> bool:
         """Add ``event``; False when it would need a new key beyond the bound (nothing added)."""
@@ -38,8 +48,26 @@ class Accumulator:
             totals = self._entries[key] = {}
         for metric, value in event.metrics.items():
             totals[metric] = totals.get(metric, 0) + value
+        if event.levels:
+            self._stamp += 1
+            levels = self._levels.setdefault(key, {})
+            for metric, value in event.levels.items():
+                levels[metric] = (self._stamp, value)
+        if event.members:
+            self._add_members(key, event.members)
         self._events += 1
         return True
+
+    def _add_members(self, key: AggregationKey, members: Mapping[str, frozenset[str]]) -> None:
+        sets = self._members.setdefault(key, {})
+        for metric, names in members.items():
+            found = sets.setdefault(metric, set())
+            room = self._max_members - len(found)
+            new = names - found
+            if len(new) > room:
+                self.members_dropped += len(new) - room
+                new = set(sorted(new)[:room])
+            found |= new
 
     def room_for(self, events: list[Event]) -> bool:
         """Whether all of ``events`` fit under the bound on distinct keys."""
@@ -61,8 +89,9 @@ class Accumulator:
         """The batch of everything added since the last swap, or None if nothing was."""
         if not self._entries:
             return None
-        batch = Batch(seq=self.next_seq, entries=self._entries, events=self._events)
+        batch = Batch(seq=self.next_seq, entries=self._entries, events=self._events,
+                      levels=self._levels, members=self._members)
         self.next_seq += 1
-        self._entries = {}
+        self._entries, self._levels, self._members = {}, {}, {}
         self._events = 0
         return batch

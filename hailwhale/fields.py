@@ -14,7 +14,7 @@ import re
 
 import attrs
 
-from hailwhale import lenient
+from hailwhale import kinds, lenient
 from hailwhale.encoding import ROOT, Path
 
 Leaves = frozenset[Path]
@@ -35,6 +35,7 @@ class Limits:
     max_metrics: int = 32
     max_name_length: int = 256
     max_future_seconds: int = 86400
+    max_members: int = 1000  # members of a unique count one event may name
 
 
 class FieldError(ValueError):
@@ -107,6 +108,11 @@ def leaves(value: object, limits: Limits) -> Leaves:
         found.add(tuple([name(part, "dimensions", limits) for part in value]))
     else:
         found.add((name(value, "dimensions", limits),))
+    return leaf_set(found, limits)
+
+
+def leaf_set(found: set[Path], limits: Limits) -> Leaves:
+    """Leaf paths made of checked names, as an event's dimensions: rooted, and bounded in nodes."""
     if any(leaf[0] in ("_", "") for leaf in found):
         found = {_rooted(leaf) for leaf in found}
         found.discard(())
@@ -168,11 +174,21 @@ def _checked_metric_name(value: str, field: str) -> str:
     return value
 
 
-def metric_values(value: object, limits: Limits) -> dict[str, float]:
+@attrs.frozen
+class Metrics:
+    """An event's numbers by kind (see :mod:`hailwhale.kinds`): sums, levels, and members of unique counts."""
+
+    sums: dict[str, int | float]
+    levels: dict[str, int | float]
+    members: dict[str, frozenset[str]]
+
+
+def metric_values(value: object, limits: Limits) -> Metrics:
     """
     The metrics of an event: a dict of name to number, or a list of names (each 1).
 
-    ``hits`` is 1 unless the event sets it.
+    ``hits`` is 1 unless the event sets it.  A gauge (``*.gauge``) is a level; a unique
+    count (``*.unique``) takes a member name or a list of them instead of a number.
     """
     value = _decoded(value, "metrics")
     if value is None or value == "":
@@ -183,11 +199,26 @@ def metric_values(value: object, limits: Limits) -> dict[str, float]:
         value = {metric_name(item): 1 for item in value}
     if not isinstance(value, dict):
         raise FieldError("metrics", f"must be a dict of numbers or a list of names, not {_describe(value)}")
-    result = {metric_name(key): _metric_amount(key, amount) for key, amount in value.items()}
-    result.setdefault("hits", 1)
-    if len(result) > limits.max_metrics:
+    if len(value) + ("hits" not in value) > limits.max_metrics:
         raise FieldError("metrics", f"more than {limits.max_metrics} metrics", "too_many_metrics")
+    result = Metrics({}, {}, {})
+    for key, amount in value.items():
+        kind = kinds.metric_kind(metric_name(key))
+        if kind == kinds.UNIQUE:
+            result.members[key] = _members(key, amount, limits)
+        elif kind == kinds.GAUGE:
+            result.levels[key] = _metric_amount(key, amount)
+        else:
+            result.sums[key] = _metric_amount(key, amount)
+    result.sums.setdefault("hits", 1)
     return result
+
+
+def _members(key: str, value: object, limits: Limits) -> frozenset[str]:
+    items = value if isinstance(value, list) else [value]
+    if len(items) > limits.max_members:
+        raise FieldError(f"metrics.{key}", f"more than {limits.max_members} members", "too_many_members")
+    return frozenset(name(item, f"metrics.{key}", limits) for item in items)
 
 
 def _metric_amount(key: str, amount: object) -> int | float:

@@ -127,7 +127,8 @@ class FlushService(Service):
         now = self._clock.seconds()
         try:
             if queued.plan is None:
-                queued.plan = yield self._run(rollup.plan, queued.batch.entries, self._schema, now)
+                batch = queued.batch
+                queued.plan = yield self._run(rollup.plan, batch.entries, self._schema, now, batch.levels, batch.members)
                 self._stats.buckets_expired.update(queued.plan.expired)
             applied = yield self._run(self._store.apply, queued.plan, queued.batch.seq, queued.done)
         except Exception as error:

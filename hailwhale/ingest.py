@@ -7,12 +7,13 @@ for every datagram on the reactor thread.
 
 from collections.abc import Callable
 
-from hailwhale import events
+from hailwhale import lines
 from hailwhale.accumulator import Accumulator
 from hailwhale.events import Event
 from hailwhale.fields import FieldError, Limits
 from hailwhale.schema import Schema
 from hailwhale.selfstats import SelfStats
+from hailwhale.statsd import GaugeMemory
 
 BAD_LINES_LOGGED_PER_MINUTE = 10
 LOGGED_LINE_CLIP = 400
@@ -27,8 +28,10 @@ class Ingest:
         limits: Limits,
         seconds: Callable[[], float],
         report_bad_line: Callable[[bytes, str], None],
+        max_gauge_series: int = 100_000,
     ):
         self.accumulator = accumulator
+        self.gauges = GaugeMemory(max_gauge_series)
         self.limits = limits
         self._stats = stats
         self._life = schema.longest_life()
@@ -45,7 +48,7 @@ class Ingest:
             if not line.strip():
                 continue
             try:
-                event = events.parse_line(line, now, self.limits)
+                event = lines.parse_line(line, now, self.limits)
             except FieldError as error:
                 self._stats.lines_bad[error.reason] += 1
                 self._sample(line, str(error), now)
@@ -64,9 +67,10 @@ class Ingest:
         """Aggregate one parsed event; the reason it was dropped, or None."""
         if self.too_old(event, now):
             reason = "too_old"
-        elif not self.accumulator.add(event):
+        elif not self.accumulator.add(self._settled(event)):
             reason = "too_many_pending_keys"
         else:
+            self._count_members(event)
             return None
         self._stats.events_dropped[reason] += 1
         return reason
@@ -79,10 +83,18 @@ class Ingest:
             reason = "too_many_pending_keys"
         else:
             for event in batch:
-                self.accumulator.add(event)
+                self.accumulator.add(self._settled(event))
+                self._count_members(event)
             return None
         self._stats.events_dropped[reason] += len(batch)
         return reason
+
+    def _settled(self, event: Event) -> Event:
+        return self.gauges.settle(event) if event.levels else event
+
+    def _count_members(self, event: Event) -> None:
+        if event.members:
+            self._stats.unique_members_dropped = self.accumulator.members_dropped
 
     def count_http(self, accepted: int) -> None:
         self._stats.http_events_ok += accepted

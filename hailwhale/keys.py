@@ -8,7 +8,10 @@ slot and each script call touches one slot only:
   the node's total of the metric in the bucket (of ``size`` seconds, starting at epoch
   second ``bucket``).  A node's numbers live in its parent's sets, so one set holds a
   whole group of siblings: the shape a group-by reads, and sums on the server with
-  ZUNION.  The root ``_`` lives in the sets whose parent part is empty.
+  ZUNION.  The root ``_`` lives in the sets whose parent part is empty.  For a gauge
+  (``*.gauge``) the score is the last value reported in the bucket, not a sum.
+- ``hw:{<pk>}:u:<size>:<bucket>:<metric>:<node>``: HyperLogLog of the members of a
+  unique count (``*.unique``) at one node in one bucket.
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
 - ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
   the tag (exactly-once); it expires a week after the writer's last write.
@@ -29,6 +32,10 @@ def tag(pk: Path) -> str:
 
 def data_key(pk_tag: str, size: int, bucket: int, metric: str, parent_encoding: str) -> str:
     return f"hw:{pk_tag}:z:{size}:{bucket}:{metric}:{parent_encoding}"
+
+
+def unique_key(pk_tag: str, size: int, bucket: int, metric: str, node_encoding: str) -> str:
+    return f"hw:{pk_tag}:u:{size}:{bucket}:{metric}:{node_encoding}"
 
 
 def parent_encoding(node: Path) -> str:

@@ -8,11 +8,14 @@ over several buckets answer the latest one instead of adding them.  A metric nam
 with HyperLogLog.
 """
 
+import functools
+
 SUM = "sum"
 GAUGE = "gauge"
 UNIQUE = "unique"
 
 
+@functools.lru_cache(maxsize=4096)
 def metric_kind(name: str) -> str:
     """The kind of the metric called ``name``: SUM, GAUGE or UNIQUE."""
     if name == GAUGE or name.endswith(".gauge"):

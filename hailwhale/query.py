@@ -13,7 +13,7 @@ from collections.abc import Generator, Mapping, Sequence
 
 import attrs
 
-from hailwhale import encoding, fields, formula, keys, lenient, periods
+from hailwhale import encoding, fields, formula, keys, kinds, lenient, periods
 from hailwhale.encoding import Path, encode
 from hailwhale.fields import FieldError, Limits
 from hailwhale.formula import Formula
@@ -35,12 +35,17 @@ PRESENCE_METRIC = "hits"
 
 @attrs.frozen
 class SumPart:
-    """The sum of ``metric`` over ``pieces`` for each of ``members`` (siblings under ``parent``)."""
+    """The total of ``metric`` over ``pieces`` for each of ``members`` (siblings under ``parent``)."""
 
     parent: str
     members: tuple[str, ...]
     metric: str
     pieces: tuple[Piece, ...]
+
+    @property
+    def kind(self) -> str:
+        """A sum adds the pieces; a gauge takes the latest piece with a value; a unique count unites them."""
+        return kinds.metric_kind(self.metric)
 
 
 @attrs.frozen
@@ -311,6 +316,7 @@ def _select(query: Query, window: Window):
     metrics = _inputs(query.formulas, [order.formula], [formula.parse(PRESENCE_METRIC)])
     simple = order.formula.suffix is None and all(t is None or t.stored for t in (order.formula.numerator,
                                                                                    order.formula.denominator))
+    simple = simple and all(kinds.metric_kind(metric) == kinds.SUM for metric in metrics)
     pieces = _window_pieces(query, window.start, window.end, window.label)
     if query.depth == 1 and simple and len(pieces) <= MAX_GROUP_PIECES:
         den = order.formula.denominator

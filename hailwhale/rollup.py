@@ -42,6 +42,8 @@ class TagWrite:
     increments: Mapping[str, Mapping[str, float]]  # sorted-set key -> member -> amount
     members: Mapping[str, frozenset[str]]  # children-set key -> members
     expire_at: Mapping[str, int]
+    levels: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)  # sorted-set key -> member -> value
+    uniques: Mapping[str, frozenset[str]] = attrs.field(factory=dict)  # HyperLogLog key -> members
 
     @property
     def tag(self) -> str:
@@ -54,11 +56,17 @@ class Plan:
     expired: Mapping[int, int]  # interval -> aggregation keys skipped as past retention
 
 
-def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, now: float) -> Plan:
-    """The writes for a batch of aggregated entries, as of ``now``."""
-    increments: dict[Path, dict[str, dict[str, float]]] = {}
-    members: dict[Path, dict[str, set[str]]] = {}
-    expiry: dict[Path, dict[str, int]] = {}
+def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, now: float,
+         levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
+         members: Mapping[AggregationKey, Mapping[str, Iterable[str]]] | None = None) -> Plan:
+    """
+    The writes for a batch of aggregated entries, as of ``now``: ``entries`` add up,
+    ``levels`` ((stamp, value) per gauge) overwrite, the latest stamp winning where several
+    keys meet in one node, and ``members`` join the unique counts of every node.
+    """
+    levels = levels or {}
+    members = members or {}
+    tags: dict[Path, _TagPlan] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
     for (pk, leaves, finest_bucket), metrics in entries.items():
@@ -69,12 +77,15 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
         if encoded is None:
             encoded = node_cache[leaves] = [(encode(n), keys.parent_encoding(n)) for n in nodes(leaves)]
         metric_items = list(metrics.items())
+        key_levels = levels.get((pk, leaves, finest_bucket), {})
+        key_members = members.get((pk, leaves, finest_bucket), {})
         index_life = max(expires for _, _, expires in buckets)
         for prefix in prefixes(pk):
             tag = keys.tag(prefix)
-            tag_increments = increments.setdefault(prefix, {})
-            tag_members = members.setdefault(prefix, {})
-            tag_expiry = expiry.setdefault(prefix, {})
+            target = tags.get(prefix)
+            if target is None:
+                target = tags[prefix] = _TagPlan()
+            tag_increments, tag_expiry = target.increments, target.expiry
             for size, bucket, expires in buckets:
                 for metric, value in metric_items:
                     for node_encoding, parent in encoded:
@@ -84,22 +95,45 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
                             amounts = tag_increments[key] = {}
                             tag_expiry[key] = expires
                         amounts[node_encoding] = amounts.get(node_encoding, 0) + value
+                for metric, stamped in key_levels.items():
+                    for node_encoding, parent in encoded:
+                        key = keys.data_key(tag, size, bucket, metric, parent)
+                        tag_expiry[key] = expires
+                        stamps = target.levels.setdefault(key, {})
+                        if stamps.get(node_encoding, (0, 0))[0] < stamped[0]:
+                            stamps[node_encoding] = stamped
+                for metric, names in key_members.items():
+                    for node_encoding, _ in encoded:
+                        key = keys.unique_key(tag, size, bucket, metric, node_encoding)
+                        tag_expiry[key] = expires
+                        target.uniques.setdefault(key, set()).update(names)
             for node_encoding, parent in encoded:
                 if parent == keys.ROOT_PARENT:
                     continue
                 key = keys.children_key(tag, parent)
-                tag_members.setdefault(key, set()).add(node_encoding)
+                target.members.setdefault(key, set()).add(node_encoding)
                 tag_expiry[key] = max(tag_expiry.get(key, 0), index_life)
-    writes = tuple(
-        TagWrite(
-            pk=prefix,
-            increments=increments[prefix],
-            members={key: frozenset(value) for key, value in members[prefix].items()},
-            expire_at=expiry[prefix],
-        )
-        for prefix in increments
-    )
+    writes = tuple(target.write(prefix) for prefix, target in tags.items())
     return Plan(writes=writes, expired=dict(expired))
+
+
+@attrs.define
+class _TagPlan:
+    increments: dict[str, dict[str, float]] = attrs.field(factory=dict)
+    members: dict[str, set[str]] = attrs.field(factory=dict)
+    expiry: dict[str, int] = attrs.field(factory=dict)
+    levels: dict[str, dict[str, tuple[int, float]]] = attrs.field(factory=dict)
+    uniques: dict[str, set[str]] = attrs.field(factory=dict)
+
+    def write(self, pk: Path) -> TagWrite:
+        return TagWrite(
+            pk=pk,
+            increments=self.increments,
+            members={key: frozenset(value) for key, value in self.members.items()},
+            expire_at=self.expiry,
+            levels={key: {node: value for node, (_, value) in stamped.items()} for key, stamped in self.levels.items()},
+            uniques={key: frozenset(value) for key, value in self.uniques.items()},
+        )
 
 
 def _live_buckets(finest_bucket: int, schema: Schema, now: float, expired: Counter) -> list[tuple[int, int, int]]:

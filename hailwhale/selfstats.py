@@ -13,6 +13,7 @@ class SelfStats:
     http_events_ok: int = 0
     http_bad_requests: Counter = attrs.field(factory=Counter)  # reason -> requests
     events_dropped: Counter = attrs.field(factory=Counter)  # reason -> parsed events not accepted
+    unique_members_dropped: int = 0  # members of unique counts past the bound per key between flushes
     buckets_expired: Counter = attrs.field(factory=Counter)  # interval -> aggregation keys past retention at flush
     flushes_ok: int = 0
     flushes_failed: int = 0
@@ -32,6 +33,7 @@ class SelfStats:
             "http_events_ok": self.http_events_ok,
             "http_bad_requests": dict(self.http_bad_requests),
             "events_dropped": dict(self.events_dropped),
+            "unique_members_dropped": self.unique_members_dropped,
             "buckets_expired": {str(k): v for k, v in self.buckets_expired.items()},
             "flushes_ok": self.flushes_ok,
             "flushes_failed": self.flushes_failed,

@@ -16,7 +16,7 @@ import attrs
 import redis
 import redis.cluster
 
-from hailwhale import keys
+from hailwhale import keys, kinds
 from hailwhale.encoding import Path
 from hailwhale.query import Children, Group, Sums
 from hailwhale.rollup import Plan, TagWrite
@@ -34,9 +34,10 @@ APPLY_SCRIPT = """
 local seen = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) <= seen then return 0 end
 local writes = cjson.decode(ARGV[3])
+local types = {z = 'zset', g = 'zset', s = 'set', h = 'string'}
 -- a script is not rolled back if a command fails, so refuse before writing anything
 for i = 2, #KEYS do
-  local found, wanted = redis.call('TYPE', KEYS[i]).ok, writes[i - 1][1] == 'z' and 'zset' or 'set'
+  local found, wanted = redis.call('TYPE', KEYS[i]).ok, types[writes[i - 1][1]]
   if found ~= 'none' and found ~= wanted then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. found .. ', not a ' .. wanted)
   end
@@ -44,11 +45,18 @@ end
 for i = 2, #KEYS do
   local key, write = KEYS[i], writes[i - 1]
   local expires = write[2]
-  if write[1] == 'z' then
+  if write[1] == 'z' or write[1] == 'g' then
+    local command = write[1] == 'z' and 'ZINCRBY' or 'ZADD'
     for member, amount in pairs(write[3]) do
-      redis.call('ZINCRBY', key, amount, member)
+      redis.call(command, key, amount, member)
     end
     -- a bucket's expiry follows from its start alone
+    redis.call('EXPIREAT', key, expires)
+  elseif write[1] == 'h' then
+    local names = write[3]
+    for first = 1, #names, 1000 do
+      redis.call('PFADD', key, unpack(names, first, math.min(first + 999, #names)))
+    end
     redis.call('EXPIREAT', key, expires)
   else
     for _, member in ipairs(write[3]) do
@@ -65,20 +73,25 @@ return 1
 """
 
 SUMS_SCRIPT = """
+-- ARGV: the number of parts, then per part: the member count, the members, the piece count
+-- and '1' if the part is a gauge (the latest piece holding a value wins) or '0' (a sum)
 local out = {}
 local a, k = 2, 1
 for p = 1, tonumber(ARGV[1]) do
   local count = tonumber(ARGV[a])
   local first, last = a + 1, a + count
   local pieces = tonumber(ARGV[last + 1])
-  a = last + 2
+  local latest = ARGV[last + 2] == '1'
+  a = last + 3
   local sums = {}
   for i = 1, count do sums[i] = 0 end
   for q = 1, pieces do
     local scores = redis.call('ZMSCORE', KEYS[k], unpack(ARGV, first, last))
     k = k + 1
     for i = 1, count do
-      if scores[i] then sums[i] = sums[i] + tonumber(scores[i]) end
+      if scores[i] then
+        if latest then sums[i] = tonumber(scores[i]) else sums[i] = sums[i] + tonumber(scores[i]) end
+      end
     end
   end
   local texts = {}
@@ -307,13 +320,26 @@ class Store:
 
     def sums(self, request: Sums) -> list[list[float]]:
         tag = keys.tag(request.pk)
-        data_keys: list[str] = []
-        args: list = [len(request.parts)]
-        for part in request.parts:
-            args += [len(part.members), *part.members, len(part.pieces)]
-            data_keys += [keys.data_key(tag, p.size, p.start, part.metric, part.parent) for p in part.pieces]
-        replies = self._sums(keys=data_keys, args=args)
-        return [[float(value) for value in reply] for reply in replies]
+        replies: list = [None] * len(request.parts)
+        scored = [(index, part) for index, part in enumerate(request.parts) if part.kind != kinds.UNIQUE]
+        if scored:
+            data_keys: list[str] = []
+            args: list = [len(scored)]
+            for _, part in scored:
+                args += [len(part.members), *part.members, len(part.pieces), 1 if part.kind == kinds.GAUGE else 0]
+                data_keys += [keys.data_key(tag, p.size, p.start, part.metric, part.parent) for p in part.pieces]
+            for (index, _), reply in zip(scored, self._sums(keys=data_keys, args=args)):
+                replies[index] = [float(value) for value in reply]
+        counted = [(index, part) for index, part in enumerate(request.parts) if part.kind == kinds.UNIQUE]
+        if counted:
+            pipe = self._client.pipeline(transaction=False)
+            for _, part in counted:
+                for member in part.members:
+                    pipe.pfcount(*[keys.unique_key(tag, p.size, p.start, part.metric, member) for p in part.pieces])
+            counts = iter(pipe.execute())
+            for index, part in counted:
+                replies[index] = [float(next(counts)) for _ in part.members]
+        return replies
 
     def group(self, request: Group) -> tuple[int, list[str], dict[str, list[float]]]:
         tag = keys.tag(request.pk)
@@ -361,12 +387,14 @@ def _chunks(write: TagWrite) -> Iterable[tuple[list[str], list]]:
     chunk_writes: list = []
     size = 0
     parts = [("z", key, list(amounts.items())) for key, amounts in write.increments.items()]
+    parts += [("g", key, list(values.items())) for key, values in write.levels.items()]
     parts += [("s", key, sorted(members)) for key, members in write.members.items()]
+    parts += [("h", key, sorted(members)) for key, members in write.uniques.items()]
     for kind, key, items in parts:
         for start in range(0, len(items), CHUNK_FIELDS):
             part = items[start : start + CHUNK_FIELDS]
             chunk_keys.append(key)
-            chunk_writes.append([kind, write.expire_at[key], dict(part) if kind == "z" else part])
+            chunk_writes.append([kind, write.expire_at[key], dict(part) if kind in "zg" else part])
             size += len(part)
             if size >= CHUNK_FIELDS:
                 yield chunk_keys, chunk_writes

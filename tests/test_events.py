@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale import events
+from hailwhale import events, lines
 from hailwhale.events import Event
 from hailwhale.fields import FieldError, Limits
 from hailwhale.testing import dimension_values, metric_dicts
@@ -122,7 +122,7 @@ def test_json_line():
     line = b'{"pk":["Product","123"],"dimensions":{"country":"US"},"metrics":{"revenue":10}}'
 
     expected = Event(("Product", "123"), frozenset([("country", "US")]), {"revenue": 10, "hits": 1}, NOW)
-    assert expected == events.parse_line(line, NOW, LIMITS)
+    assert expected == lines.parse_line(line, NOW, LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -136,13 +136,14 @@ def test_json_line():
 def test_query_string_line(line):
     """A UDP line may be a /count query string, with or without its path."""
     expected = Event(("test",), frozenset([("services",)]), {"dollars": 200, "hits": 1}, NOW)
-    assert expected == events.parse_line(line, NOW, LIMITS)
+    assert expected == lines.parse_line(line, NOW, LIMITS)
 
 
 @pytest.mark.parametrize(
     "line, reason",
     [
-        (b"gorets:1|c", "unrecognised"),
+        (b"gorets", "unrecognised"),
+        (b"gorets:1|zz", "bad_statsd_type"),
         (b"{not json", "bad_json"),
         (b"[1, 2]", "unrecognised"),
         (b'{"pk": "\xff"}', "not_utf8"),
@@ -153,7 +154,7 @@ def test_query_string_line(line):
 def test_bad_lines_have_reasons(line, reason):
     """A line that is not an event is rejected with a reason for the self-stats."""
     with pytest.raises(FieldError) as caught:
-        events.parse_line(line, NOW, LIMITS)
+        lines.parse_line(line, NOW, LIMITS)
 
     assert reason == caught.value.reason
 
@@ -162,7 +163,7 @@ def test_bad_lines_have_reasons(line, reason):
 def test_any_bytes_parse_or_fail_cleanly(line):
     """No input makes the line parser raise anything but a FieldError."""
     try:
-        event = events.parse_line(line, NOW, LIMITS)
+        event = lines.parse_line(line, NOW, LIMITS)
     except FieldError:
         return
     assert event.pk and "hits" in event.metrics
@@ -173,6 +174,6 @@ def test_json_events_round_trip(dimensions, metrics):
     """Any event written as a JSON line parses with its metrics kept exactly and hits added."""
     line = json.dumps({"pk": "p", "dimensions": dimensions, "metrics": metrics}).encode()
 
-    event = events.parse_line(line, NOW, LIMITS)
+    event = lines.parse_line(line, NOW, LIMITS)
 
     assert {"hits": 1, **metrics} == event.metrics

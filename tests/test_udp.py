@@ -28,10 +28,10 @@ def test_every_line_of_a_datagram_counts():
     """Lines are events on their own: a bad one is counted by reason and the rest still count."""
     protocol, accumulator, stats, _, _ = receiver()
 
-    protocol.datagramReceived(b'{"pk":"a"}\n\npk=b\r\ngorets:1|c\n{"pk":"c","metrics":{"x":"y"}}\n{"pk":"a"}',
+    protocol.datagramReceived(b'{"pk":"a"}\n\npk=b\r\ngorets:1|q\n{"pk":"c","metrics":{"x":"y"}}\n{"pk":"a"}',
                               ("127.0.0.1", 5000))
 
-    assert (1, 3, {"unrecognised": 1, "bad_metrics": 1}, 3) == (
+    assert (1, 3, {"bad_statsd_type": 1, "bad_metrics": 1}, 3) == (
         stats.datagrams, stats.lines_ok, dict(stats.lines_bad), accumulator.pending_events)
 
 
