@@ -101,6 +101,17 @@ end
 return out
 """
 
+UNIQUES_SCRIPT = """
+-- ARGV: how many keys each count unites, in the order of KEYS; one PFCOUNT per count
+local out, k = {}, 1
+for i = 1, #ARGV do
+  local n = tonumber(ARGV[i])
+  out[i] = redis.call('PFCOUNT', unpack(KEYS, k, k + n - 1))
+  k = k + n
+end
+return out
+"""
+
 GROUP_SCRIPT = """#!lua flags=no-writes
 -- KEYS: the data keys, metric by metric, piece by piece; last, the parent's children set
 local pieces, metrics = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -239,6 +250,7 @@ class Store:
         self._client = client
         self._apply = client.register_script(APPLY_SCRIPT)
         self._sums = client.register_script(SUMS_SCRIPT)
+        self._uniques = client.register_script(UNIQUES_SCRIPT)
         self._group = client.register_script(GROUP_SCRIPT)
 
     @classmethod
@@ -332,11 +344,10 @@ class Store:
                 replies[index] = [float(value) for value in reply]
         counted = [(index, part) for index, part in enumerate(request.parts) if part.kind == kinds.UNIQUE]
         if counted:
-            pipe = self._client.pipeline(transaction=False)
-            for _, part in counted:
-                for member in part.members:
-                    pipe.pfcount(*[keys.unique_key(tag, p.size, p.start, part.metric, member) for p in part.pieces])
-            counts = iter(pipe.execute())
+            unique_keys = [keys.unique_key(tag, p.size, p.start, part.metric, member)
+                           for _, part in counted for member in part.members for p in part.pieces]
+            sizes = [len(part.pieces) for _, part in counted for _ in part.members]
+            counts = iter(self._uniques(keys=unique_keys, args=sizes))
             for index, part in counted:
                 replies[index] = [float(next(counts)) for _ in part.members]
         return replies

@@ -48,3 +48,13 @@ async def test_daemon_on_a_cluster(cluster_url):
         assert {"today": {"_": {"n": 50.0}}} == await eventually(counted)
     finally:
         await service.stopService()
+
+
+def test_gauges_and_unique_counts_on_a_cluster(cluster_url):
+    """Gauges and unique counts (HyperLogLog keys read in a pipeline) work on a cluster too."""
+    Whale.configure(cluster_url, schema="1m:2d,1h:35d,1d:3y", cluster=True)
+    for visitor, depth in [("ann", 4), ("bob", 9), ("ann", 2)]:
+        Whale.count_now(["site", "home"], None, {"visitors.unique": visitor, "queue.gauge": depth}, now=NOW)
+
+    assert {"today": {"_": {"visitors.unique": 2.0, "queue.gauge": 2.0}}} == Whale.totals(
+        "site", metrics=["visitors.unique", "queue.gauge"], periods="today", now=NOW)

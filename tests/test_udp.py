@@ -1,6 +1,8 @@
 import socket
 from types import SimpleNamespace
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet import task
 
 from hailwhale.accumulator import Accumulator
@@ -90,3 +92,18 @@ class _Port:
 
     def stopListening(self):
         self.socket.close()
+
+
+@given(st.lists(st.one_of(
+    st.binary(max_size=60),
+    st.sampled_from([b"a.b:1|c|#x:y", b"g:+3|g", b"t:5:7|ms|@0.5", b"s:v|s", b'{"pk":"j","metrics":{"m":2}}',
+                     b"pk=q&metrics=%7B%22x%22%3A1%7D", b"a:1|c|@9", b"a:x|g"])), max_size=20))
+def test_every_line_is_counted_once_whole_or_rejected(parts):
+    """Any datagram: each non-empty line is either one whole event in the accumulator or one rejection."""
+    protocol, accumulator, stats, _, _ = receiver()
+    datagram = b"\n".join(parts)
+
+    protocol.datagramReceived(datagram, ("127.0.0.1", 5000))
+
+    lines = [line for line in datagram.split(b"\n") if line.strip()]
+    assert (len(lines), stats.lines_ok) == (stats.lines_ok + sum(stats.lines_bad.values()), accumulator.pending_events)
