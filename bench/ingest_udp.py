@@ -80,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         daemon = subprocess.Popen(
             [str(twistd), "-n", "--pidfile=", "--logfile=" + os.path.join(data_dir, "twistd.log"), "hailwhale",
-             "--http-port", str(http), "--udp-port", str(udp), "--data-dir", data_dir],
+             "--http-port", str(http), "--udp-port", str(udp), "--collectd-port", "0", "--data-dir", data_dir],
             cwd=data_dir,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )

@@ -117,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         daemon = subprocess.Popen(
             [str(twistd), "-n", "--pidfile=", "--logfile=" + os.path.join(data_dir, "twistd.log"), "hailwhale",
-             "--http-port", str(http_port), "--udp-port", "0", "--data-dir", data_dir],
+             "--http-port", str(http_port), "--udp-port", "0", "--collectd-port", "0", "--data-dir", data_dir],
             cwd=data_dir, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         try:

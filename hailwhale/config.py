@@ -8,6 +8,7 @@ import attrs
 from twisted.python import usage
 
 from hailwhale import schema as schema_module
+from hailwhale.collectd import SecurityLevel
 from hailwhale.fields import Limits
 from hailwhale.schema import Schema
 
@@ -45,6 +46,16 @@ def _schema(text: str) -> Schema:
 
 _schema.coerceDoc = "Comma-separated interval:retention pairs; intervals divide a day."
 
+def _security_level(text: str) -> SecurityLevel:
+    try:
+        return SecurityLevel[text.strip().upper()]
+    except KeyError:
+        raise ValueError("None, Sign or Encrypt") from None
+
+
+_security_level.coerceDoc = "None, Sign or Encrypt; Sign and Encrypt need --collectd-auth-file."
+
+DEFAULT_TYPESDB = "/usr/share/collectd/types.db"
 DEFAULT_SCHEMA = schema_module.parse_schema(schema_module.DEFAULT)
 
 
@@ -64,6 +75,11 @@ class Config:
     count_now_timeout: float = 10.0
     stop_timeout: float = 10.0
     limits: Limits = Limits()
+    collectd_port: int = 25826
+    collectd_security_level: SecurityLevel = SecurityLevel.NONE
+    collectd_auth_file: str | None = None
+    collectd_typesdb: str | None = None
+    collectd_max_series: int = 100_000
 
 
 class Options(usage.Options):
@@ -91,6 +107,13 @@ class Options(usage.Options):
         ["max-body-bytes", None, 1024 * 1024, "Largest HTTP body accepted.", _positive_int],
         ["count-now-timeout", None, 10.0, "Seconds /count_now waits for the store.", _positive_float],
         ["stop-timeout", None, 10.0, "Seconds a stopping daemon keeps retrying its last flush.", _positive_float],
+        ["collectd-port", None, 25826, "UDP port for collectd's network protocol.", _port],
+        ["collectd-security-level", None, SecurityLevel.NONE, "What collectd packets must be.", _security_level],
+        ["collectd-auth-file", None, None, "collectd AuthFile: 'user: password' lines, read again when it changes."],
+        ["collectd-typesdb", None, None, "A types.db file naming the values of each collectd type (on top of a "
+                                         f"built-in table of the common types); default: {DEFAULT_TYPESDB} if present."],
+        ["collectd-max-series", None, 100_000, "Most collectd COUNTER/DERIVE series remembered to compute increases.",
+         _positive_int],
     ]
 
     def postOptions(self) -> None:
@@ -109,6 +132,13 @@ class Options(usage.Options):
             count_now_timeout=self["count-now-timeout"],
             stop_timeout=self["stop-timeout"],
             limits=Limits(max_line_bytes=self["max-line-bytes"]),
+            collectd_port=self["collectd-port"],
+            collectd_security_level=self["collectd-security-level"],
+            collectd_auth_file=self["collectd-auth-file"],
+            collectd_typesdb=self["collectd-typesdb"],
+            collectd_max_series=self["collectd-max-series"],
         )
+        if self["collectd-security-level"] != SecurityLevel.NONE and not self["collectd-auth-file"]:
+            raise usage.UsageError("--collectd-security-level Sign or Encrypt needs --collectd-auth-file")
         if self["redis-cluster"] and not self["redis"]:
             raise usage.UsageError("--redis-cluster needs --redis")

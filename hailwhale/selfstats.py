@@ -6,6 +6,26 @@ import attrs
 
 
 @attrs.define
+class CollectdStats:
+    packets_ok: int = 0
+    packets_bad: Counter = attrs.field(factory=Counter)  # reason -> packets rejected whole
+    value_lists: int = 0  # accepted for aggregation (one event each)
+    notifications: int = 0  # read and ignored
+    values_skipped: Counter = attrs.field(factory=Counter)  # reason -> values not counted
+    cumulative: Counter = attrs.field(factory=Counter)  # outcome -> COUNTER/DERIVE samples (see cumulative.py)
+
+    def snapshot(self) -> dict:
+        return {
+            "packets_ok": self.packets_ok,
+            "packets_bad": dict(self.packets_bad),
+            "value_lists": self.value_lists,
+            "notifications": self.notifications,
+            "values_skipped": dict(self.values_skipped),
+            "cumulative": dict(self.cumulative),
+        }
+
+
+@attrs.define
 class SelfStats:
     datagrams: int = 0
     lines_ok: int = 0
@@ -23,6 +43,7 @@ class SelfStats:
     last_flush_seconds: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    collectd: CollectdStats = attrs.field(factory=CollectdStats)
 
     def snapshot(self) -> dict:
         return {
@@ -43,4 +64,5 @@ class SelfStats:
             "last_flush_seconds": self.last_flush_seconds,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "collectd": self.collectd.snapshot(),
         }

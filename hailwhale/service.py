@@ -1,12 +1,13 @@
 """
 The composition root: every object of the daemon is built here, in :func:`makeService`.
 
-Start order: embedded store (if any), the flush and query thread pools, flusher, UDP,
+Start order: embedded store (if any), the flush and query thread pools, flusher, UDP, collectd,
 HTTP.  Stop is the reverse, one after the other: listeners close, the flusher writes what
 it holds, then the thread pools and the embedded store stop.
 """
 
 import gc
+import os
 from collections.abc import Callable
 
 from twisted.application.service import MultiService, Service
@@ -16,13 +17,15 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from hailwhale import __version__, query
+from hailwhale import __version__, query, typesdb
 from hailwhale.accumulator import Accumulator
-from hailwhale.config import Config
+from hailwhale.collectd_events import ValueListEvents
+from hailwhale.config import DEFAULT_TYPESDB, Config
+from hailwhale.cumulative import Cumulative
 from hailwhale.embedded import EmbeddedValkey
 from hailwhale.flush import FlushService
 from hailwhale.ingest import Ingest
-from hailwhale.protocols import udp
+from hailwhale.protocols import collectd, udp
 from hailwhale.selfstats import SelfStats
 from hailwhale.store import Store
 from hailwhale.web import HailwhaleWeb
@@ -151,6 +154,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
                            config.flush_interval, config.stop_timeout)
     udp_listener = Listener(lambda: udp.listen(reactor, config.udp_port, config.interface, udp.EventReceiver(ingest),
                                                config.udp_receive_buffer))
+    cumulative = Cumulative(config.collectd_max_series, stats.collectd.cumulative)
 
     def snapshot() -> dict:
         return {
@@ -161,6 +165,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             "store_url": url,
             "schema": str(config.schema),
             "udp_receive_buffer": udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
+            "collectd_series": len(cumulative),
             "uptime_seconds": reactor.seconds() - started_at,
             "version": __version__,
         }
@@ -178,11 +183,37 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     if config.udp_port:
         udp_listener.setName("udp")
         udp_listener.setServiceParent(root)
+    if config.collectd_port:
+        receiver = collectd.CollectdReceiver(
+            ingest, ValueListEvents(_collectd_types(config.collectd_typesdb), config.limits, cumulative,
+                                    stats.collectd.values_skipped),
+            config.collectd_security_level,
+            collectd.AuthFile(config.collectd_auth_file) if config.collectd_auth_file else None,
+            stats.collectd, reactor.seconds)
+        collectd_listener = Listener(lambda: udp.listen(reactor, config.collectd_port, config.interface, receiver,
+                                                        config.udp_receive_buffer, "collectd packets"))
+        collectd_listener.setName("collectd")
+        collectd_listener.setServiceParent(root)
     if config.http_port:
         http = Listener(lambda: _listen_http(reactor, config.http_port, config.interface, QuietSite(web.resource())))
         http.setName("http")
         http.setServiceParent(root)
     return root
+
+
+def _collectd_types(path: str | None) -> typesdb.Types:
+    """The built-in types, and those of ``path`` (or of collectd's own types.db, if installed)."""
+    types = dict(typesdb.BUILTIN)
+    if path is None and os.path.exists(DEFAULT_TYPESDB):
+        path = DEFAULT_TYPESDB
+    if path is not None:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            found, bad = typesdb.parse(file.read())
+        if bad:
+            log.warn("{path}: lines {lines} are not types.db entries; skipped", path=path, lines=bad[:20])
+        log.info("collectd: {count} types from {path}", count=len(found), path=path)
+        types.update(found)
+    return types
 
 
 def _listen_http(reactor, port: int, interface: str, site: QuietSite) -> IListeningPort:

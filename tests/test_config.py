@@ -1,6 +1,7 @@
 import pytest
 from twisted.python import usage
 
+from hailwhale.collectd import SecurityLevel
 from hailwhale.config import Config, Options
 from hailwhale.schema import parse_schema
 from hailwhale.service import makeService
@@ -31,24 +32,44 @@ def test_options_make_a_config():
 
 
 @pytest.mark.parametrize("args", [["--schema", "7m:1d"], ["--flush-interval", "0"], ["--udp-port", "70000"],
-                                  ["--redis-cluster"], ["--no-such-option", "1"]])
+                                  ["--redis-cluster"], ["--no-such-option", "1"],
+                                  ["--collectd-security-level", "Paranoid"],
+                                  ["--collectd-security-level", "Sign"], ["--collectd-max-series", "0"]])
 def test_bad_options(args):
     """Bad or unknown options are usage errors, not surprises at run time."""
     with pytest.raises(usage.UsageError):
         parse(*args)
 
 
+def test_collectd_options():
+    """collectd listens on 25826 at level None by default; level names are read in any case."""
+    config = parse("--collectd-port", "0", "--collectd-security-level", "encrypt", "--collectd-auth-file", "/a",
+                   "--collectd-typesdb", "/t", "--collectd-max-series", "7")
+
+    assert ((25826, SecurityLevel.NONE, None), (0, SecurityLevel.ENCRYPT, "/a", "/t", 7)) == (
+        (Config().collectd_port, Config().collectd_security_level, Config().collectd_auth_file),
+        (config.collectd_port, config.collectd_security_level, config.collectd_auth_file, config.collectd_typesdb,
+         config.collectd_max_series))
+
+
+def test_collectd_auth_file_must_be_readable_at_start(tmp_path):
+    """A missing auth file stops the daemon from starting, rather than rejecting every packet later."""
+    with pytest.raises(FileNotFoundError):
+        makeService(parse("--collectd-security-level", "Sign", "--collectd-auth-file", str(tmp_path / "missing"),
+                          "--redis", "redis://127.0.0.1:1/0"))
+
+
 def test_service_tree(tmp_path):
-    """makeService builds the embedded store, thread pool, flusher, UDP and HTTP services, in start order."""
+    """makeService builds the embedded store, thread pools, flusher, UDP, collectd and HTTP services, in start order."""
     service = makeService(parse("--data-dir", str(tmp_path)))
 
-    assert ["EmbeddedStoreService", "ThreadPoolService", "ThreadPoolService", "flush", "udp", "http"] == [
+    assert ["EmbeddedStoreService", "ThreadPoolService", "ThreadPoolService", "flush", "udp", "collectd", "http"] == [
         child.name or type(child).__name__ for child in service]
 
 
 def test_disabled_ports_and_external_store():
     """Port 0 disables a listener; --redis replaces the embedded store."""
-    service = makeService(parse("--udp-port", "0", "--redis", "redis://127.0.0.1:1/0"))
+    service = makeService(parse("--udp-port", "0", "--collectd-port", "0", "--redis", "redis://127.0.0.1:1/0"))
 
     assert ["ThreadPoolService", "ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in service]
 
@@ -59,7 +80,7 @@ def test_tac_file_builds_the_service(monkeypatch):
 
     from twisted.application.service import IServiceCollection
 
-    monkeypatch.setenv("HAILWHALE_OPTIONS", "--udp-port 0 --redis redis://127.0.0.1:1/0")
+    monkeypatch.setenv("HAILWHALE_OPTIONS", "--udp-port 0 --collectd-port 0 --redis redis://127.0.0.1:1/0")
     namespace = {}
     exec(compile((Path(__file__).parent.parent / "hailwhale.tac").read_text(), "hailwhale.tac", "exec"), namespace)
 

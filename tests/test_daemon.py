@@ -21,7 +21,8 @@ from hailwhale.testing import free_port
 
 def start(*args: str):
     options = Options()
-    options.parseOptions(["--udp-port", str(free_port(socket.SOCK_DGRAM)), "--http-port", str(free_port()), *args])
+    options.parseOptions(["--udp-port", str(free_port(socket.SOCK_DGRAM)), "--http-port", str(free_port()),
+                          "--collectd-port", str(free_port(socket.SOCK_DGRAM)), *args])
     service = makeService(options["config"], reactor)
     service.startService()
     http = service.getServiceNamed("http").port.getHost().port

@@ -34,12 +34,13 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
-def listen(reactor, port: int, interface: str, protocol: DatagramProtocol, receive_buffer: int):
+def listen(reactor, port: int, interface: str, protocol: DatagramProtocol, receive_buffer: int,
+           what: str = "UDP events"):
     """Listen for datagrams of up to 64 KiB, with a large receive buffer; the listening port."""
     listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=MAX_DATAGRAM)
     obtained = set_receive_buffer(listening.socket, receive_buffer)
-    log.info("UDP events on {host}:{port}; receive buffer {got} bytes (asked for {asked})",
-             host=interface, port=listening.getHost().port, got=obtained, asked=receive_buffer)
+    log.info("{what} on {host}:{port}; receive buffer {got} bytes (asked for {asked})",
+             what=what, host=interface, port=listening.getHost().port, got=obtained, asked=receive_buffer)
     return listening
 
 
