@@ -124,10 +124,10 @@ def parse_packet(data: bytes, security: Security = Security()) -> Packet:
     return Packet(tuple(found.value_lists), found.notifications)
 
 
+@attrs.define
 class _Found:
-    def __init__(self):
-        self.value_lists: list[ValueList] = []
-        self.notifications = 0
+    value_lists: list[ValueList] = attrs.Factory(list)
+    notifications: int = 0
 
 
 def _parse(data: bytes, security: Security, protection: SecurityLevel, found: _Found) -> None:

@@ -27,6 +27,9 @@ from hailwhale.typesdb import Types
 
 PK_ROOT = "collectd"
 CUMULATIVE = frozenset((COUNTER, DERIVE))
+# The same identifiers come back every interval, and building their pk, dimensions and
+# names is most of a value list's cost: keep them, emptied when this many are held.
+MAX_SHAPES = 100_000
 
 
 class ValueListEvents:
@@ -35,16 +38,30 @@ class ValueListEvents:
         self._limits = limits
         self._cumulative = cumulative
         self._skipped = skipped  # reason -> values not counted
+        self._shapes: dict[tuple, tuple] = {}
 
     def events(self, value_lists: Iterable[ValueList], now: float) -> list[Event]:
         """One event per value list, or :class:`PacketError` (and no state changed) if any is unfit."""
         shaped = [self._shape(value_list, now) for value_list in value_lists]
-        return [Event(pk, dimensions, self._metrics(value_list, names), value_list.time)
-                for value_list, pk, dimensions, names in shaped]
+        return [Event(pk, dimensions, self._metrics(value_list, identifier, names), value_list.time)
+                for value_list, identifier, pk, dimensions, names in shaped]
 
     def _shape(self, value_list: ValueList, now: float):
         if value_list.time > now + self._limits.max_future_seconds:
             raise PacketError("too_new", f"a value list more than {self._limits.max_future_seconds} s in the future")
+        identifier = (value_list.host, value_list.plugin, value_list.plugin_instance, value_list.type,
+                      value_list.type_instance)
+        kinds = tuple(kind for kind, _ in value_list.values)
+        shape = self._shapes.get((identifier, kinds))
+        if shape is None:
+            shape = self._new_shape(value_list)
+            if len(self._shapes) >= MAX_SHAPES:
+                self._shapes.clear()
+            self._shapes[identifier, kinds] = shape
+        return (value_list, identifier, *shape)
+
+    def _new_shape(self, value_list: ValueList) -> tuple:
+        """The pk, dimensions and metric names of an identifier (and its values' types)."""
         if len(value_list.values) + 1 > self._limits.max_metrics:
             raise PacketError("too_many_metrics", f"{len(value_list.values)} values in one value list")
         path = [part for part in (value_list.type, value_list.type_instance, value_list.plugin_instance) if part]
@@ -53,15 +70,13 @@ class ValueListEvents:
             dimensions = fields.leaves(path, self._limits)
         except FieldError as error:
             raise PacketError(error.reason, str(error)) from None
-        return value_list, pk, dimensions, metric_names(self._types, value_list)
+        return pk, dimensions, metric_names(self._types, value_list)
 
-    def _metrics(self, value_list: ValueList, names: tuple[str, ...]) -> dict[str, int | float]:
+    def _metrics(self, value_list: ValueList, identifier: tuple, names: tuple[str, ...]) -> dict[str, int | float]:
         metrics: dict[str, int | float] = {"hits": 1}
         for index, ((kind, value), name) in enumerate(zip(value_list.values, names)):
             if kind in CUMULATIVE:
-                series = (value_list.host, value_list.plugin, value_list.plugin_instance, value_list.type,
-                          value_list.type_instance, index)
-                value = self._cumulative.increase(series, kind, value, value_list.time)
+                value = self._cumulative.increase((identifier, index), kind, value, value_list.time)
                 if value is None:
                     continue
             if not math.isfinite(value):
