@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-from hailwhale import fields, typesdb
+from hailwhale import fields, kinds, typesdb
 from hailwhale.collectd import COUNTER, DERIVE, GAUGE, PacketError, ValueList
 from hailwhale.cumulative import Cumulative
 from hailwhale.events import Event
@@ -43,8 +43,11 @@ class ValueListEvents:
     def events(self, value_lists: Iterable[ValueList], now: float) -> list[Event]:
         """One event per value list, or :class:`PacketError` (and no state changed) if any is unfit."""
         shaped = [self._shape(value_list, now) for value_list in value_lists]
-        return [Event(pk, dimensions, self._metrics(value_list, identifier, names), value_list.time)
-                for value_list, identifier, pk, dimensions, names in shaped]
+        found = []
+        for value_list, identifier, pk, dimensions, names in shaped:
+            sums, levels = self._metrics(value_list, identifier, names)
+            found.append(Event(pk, dimensions, sums, value_list.time, levels=levels))
+        return found
 
     def _shape(self, value_list: ValueList, now: float):
         if value_list.time > now + self._limits.max_future_seconds:
@@ -72,8 +75,10 @@ class ValueListEvents:
             raise PacketError(error.reason, str(error)) from None
         return pk, dimensions, metric_names(self._types, value_list)
 
-    def _metrics(self, value_list: ValueList, identifier: tuple, names: tuple[str, ...]) -> dict[str, int | float]:
-        metrics: dict[str, int | float] = {"hits": 1}
+    def _metrics(self, value_list: ValueList, identifier: tuple, names: tuple[str, ...]):
+        """The sums (``hits``, increases, ABSOLUTEs) and the levels (GAUGEs) of one value list."""
+        sums: dict[str, int | float] = {"hits": 1}
+        levels: dict[str, float] = {}
         for index, ((kind, value), name) in enumerate(zip(value_list.values, names)):
             if kind in CUMULATIVE:
                 value = self._cumulative.increase((identifier, index), kind, value, value_list.time)
@@ -84,8 +89,8 @@ class ValueListEvents:
             elif abs(value) > MAX_METRIC:
                 self._skipped["out_of_range"] += 1
             else:
-                metrics[name] = value
-        return metrics
+                (levels if kind == GAUGE else sums)[name] = value
+        return sums, levels
 
 
 def metric_names(types: Types, value_list: ValueList) -> tuple[str, ...]:
@@ -97,4 +102,5 @@ def metric_names(types: Types, value_list: ValueList) -> tuple[str, ...]:
 def _metric_name(data_source: str, kind: int) -> str:
     if kind == GAUGE:
         return f"{data_source}.gauge"
-    return "ds_hits" if data_source == "hits" else data_source  # hits is the value-list count
+    # hits is the value-list count, and the other kinds' names would change how it adds up
+    return f"ds_{data_source}" if data_source == "hits" or kinds.metric_kind(data_source) != kinds.SUM else data_source

@@ -14,7 +14,7 @@ from twisted.logger import capturedLogs
 
 from hailwhale import typesdb
 from hailwhale.accumulator import Accumulator
-from hailwhale.collectd import ABSOLUTE, COUNTER, DERIVE, GAUGE, SecurityLevel
+from hailwhale.collectd import ABSOLUTE, COUNTER, DERIVE, GAUGE, SecurityLevel, parse_packet
 from hailwhale.collectd_events import ValueListEvents
 from hailwhale.cumulative import Cumulative
 from hailwhale.fields import Limits
@@ -55,9 +55,10 @@ class Rig:
         """What was counted: (pk, dimension paths) -> metrics, over every pending bucket."""
         batch = self.accumulator.swap()
         found: dict = {}
-        for (pk, dimensions, _), metrics in (batch.entries.items() if batch else []):
+        for (pk, dimensions, bucket), metrics in (batch.entries.items() if batch else []):
             into = found.setdefault((pk, tuple(sorted(dimensions))), Counter())
             into.update(metrics)
+            into.update({name: value for name, (_, value) in batch.levels.get((pk, dimensions, bucket), {}).items()})
         return {key: dict(metrics) for key, metrics in found.items()}
 
     @property
@@ -108,13 +109,35 @@ def test_values_that_cannot_count_are_skipped_and_counted():
             {"not_finite": 1, "out_of_range": 1}) == (rig.totals(), rig.collectd["values_skipped"])
 
 
-def test_a_data_source_called_hits_is_renamed():
-    """mysql_qcache's `hits` data source is stored as `ds_hits`, so `hits` stays the number of value lists."""
-    types = {"mysql_qcache": ("hits", "inserts")}
+def test_data_sources_named_like_hits_or_a_kind_are_renamed():
+    """mysql_qcache's `hits` is stored as `ds_hits` (`hits` counts value lists); `gauge` or `unique` names of
+    other types get `ds_` too, so they still add up."""
+    types = {"mysql_qcache": ("hits", "inserts"), "odd": ("gauge", "unique")}
     rig = Rig(types=types).send(*(collectd_value_list("h", "mysql", "mysql_qcache", [(COUNTER, n), (COUNTER, n)], t)
-                                  for n, t in ((10, NOW - 1), (15, NOW))))
+                                  for n, t in ((10, NOW - 1), (15, NOW))),
+                                collectd_value_list("h", "mysql", "odd", [(ABSOLUTE, 1), (ABSOLUTE, 2)], NOW))
 
-    assert {(("collectd", "h", "mysql"), (("mysql_qcache",),)): {"hits": 2, "ds_hits": 5, "inserts": 5}} == rig.totals()
+    assert {(("collectd", "h", "mysql"), (("mysql_qcache",),)): {"hits": 2, "ds_hits": 5, "inserts": 5},
+            (("collectd", "h", "mysql"), (("odd",),)): {"hits": 1, "ds_gauge": 1, "ds_unique": 2}} == rig.totals()
+
+
+def test_gauges_are_levels_in_the_event():
+    """GAUGE values travel as levels (the last one wins in a bucket), increases and ABSOLUTEs as sums."""
+    to_events = ValueListEvents(typesdb.BUILTIN, Limits(), Cumulative(10, Counter()), Counter())
+
+    events = to_events.events(parse_packet(collectd_value_list("h", "p", "t", [(GAUGE, 1.5), (ABSOLUTE, 2)], NOW))
+                              .value_lists, NOW)
+
+    assert [({"hits": 1, "value1": 2}, {"value0.gauge": 1.5})] == [(event.metrics, event.levels) for event in events]
+
+
+def test_a_gauge_keeps_its_last_value_in_a_bucket():
+    """Two load samples in one minute leave the later one."""
+    rig = Rig().send(collectd_value_list("h", "load", "load", [(GAUGE, 1.0)] * 3, NOW - 5),
+                     collectd_value_list("h", "load", "load", [(GAUGE, 2.0)] * 3, NOW))
+
+    assert {(("collectd", "h", "load"), (("load",),)): {
+        "hits": 2, "shortterm.gauge": 2.0, "midterm.gauge": 2.0, "longterm.gauge": 2.0}} == rig.totals()
 
 
 def test_value_lists_beyond_limits_reject_the_packet():
