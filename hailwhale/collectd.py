@@ -70,6 +70,9 @@ class SecurityLevel(enum.IntEnum):
     SIGN = 1
     ENCRYPT = 2
 
+    def __str__(self) -> str:
+        return self.name.title()  # as collectd's configuration spells it
+
 
 _SIGNED_PAYLOAD = SecurityLevel.SIGN
 _ENCRYPTED_PAYLOAD = SecurityLevel.ENCRYPT
@@ -158,7 +161,7 @@ def _parse(data: bytes, security: Security, protection: SecurityLevel, found: _F
             # level None and no auth file: collectd takes a signed packet unchecked
         elif protection < security.level:
             raise PacketError("unsigned" if security.level == SecurityLevel.SIGN else "unencrypted",
-                              f"a plain part 0x{kind:04x}, but the level is {security.level.name.title()}")
+                              f"a plain part 0x{kind:04x}, but the level is {security.level}")
         elif kind == VALUES:
             if not (time and state["host"] and state["plugin"] and state["type"]):
                 raise PacketError("incomplete_value_list", "values without a time, host, plugin or type")

@@ -185,13 +185,14 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         udp_listener.setServiceParent(root)
     if config.collectd_port:
         receiver = collectd.CollectdReceiver(
-            ingest, ValueListEvents(_collectd_types(config.collectd_typesdb), config.limits, cumulative,
+            ingest, ValueListEvents(collectd_types(config.collectd_typesdb), config.limits, cumulative,
                                     stats.collectd.values_skipped),
             config.collectd_security_level,
             collectd.AuthFile(config.collectd_auth_file) if config.collectd_auth_file else None,
             stats.collectd, reactor.seconds)
         collectd_listener = Listener(lambda: udp.listen(reactor, config.collectd_port, config.interface, receiver,
-                                                        config.udp_receive_buffer, "collectd packets"))
+                                                        config.udp_receive_buffer,
+                                                        f"collectd packets (level {config.collectd_security_level})"))
         collectd_listener.setName("collectd")
         collectd_listener.setServiceParent(root)
     if config.http_port:
@@ -201,7 +202,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     return root
 
 
-def _collectd_types(path: str | None) -> typesdb.Types:
+def collectd_types(path: str | None) -> typesdb.Types:
     """The built-in types, and those of ``path`` (or of collectd's own types.db, if installed)."""
     types = dict(typesdb.BUILTIN)
     if path is None and os.path.exists(DEFAULT_TYPESDB):

@@ -4,7 +4,7 @@ from twisted.python import usage
 from hailwhale.collectd import SecurityLevel
 from hailwhale.config import Config, Options
 from hailwhale.schema import parse_schema
-from hailwhale.service import makeService
+from hailwhale.service import collectd_types, makeService
 
 
 def parse(*args):
@@ -86,3 +86,16 @@ def test_tac_file_builds_the_service(monkeypatch):
 
     (root,) = list(IServiceCollection(namespace["application"]))
     assert ["ThreadPoolService", "ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in root]
+
+
+def test_collectd_types_come_from_the_builtin_table_and_types_db(tmp_path):
+    """Built-in types, then collectd's installed types.db by default, or --collectd-typesdb's file over them."""
+    typesdb_file = tmp_path / "my_types.db"
+    typesdb_file.write_text("load  one:GAUGE:0:U\nmy_type  a:DERIVE:0:U, b:DERIVE:0:U\n")
+
+    default, own = collectd_types(None), collectd_types(str(typesdb_file))
+
+    assert (("shortterm", "midterm", "longterm"), ("seconds",), ("one",), ("a", "b"), None) == (
+        default["load"], default["duration"], own["load"], own["my_type"], own.get("duration"))
+    with pytest.raises(FileNotFoundError):
+        collectd_types(str(tmp_path / "missing"))
