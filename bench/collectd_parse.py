@@ -25,13 +25,13 @@ from twisted.internet import task  # noqa: E402
 
 from hailwhale import typesdb  # noqa: E402
 from hailwhale.accumulator import Accumulator  # noqa: E402
+from hailwhale.cardinality import Cardinality  # noqa: E402
 from hailwhale.collectd import TIME_HR, Security, SecurityLevel, parse_packet  # noqa: E402
 from hailwhale.collectd_events import ValueListEvents  # noqa: E402
 from hailwhale.cumulative import Cumulative  # noqa: E402
 from hailwhale.fields import Limits  # noqa: E402
 from hailwhale.ingest import Ingest  # noqa: E402
 from hailwhale.protocols.collectd import AuthFile, CollectdReceiver  # noqa: E402
-from hailwhale.schema import parse_schema  # noqa: E402
 from hailwhale.selfstats import SelfStats  # noqa: E402
 from hailwhale.testing import collectd_encrypted, collectd_signed  # noqa: E402
 
@@ -54,7 +54,7 @@ def receiver(now: float, auth: AuthFile | None = None):
     clock.advance(now)
     stats = SelfStats()
     accumulator = Accumulator(60, 10**7)
-    ingest = Ingest(accumulator, stats, parse_schema("1m:2d,1h:35d,1d:3y"), Limits(), clock.seconds, lambda *_: None)
+    ingest = Ingest(accumulator, stats, Cardinality(10**6, 10**7), Limits(), clock.seconds, lambda *_: None)
     to_events = ValueListEvents(typesdb.BUILTIN, Limits(), Cumulative(10**6, stats.collectd.cumulative),
                                 stats.collectd.values_skipped)
     return CollectdReceiver(ingest, to_events, SecurityLevel.NONE, auth, stats.collectd, clock.seconds), ingest, stats

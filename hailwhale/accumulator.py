@@ -35,6 +35,7 @@ class Accumulator:
         self._members: dict[AggregationKey, dict[str, set[str]]] = {}
         self._events = 0
         self._stamp = 0
+        self.events_added = 0  # since the start, swapped out or not
         self.next_seq = 1
         self.members_dropped = 0
 
@@ -56,6 +57,7 @@ class Accumulator:
         if event.members:
             self._add_members(key, event.members)
         self._events += 1
+        self.events_added += 1
         return True
 
     def _add_members(self, key: AggregationKey, members: Mapping[str, frozenset[str]]) -> None:

@@ -52,6 +52,8 @@ class ValueListEvents:
     def _shape(self, value_list: ValueList, now: float):
         if value_list.time > now + self._limits.max_future_seconds:
             raise PacketError("too_new", f"a value list more than {self._limits.max_future_seconds} s in the future")
+        if self._limits.max_past_seconds is not None and value_list.time < now - self._limits.max_past_seconds:
+            raise PacketError("too_old", f"a value list more than {self._limits.max_past_seconds} s in the past")
         identifier = (value_list.host, value_list.plugin, value_list.plugin_instance, value_list.type,
                       value_list.type_instance)
         kinds = tuple(kind for kind, _ in value_list.values)

@@ -37,6 +37,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> int:
+    try:
+        return schema_module.parse_duration(text)
+    except schema_module.SchemaError as error:
+        raise ValueError(str(error)) from None
+
+
+_seconds.coerceDoc = "A duration: seconds, or 90s, 5m, 1h, 2d, 1w, 1mo, 3y."
+
+
 def _schema(text: str) -> Schema:
     try:
         return schema_module.parse_schema(text)
@@ -70,16 +80,24 @@ class Config:
     data_dir: str = "hailwhale-data"
     schema: Schema = DEFAULT_SCHEMA
     udp_receive_buffer: int = 32 * 1024 * 1024
-    max_pending_keys: int = 1_000_000
+    max_pending_keys: int = 200_000
     max_body_bytes: int = 1024 * 1024
+    max_children: int = 10_000
+    max_tracked_children: int = 1_000_000
     count_now_timeout: float = 10.0
     stop_timeout: float = 10.0
+    store_timeout: float = 5.0
     limits: Limits = Limits()
     collectd_port: int = 25826
     collectd_security_level: SecurityLevel = SecurityLevel.NONE
     collectd_auth_file: str | None = None
     collectd_typesdb: str | None = None
     collectd_max_series: int = 100_000
+
+    @property
+    def event_limits(self) -> Limits:
+        """The limits, the past bounded by the longest retention unless ``limits`` bounds it."""
+        return self.limits.bounded_in_past(self.schema.longest_retention())
 
 
 class Options(usage.Options):
@@ -102,9 +120,21 @@ class Options(usage.Options):
         ["data-dir", None, "hailwhale-data", "Data directory of the embedded store."],
         ["schema", None, DEFAULT_SCHEMA, "Bucket intervals and their retention.", _schema],
         ["udp-receive-buffer", None, 32 * 1024 * 1024, "Bytes of UDP receive buffer to ask for.", _positive_int],
-        ["max-pending-keys", None, 1_000_000, "Most distinct aggregation keys held between flushes.", _positive_int],
+        ["max-pending-keys", None, 200_000, "Most distinct aggregation keys held between flushes (besides one "
+                                            "batch waiting for the store).", _positive_int],
         ["max-line-bytes", None, 8192, "Longest UDP line accepted.", _positive_int],
         ["max-body-bytes", None, 1024 * 1024, "Largest HTTP body accepted.", _positive_int],
+        ["max-pk-depth", None, 8, "Most names in a pk.", _positive_int],
+        ["max-dimension-nodes", None, 64, "Most dimension nodes one event counts under.", _positive_int],
+        ["max-metrics", None, 32, "Most metrics in one event (hits included).", _positive_int],
+        ["max-name-length", None, 256, "Longest pk or dimension name, in characters.", _positive_int],
+        ["max-future", None, 86400, "How far ahead of the daemon's clock an event's time may be.", _seconds],
+        ["max-past", None, None, "How far back an event's time may be; default: the longest retention.", _seconds],
+        ["max-children", None, 10_000, "Most distinct children of a dimension under one pk; more are counted "
+                                       "as _other.", _positive_int],
+        ["max-tracked-children", None, 1_000_000, "Most dimension names remembered for --max-children, over "
+                                                  "every pk and dimension; past it new names count as _other.",
+         _positive_int],
         ["count-now-timeout", None, 10.0, "Seconds /count_now waits for the store.", _positive_float],
         ["stop-timeout", None, 10.0, "Seconds a stopping daemon keeps retrying its last flush.", _positive_float],
         ["collectd-port", None, 25826, "UDP port for collectd's network protocol.", _port],
@@ -114,6 +144,8 @@ class Options(usage.Options):
                                          f"built-in table of the common types); default: {DEFAULT_TYPESDB} if present."],
         ["collectd-max-series", None, 100_000, "Most collectd COUNTER/DERIVE series remembered to compute increases.",
          _positive_int],
+        ["store-timeout", None, 5.0, "Seconds to wait for the store to connect or answer before a call fails.",
+         _positive_float],
     ]
 
     def postOptions(self) -> None:
@@ -129,9 +161,20 @@ class Options(usage.Options):
             udp_receive_buffer=self["udp-receive-buffer"],
             max_pending_keys=self["max-pending-keys"],
             max_body_bytes=self["max-body-bytes"],
+            max_children=self["max-children"],
+            max_tracked_children=self["max-tracked-children"],
             count_now_timeout=self["count-now-timeout"],
             stop_timeout=self["stop-timeout"],
-            limits=Limits(max_line_bytes=self["max-line-bytes"]),
+            store_timeout=self["store-timeout"],
+            limits=Limits(
+                max_line_bytes=self["max-line-bytes"],
+                max_pk_depth=self["max-pk-depth"],
+                max_dimension_nodes=self["max-dimension-nodes"],
+                max_metrics=self["max-metrics"],
+                max_name_length=self["max-name-length"],
+                max_future_seconds=self["max-future"],
+                max_past_seconds=self["max-past"],
+            ),
             collectd_port=self["collectd-port"],
             collectd_security_level=self["collectd-security-level"],
             collectd_auth_file=self["collectd-auth-file"],
@@ -142,3 +185,7 @@ class Options(usage.Options):
             raise usage.UsageError("--collectd-security-level Sign or Encrypt needs --collectd-auth-file")
         if self["redis-cluster"] and not self["redis"]:
             raise usage.UsageError("--redis-cluster needs --redis")
+        longest = self["schema"].longest_retention()
+        if self["max-past"] is not None and self["max-past"] > longest:
+            raise usage.UsageError(f"--max-past is longer than the longest retention ({longest} s): such events "
+                                   "would land in no bucket")

@@ -36,6 +36,11 @@ class Limits:
     max_name_length: int = 256
     max_future_seconds: int = 86400
     max_members: int = 1000  # members of a unique count one event may name
+    max_past_seconds: int | None = None  # None: no bound here (the daemon and Whale bound it by the schema)
+
+    def bounded_in_past(self, seconds: int) -> "Limits":
+        """These limits, with the past bounded by ``seconds`` unless it already is."""
+        return self if self.max_past_seconds is not None else attrs.evolve(self, max_past_seconds=seconds)
 
 
 class FieldError(ValueError):
@@ -249,7 +254,8 @@ def timestamp(value: object, now: float, limits: Limits = Limits()) -> float:
     """
     An event time in epoch seconds: from epoch seconds (milliseconds or microseconds when
     the number is too large for seconds or milliseconds of a year before 5000), or ISO 8601
-    text (a naive one is UTC).  More than ``limits.max_future_seconds`` ahead is an error.
+    text (a naive one is UTC).  More than ``limits.max_future_seconds`` ahead, or more than
+    ``limits.max_past_seconds`` ago, is an error.
     """
     if value is None or value == "":
         return now
@@ -264,19 +270,21 @@ def timestamp(value: object, now: float, limits: Limits = Limits()) -> float:
                 raise FieldError("at", f"{text[:40]!r} is neither epoch seconds nor ISO 8601") from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=datetime.timezone.utc)
-            return _not_too_new(moment.timestamp(), now, limits)
+            return _within_window(moment.timestamp(), now, limits)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise FieldError("at", f"must be epoch seconds or ISO 8601 text, not {_describe(value)}")
     if abs(value) >= _MICROSECONDS_FROM:
         value = value / 1e6
     elif abs(value) >= _MILLISECONDS_FROM:
         value = value / 1000.0
-    return _not_too_new(float(value), now, limits)
+    return _within_window(float(value), now, limits)
 
 
-def _not_too_new(moment: float, now: float, limits: Limits) -> float:
+def _within_window(moment: float, now: float, limits: Limits) -> float:
     if moment > now + limits.max_future_seconds:
         raise FieldError("at", f"more than {limits.max_future_seconds} s in the future", "too_new")
+    if limits.max_past_seconds is not None and moment < now - limits.max_past_seconds:
+        raise FieldError("at", f"more than {limits.max_past_seconds} s in the past", "too_old")
     return moment
 
 

@@ -1,15 +1,20 @@
 """
 The flush: on a timer, hand what the accumulator holds to the store.
 
-A batch is planned once and applied tag by tag; a batch that fails is kept, as it was,
-with its token, and is retried first on the next tick, so nothing accepted is lost and the
-store's token check keeps a retry from counting twice.  The timer never dies:
-:meth:`FlushService.flush` never fails.  :meth:`stopService` flushes (retrying for a
-while if the store is away) and returns its Deferred.
+A batch is planned in parts (each bounded by the increments it holds, so a batch of many
+keys never needs its whole plan in memory at once), and each part is applied tag by tag
+under its own token; a part that fails is kept, as it was, with its token, and is retried
+first on the next tick, so nothing accepted is lost and the store's token check keeps a
+retry from counting twice.  The timer never dies:
+:meth:`FlushService.flush` never fails.  A tick with nothing to write pings the store, so
+``/stats`` tells whether it is reachable even when idle.  :meth:`stopService` flushes
+(retrying for a while if the store is away), logs what it accepted and wrote, and returns
+its Deferred.
 """
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import attrs
 from twisted.application.service import Service
@@ -26,12 +31,15 @@ from hailwhale.selfstats import SelfStats
 from hailwhale.store import Store
 
 Runner = Callable[..., defer.Deferred]
+PART_INCREMENTS = 250_000  # sorted-set increments planned at once: about 100 MB of plan
 
 
 @attrs.define
 class _Queued:
     batch: Batch
-    plan: Plan | None = None
+    rest: Iterator  # the batch's entries not planned yet
+    plan: Plan | None = None  # the part being written
+    token: int = 0  # the part's sequence number, for the store's tokens
     done: set[Path] = attrs.field(factory=set)
 
 
@@ -48,6 +56,7 @@ class FlushService(Service):
         run: Runner,
         interval: float,
         stop_timeout: float = 10.0,
+        part_increments: int = PART_INCREMENTS,
     ):
         self._accumulator = accumulator
         self._store = store
@@ -57,10 +66,12 @@ class FlushService(Service):
         self._run = run
         self._interval = interval
         self._stop_timeout = stop_timeout
+        self._part_increments = part_increments
         self._pending: _Queued | None = None
+        self._tokens = itertools.count(1)
         self._lock = defer.DeferredLock()
         self._waiters: list[tuple[int, defer.Deferred]] = []
-        self._loop = task.LoopingCall(self.flush)
+        self._loop = task.LoopingCall(self._tick)
         self._loop.clock = clock
 
     @property
@@ -86,15 +97,28 @@ class FlushService(Service):
         while self.unwritten and self._clock.seconds() < deadline:
             yield task.deferLater(self._clock, min(1.0, self._interval))
             yield self.flush()
-        if self.unwritten:
-            self.log.error(
-                "stopping with {events} events not written: the store did not accept them",
-                events=self.backlog_events + self._accumulator.pending_events,
-            )
+        unwritten = self.backlog_events + self._accumulator.pending_events
+        if unwritten:
+            self.log.error("stopping with {events} events not written: the store did not accept them", events=unwritten)
+        self.log.info("stopped: {accepted} events accepted since the start, {written} written, {unwritten} not "
+                      "written", accepted=self._accumulator.events_added, written=self._stats.events_flushed,
+                      unwritten=unwritten)
 
     def flush(self) -> defer.Deferred:
         """Flush now (after any flush already running); fires with True if every write it tried succeeded."""
         return self._lock.run(self._flush_once)
+
+    def _tick(self) -> defer.Deferred:
+        return self.flush() if self.unwritten else self._check_store()
+
+    @defer.inlineCallbacks
+    def _check_store(self):
+        try:
+            yield self._run(self._store.ping)
+        except Exception as error:
+            self._stats.store_failed(self._clock.seconds(), error)
+        else:
+            self._stats.store_answered()
 
     def when_durable(self, seq: int) -> defer.Deferred:
         """Fires once the batch numbered ``seq`` (and every one before it) is in the store."""
@@ -114,7 +138,7 @@ class FlushService(Service):
                 batch = self._accumulator.swap()
                 if batch is None:
                     return True
-                self._pending = _Queued(batch)
+                self._pending = _Queued(batch, iter(batch.entries.items()))
             written = yield self._write(self._pending)
             if not written:
                 return False
@@ -124,28 +148,35 @@ class FlushService(Service):
     @defer.inlineCallbacks
     def _write(self, queued: _Queued):
         started = time.perf_counter()
-        now = self._clock.seconds()
-        try:
-            if queued.plan is None:
-                batch = queued.batch
-                queued.plan = yield self._run(rollup.plan, batch.entries, self._schema, now, batch.levels, batch.members)
-                self._stats.buckets_expired.update(queued.plan.expired)
-            applied = yield self._run(self._store.apply, queued.plan, queued.batch.seq, queued.done)
-        except Exception as error:
-            self._stats.flushes_failed += 1
-            self._stats.last_error = f"{type(error).__name__}: {error}"
-            self._stats.last_error_at = now
-            self.log.failure("flush of batch {seq} failed; kept for retry ({events} events)",
-                             seq=queued.batch.seq, events=queued.batch.events)
-            return False
-        if applied.repeats:
-            self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq,
-                          repeats=applied.repeats)
-        for pk, error in applied.refused:
-            self._stats.writes_refused += 1
-            self._stats.last_error, self._stats.last_error_at = f"refused for {pk}: {error}", now
-            self.log.error("the store refused batch {seq}'s writes for {pk}, dropped: {error}", seq=queued.batch.seq,
-                           pk=pk, error=error)
+        while True:
+            now = self._clock.seconds()
+            try:
+                if queued.plan is None:
+                    batch, first = queued.batch, queued.token == 0
+                    plan = yield self._run(rollup.plan_some, queued.rest, self._schema, now,
+                                           batch.levels if first else None, batch.members, self._part_increments)
+                    if not plan.taken:
+                        break
+                    queued.plan, queued.token, queued.done = plan, next(self._tokens), set()
+                    self._stats.buckets_expired.update(plan.expired)
+                applied = yield self._run(self._store.apply, queued.plan, queued.token, queued.done)
+            except Exception as error:
+                self._stats.flushes_failed += 1
+                self._stats.store_failed(now, error)
+                self.log.failure("flush of batch {seq} failed; kept for retry ({events} events)",
+                                 seq=queued.batch.seq, events=queued.batch.events)
+                return False
+            queued.plan = None
+            self._stats.store_answered()
+            self._stats.writes_repeated += applied.repeats
+            if applied.repeats:
+                self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq,
+                              repeats=applied.repeats)
+            for pk, error in applied.refused:
+                self._stats.writes_refused += 1
+                self._stats.last_error, self._stats.last_error_at = f"refused for {pk}: {error}", now
+                self.log.error("the store refused batch {seq}'s writes for {pk}, dropped: {error}",
+                               seq=queued.batch.seq, pk=pk, error=error)
         self._stats.flushes_ok += 1
         self._stats.events_flushed += queued.batch.events
         self._stats.last_flush_at = now

@@ -7,11 +7,13 @@ for every datagram on the reactor thread.
 
 from collections.abc import Callable
 
+import attrs
+
 from hailwhale import lines
 from hailwhale.accumulator import Accumulator
+from hailwhale.cardinality import Cardinality
 from hailwhale.events import Event
 from hailwhale.fields import FieldError, Limits
-from hailwhale.schema import Schema
 from hailwhale.selfstats import SelfStats
 from hailwhale.statsd import GaugeMemory
 
@@ -24,7 +26,7 @@ class Ingest:
         self,
         accumulator: Accumulator,
         stats: SelfStats,
-        schema: Schema,
+        cardinality: Cardinality,
         limits: Limits,
         seconds: Callable[[], float],
         report_bad_line: Callable[[bytes, str], None],
@@ -34,7 +36,8 @@ class Ingest:
         self.gauges = GaugeMemory(max_gauge_series)
         self.limits = limits
         self._stats = stats
-        self._life = schema.longest_life()
+        self._cardinality = cardinality
+        self.closed = False  # once the daemon is stopping: nothing more is taken in
         self._seconds = seconds
         self._report = report_bad_line
         self._log_window = 0.0
@@ -53,21 +56,17 @@ class Ingest:
                 self._stats.lines_bad[error.reason] += 1
                 self._sample(line, str(error), now)
                 continue
-            reason = self.accept(event, now)
+            reason = self.accept(event)
             if reason is None:
                 self._stats.lines_ok += 1
             else:
                 self._stats.lines_bad[reason] += 1
 
-    def too_old(self, event: Event, now: float) -> bool:
-        """Whether every bucket ``event`` would go in is already past its retention."""
-        return event.at + self._life <= now
-
-    def accept(self, event: Event, now: float) -> str | None:
+    def accept(self, event: Event) -> str | None:
         """Aggregate one parsed event; the reason it was dropped, or None."""
-        if self.too_old(event, now):
-            reason = "too_old"
-        elif not self.accumulator.add(self._settled(event)):
+        if self.closed:
+            reason = "stopping"
+        elif not self.accumulator.add(self._settled(self._bounded(event))):
             reason = "too_many_pending_keys"
         else:
             self._count_members(event)
@@ -75,19 +74,25 @@ class Ingest:
         self._stats.events_dropped[reason] += 1
         return reason
 
-    def accept_all(self, batch: list[Event], now: float) -> str | None:
+    def accept_all(self, batch: list[Event]) -> str | None:
         """Aggregate several events, all or none; the reason they were dropped, or None."""
-        if any(self.too_old(event, now) for event in batch):
-            reason = "too_old"
-        elif not self.accumulator.room_for(batch):
-            reason = "too_many_pending_keys"
+        if self.closed:
+            reason = "stopping"
         else:
-            for event in batch:
-                self.accumulator.add(self._settled(event))
-                self._count_members(event)
-            return None
+            batch = [self._bounded(event) for event in batch]
+            if self.accumulator.room_for(batch):
+                for event in batch:
+                    self.accumulator.add(self._settled(event))
+                    self._count_members(event)
+                return None
+            reason = "too_many_pending_keys"
         self._stats.events_dropped[reason] += len(batch)
         return reason
+
+    def _bounded(self, event: Event) -> Event:
+        """``event`` with its dimension names past the cardinality bounds folded (see :mod:`hailwhale.cardinality`)."""
+        leaves = self._cardinality.admit(event.pk, event.dimensions)
+        return event if leaves is event.dimensions else attrs.evolve(event, dimensions=leaves)
 
     def _settled(self, event: Event) -> Event:
         return self.gauges.settle(event) if event.levels else event

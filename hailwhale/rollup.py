@@ -8,7 +8,7 @@ parent so queries can walk the tree.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 
@@ -54,6 +54,8 @@ class TagWrite:
 class Plan:
     writes: tuple[TagWrite, ...]
     expired: Mapping[int, int]  # interval -> aggregation keys skipped as past retention
+    taken: int = 0  # aggregated entries planned
+    increments: int = 0  # sorted-set members incremented, over every key
 
 
 def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, now: float,
@@ -64,12 +66,30 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
     ``levels`` ((stamp, value) per gauge) overwrite, the latest stamp winning where several
     keys meet in one node, and ``members`` join the unique counts of every node.
     """
+    return plan_some(iter(entries.items()), schema, now, levels, members)
+
+
+def plan_some(items: Iterator[tuple[AggregationKey, Mapping[str, float]]], schema: Schema, now: float,
+              levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
+              members: Mapping[AggregationKey, Mapping[str, Iterable[str]]] | None = None,
+              most: int | None = None) -> Plan:
+    """
+    As :func:`plan`, for the entries taken from ``items`` until their increments (sorted-set
+    members and unique-count members written) reach ``most`` (all of them if None): what
+    one flush holds in memory at once is bounded by ``most`` and one entry's fan-out,
+    however many entries a batch has.  Every key of ``members`` is a key of the entries;
+    ``levels`` are planned whole, whichever entries are taken (the latest stamp must win
+    over the whole batch, and a later part would overwrite an earlier one): pass them
+    with one part of a batch only.
+    """
     levels = levels or {}
     members = members or {}
     tags: dict[Path, _TagPlan] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
-    for (pk, leaves, finest_bucket), metrics in entries.items():
+    taken = counted = 0
+    for (pk, leaves, finest_bucket), metrics in items:
+        taken += 1
         buckets = _live_buckets(finest_bucket, schema, now, expired)
         if not buckets:
             continue
@@ -77,7 +97,6 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
         if encoded is None:
             encoded = node_cache[leaves] = [(encode(n), keys.parent_encoding(n)) for n in nodes(leaves)]
         metric_items = list(metrics.items())
-        key_levels = levels.get((pk, leaves, finest_bucket), {})
         key_members = members.get((pk, leaves, finest_bucket), {})
         index_life = max(expires for _, _, expires in buckets)
         for prefix in prefixes(pk):
@@ -94,27 +113,44 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
                         if amounts is None:
                             amounts = tag_increments[key] = {}
                             tag_expiry[key] = expires
-                        amounts[node_encoding] = amounts.get(node_encoding, 0) + value
-                for metric, stamped in key_levels.items():
-                    for node_encoding, parent in encoded:
-                        key = keys.data_key(tag, size, bucket, metric, parent)
-                        tag_expiry[key] = expires
-                        stamps = target.levels.setdefault(key, {})
-                        if stamps.get(node_encoding, (0, 0))[0] < stamped[0]:
-                            stamps[node_encoding] = stamped
+                        before = amounts.get(node_encoding)
+                        if before is None:
+                            amounts[node_encoding] = value
+                            counted += 1
+                        else:
+                            amounts[node_encoding] = before + value
                 for metric, names in key_members.items():
                     for node_encoding, _ in encoded:
                         key = keys.unique_key(tag, size, bucket, metric, node_encoding)
                         tag_expiry[key] = expires
                         target.uniques.setdefault(key, set()).update(names)
+                        counted += len(names)
             for node_encoding, parent in encoded:
                 if parent == keys.ROOT_PARENT:
                     continue
                 key = keys.children_key(tag, parent)
                 target.members.setdefault(key, set()).add(node_encoding)
                 tag_expiry[key] = max(tag_expiry.get(key, 0), index_life)
+        if most is not None and counted >= most:
+            break
+    for (pk, leaves, finest_bucket), key_levels in levels.items():
+        buckets = _live_buckets(finest_bucket, schema, now, Counter())
+        encoded = [(encode(n), keys.parent_encoding(n)) for n in nodes(leaves)]
+        for prefix in prefixes(pk):
+            tag = keys.tag(prefix)
+            target = tags.get(prefix)
+            if target is None:
+                target = tags[prefix] = _TagPlan()
+            for size, bucket, expires in buckets:
+                for metric, stamped in key_levels.items():
+                    for node_encoding, parent in encoded:
+                        key = keys.data_key(tag, size, bucket, metric, parent)
+                        target.expiry[key] = expires
+                        stamps = target.levels.setdefault(key, {})
+                        if stamps.get(node_encoding, (0, 0))[0] < stamped[0]:
+                            stamps[node_encoding] = stamped
     writes = tuple(target.write(prefix) for prefix, target in tags.items())
-    return Plan(writes=writes, expired=dict(expired))
+    return Plan(writes=writes, expired=dict(expired), taken=taken, increments=counted)
 
 
 @attrs.define

@@ -83,9 +83,9 @@ class Schema:
         """Every bucket size written, finest first."""
         return self.resolutions + self.blocks
 
-    def longest_life(self) -> int:
-        """The longest any bucket lives: interval plus retention, over the resolutions."""
-        return max(r.interval + r.retention for r in self.resolutions)
+    def longest_retention(self) -> int:
+        """The longest retention: an event no older than this lands in at least one bucket still kept."""
+        return max(r.retention for r in self.resolutions)
 
     def __str__(self) -> str:
         return ",".join(f"{format_duration(r.interval)}:{format_duration(r.retention)}" for r in self.resolutions)

@@ -38,12 +38,24 @@ class SelfStats:
     flushes_ok: int = 0
     flushes_failed: int = 0
     writes_refused: int = 0  # tag writes the store refused for good (dropped, see last_error)
+    writes_repeated: int = 0  # script calls the store had already applied: retries after a lost reply, not counted again
     events_flushed: int = 0
     last_flush_at: float | None = None
     last_flush_seconds: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    store_reachable: bool | None = None  # how the last flush or check went; None before the first
+    store_unreachable_since: float | None = None
     collectd: CollectdStats = attrs.field(factory=CollectdStats)
+
+    def store_answered(self) -> None:
+        self.store_reachable, self.store_unreachable_since = True, None
+
+    def store_failed(self, now: float, error: Exception) -> None:
+        self.last_error, self.last_error_at = f"{type(error).__name__}: {error}", now
+        if self.store_reachable is not False:
+            self.store_unreachable_since = now
+        self.store_reachable = False
 
     def snapshot(self) -> dict:
         return {
@@ -59,10 +71,13 @@ class SelfStats:
             "flushes_ok": self.flushes_ok,
             "flushes_failed": self.flushes_failed,
             "writes_refused": self.writes_refused,
+            "writes_repeated": self.writes_repeated,
             "events_flushed": self.events_flushed,
             "last_flush_at": self.last_flush_at,
             "last_flush_seconds": self.last_flush_seconds,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "store_reachable": self.store_reachable,
+            "store_unreachable_since": self.store_unreachable_since,
             "collectd": self.collectd.snapshot(),
         }

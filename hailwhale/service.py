@@ -1,9 +1,10 @@
 """
 The composition root: every object of the daemon is built here, in :func:`makeService`.
 
-Start order: embedded store (if any), the flush and query thread pools, flusher, UDP, collectd,
-HTTP.  Stop is the reverse, one after the other: listeners close, the flusher writes what
-it holds, then the thread pools and the embedded store stop.
+Start order: embedded store (if any), the flush and query thread pools, flusher, the
+ingest gate, UDP, collectd, HTTP.  Stop is the reverse, one after the other: listeners
+close, the gate turns away what still arrives on open HTTP connections, the flusher writes
+what was taken in, then the thread pools and the embedded store stop.
 """
 
 import gc
@@ -19,6 +20,7 @@ from twisted.web.server import Site
 
 from hailwhale import __version__, query, typesdb
 from hailwhale.accumulator import Accumulator
+from hailwhale.cardinality import Cardinality
 from hailwhale.collectd_events import ValueListEvents
 from hailwhale.config import DEFAULT_TYPESDB, Config
 from hailwhale.cumulative import Cumulative
@@ -84,6 +86,17 @@ class EmbeddedStoreService(Service):
         return threads.deferToThread(self.embedded.stop)
 
 
+class IngestGate(Service):
+    """Closes the ingest when stopping: an event that arrives after that is refused, not taken in and lost."""
+
+    def __init__(self, ingest: Ingest):
+        self._ingest = ingest
+
+    def stopService(self):
+        super().stopService()
+        self._ingest.closed = True
+
+
 class ThreadPoolService(Service):
     def __init__(self, pool: ThreadPool):
         self.pool = pool
@@ -137,7 +150,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     started_at = reactor.seconds()
     embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
     url = config.redis_url or embedded.url
-    store = Store.connect(url, cluster=config.redis_cluster)
+    store = Store.connect(url, cluster=config.redis_cluster, timeout=config.store_timeout)
     # flushes and queries get their own threads, so slow queries never hold a flush back
     flush_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-flush")
     query_pool = ThreadPool(minthreads=1, maxthreads=4, name="hailwhale-query")
@@ -146,8 +159,9 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         return lambda function, *args: threads.deferToThreadPool(reactor, pool, function, *args)
 
     accumulator = Accumulator(config.schema.finest.interval, config.max_pending_keys)
+    cardinality = Cardinality(config.max_children, config.max_tracked_children)
     ingest = Ingest(
-        accumulator, stats, config.schema, config.limits, reactor.seconds,
+        accumulator, stats, cardinality, config.event_limits, reactor.seconds,
         lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
     )
     flusher = FlushService(accumulator, store, config.schema, stats, reactor, in_pool(flush_pool),
@@ -159,6 +173,9 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     def snapshot() -> dict:
         return {
             **stats.snapshot(),
+            "events_accepted": accumulator.events_added,
+            "dimension_names_folded": dict(cardinality.folded),
+            "dimension_names_tracked": cardinality.tracked,
             "pending_keys": accumulator.pending_keys,
             "pending_events": accumulator.pending_events,
             "backlog_events": flusher.backlog_events,
@@ -166,6 +183,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             "schema": str(config.schema),
             "udp_receive_buffer": udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
             "collectd_series": len(cumulative),
+            "udp_kernel_drops": udp.kernel_drops(udp_listener.port.socket) if udp_listener.port else None,
             "uptime_seconds": reactor.seconds() - started_at,
             "version": __version__,
         }
@@ -180,12 +198,13 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     ThreadPoolService(query_pool).setServiceParent(root)
     flusher.setName("flush")
     flusher.setServiceParent(root)
+    IngestGate(ingest).setServiceParent(root)
     if config.udp_port:
         udp_listener.setName("udp")
         udp_listener.setServiceParent(root)
     if config.collectd_port:
         receiver = collectd.CollectdReceiver(
-            ingest, ValueListEvents(collectd_types(config.collectd_typesdb), config.limits, cumulative,
+            ingest, ValueListEvents(collectd_types(config.collectd_typesdb), config.event_limits, cumulative,
                                     stats.collectd.values_skipped),
             config.collectd_security_level,
             collectd.AuthFile(config.collectd_auth_file) if config.collectd_auth_file else None,

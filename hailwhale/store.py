@@ -15,6 +15,8 @@ from collections.abc import Iterable
 import attrs
 import redis
 import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from hailwhale import keys, kinds
 from hailwhale.encoding import Path
@@ -26,6 +28,7 @@ PIPELINED_TAGS = 200
 CHUNKS_PER_BATCH = 1 << 16
 APPLIED_TOKEN_LIFE = 7 * 86400
 SCHEMA_KEY = "hw:schema"
+TIMEOUT = 5.0
 
 APPLY_SCRIPT = """
 -- KEYS[1]: this writer's last token under the tag; KEYS[2..]: the keys written, in the order
@@ -237,10 +240,17 @@ class Applied:
     refused: list = attrs.field(factory=list)  # (pk, error) of tag writes the store refused for good
 
 
-def connect(url: str, cluster: bool = False) -> "redis.Redis | redis.cluster.RedisCluster":
+def connect(url: str, cluster: bool = False, timeout: float = TIMEOUT) -> "redis.Redis | redis.cluster.RedisCluster":
+    """
+    A client whose every call fails within about twice ``timeout`` if the store is away
+    or hung (without a socket timeout a stopped server holds a thread forever), after one
+    retry on a fresh connection (a restarted server has closed the pooled ones); callers
+    retry beyond that themselves.
+    """
+    settings = dict(socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1))
     if cluster:
-        return redis.cluster.RedisCluster.from_url(url)
-    return redis.Redis.from_url(url)
+        return redis.cluster.RedisCluster.from_url(url, **settings)
+    return redis.Redis.from_url(url, **settings)
 
 
 class Store:
@@ -254,8 +264,8 @@ class Store:
         self._group = client.register_script(GROUP_SCRIPT)
 
     @classmethod
-    def connect(cls, url: str, cluster: bool = False) -> "Store":
-        return cls(connect(url, cluster), url)
+    def connect(cls, url: str, cluster: bool = False, timeout: float = TIMEOUT) -> "Store":
+        return cls(connect(url, cluster, timeout), url)
 
     def close(self) -> None:
         self._client.close()

@@ -8,6 +8,7 @@ most one store call (through the injected reader), and render JSON, text or a GI
 import json
 from collections.abc import Callable
 
+import redis
 from klein import Klein
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -110,9 +111,7 @@ class HailwhaleWeb:
     def _accept(self, request: IRequest) -> None:
         now = self._clock.seconds()
         batch = [events.from_fields(raw, now, self._ingest.limits) for raw in self._event_fields(request)]
-        if any(self._ingest.too_old(event, now) for event in batch):
-            raise FieldError("at", "older than every bucket kept (see the schema in /stats)", "too_old")
-        dropped = self._ingest.accept_all(batch, now)
+        dropped = self._ingest.accept_all(batch)
         if dropped:
             raise Dropped(f"{len(batch)} events not accepted ({dropped}); nothing of this request was counted")
         self._ingest.count_http(len(batch))
@@ -174,6 +173,11 @@ class HailwhaleWeb:
         self._ingest.count_http_error(error.reason)
         return _json(request, 400, {"error": str(error), "field": error.field, "reason": error.reason})
 
+    @app.handle_errors(redis.RedisError)
+    def store_unavailable(self, request: IRequest, failure):
+        self._ingest.count_http_error("store_unavailable")
+        return _json(request, 503, {"error": f"the store did not answer: {failure.value}",
+                                    "reason": "store_unavailable"})
 
     @app.handle_errors(Dropped)
     def dropped(self, request: IRequest, failure):

@@ -77,7 +77,7 @@ class Whale:
         now = time.time() if now is None else now
         event = events.from_fields(
             {"pk": pk, "dimensions": dimensions, "metrics": metrics if metrics is not None else metric, "at": at},
-            now, cls.limits,
+            now, cls.limits.bounded_in_past(cls.schema().longest_retention()),
         )
         one = Accumulator(cls.schema().finest.interval, max_keys=1)
         one.add(event)

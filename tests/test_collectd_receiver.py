@@ -14,6 +14,7 @@ from twisted.logger import capturedLogs
 
 from hailwhale import typesdb
 from hailwhale.accumulator import Accumulator
+from hailwhale.cardinality import Cardinality
 from hailwhale.collectd import ABSOLUTE, COUNTER, DERIVE, GAUGE, SecurityLevel, parse_packet
 from hailwhale.collectd_events import ValueListEvents
 from hailwhale.cumulative import Cumulative
@@ -40,7 +41,8 @@ class Rig:
         self.clock.advance(NOW)
         self.stats = SelfStats()
         self.accumulator = Accumulator(60, max_keys)
-        ingest = Ingest(self.accumulator, self.stats, parse_schema("1m:2d,1h:35d,1d:3y"), limits, self.clock.seconds,
+        limits = limits.bounded_in_past(parse_schema("1m:2d,1h:35d,1d:3y").longest_retention())
+        ingest = Ingest(self.accumulator, self.stats, Cardinality(1000, 100_000), limits, self.clock.seconds,
                         lambda line, why: None)
         self.cumulative = Cumulative(max_series, self.stats.collectd.cumulative)
         to_events = ValueListEvents(types, limits, self.cumulative, self.stats.collectd.values_skipped)
@@ -158,11 +160,11 @@ def test_a_rejected_packet_leaves_no_counter_state():
     assert (0, {}) == (len(rig.cumulative), rig.collectd["cumulative"])
 
 
-def test_too_old_value_lists_are_dropped_by_the_ingest():
-    """A packet older than every retention is dropped whole by the ingest and counted there."""
+def test_too_old_value_lists_reject_the_packet():
+    """A value list older than the time window (by default, every retention) rejects its packet whole, counted."""
     rig = Rig().send(collectd_value_list("h", "p", "t", [(GAUGE, 1.0)], 1000.0) + interface(NOW, 1, 1))
 
-    assert ({}, {"too_old": 2}, 0, 1) == (rig.totals(), dict(rig.stats.events_dropped), rig.collectd["value_lists"],
+    assert ({}, {"too_old": 1}, 0, 0) == (rig.totals(), rig.collectd["packets_bad"], rig.collectd["value_lists"],
                                           rig.collectd["packets_ok"])
 
 

@@ -3,6 +3,7 @@ from twisted.python import usage
 
 from hailwhale.collectd import SecurityLevel
 from hailwhale.config import Config, Options
+from hailwhale.fields import Limits
 from hailwhale.schema import parse_schema
 from hailwhale.service import collectd_types, makeService
 
@@ -31,10 +32,28 @@ def test_options_make_a_config():
         config.limits.max_line_bytes)
 
 
+def test_limits_are_options():
+    """Every bound on what one event may carry, and on distinct dimension names, is an option."""
+    config = parse("--max-pk-depth", "3", "--max-dimension-nodes", "5", "--max-metrics", "4", "--max-name-length", "20",
+                   "--max-future", "10m", "--max-past", "2d", "--max-children", "50", "--max-tracked-children", "900",
+                   "--store-timeout", "2.5")
+
+    assert (Limits(max_pk_depth=3, max_dimension_nodes=5, max_metrics=4, max_name_length=20, max_future_seconds=600,
+                   max_past_seconds=2 * 86400), 50, 900, 2.5) == (
+        config.limits, config.max_children, config.max_tracked_children, config.store_timeout)
+
+
+def test_the_past_is_bounded_by_the_longest_retention_by_default():
+    """Without --max-past, events older than the longest retention are refused: no bucket would keep them."""
+    assert (3 * 365 * 86400, 35 * 86400) == (parse().event_limits.max_past_seconds,
+                                            parse("--schema", "1m:1d,1h:35d").event_limits.max_past_seconds)
+
+
 @pytest.mark.parametrize("args", [["--schema", "7m:1d"], ["--flush-interval", "0"], ["--udp-port", "70000"],
                                   ["--redis-cluster"], ["--no-such-option", "1"],
                                   ["--collectd-security-level", "Paranoid"],
-                                  ["--collectd-security-level", "Sign"], ["--collectd-max-series", "0"]])
+                                  ["--collectd-security-level", "Sign"], ["--collectd-max-series", "0"],
+                                  ["--max-past", "4y"], ["--max-future", "soon"], ["--max-children", "0"]])
 def test_bad_options(args):
     """Bad or unknown options are usage errors, not surprises at run time."""
     with pytest.raises(usage.UsageError):
@@ -60,10 +79,12 @@ def test_collectd_auth_file_must_be_readable_at_start(tmp_path):
 
 
 def test_service_tree(tmp_path):
-    """makeService builds the embedded store, thread pools, flusher, UDP, collectd and HTTP services, in start order."""
+    """makeService builds the embedded store, thread pools, flusher, ingest gate, UDP, collectd and HTTP services,
+    in start order."""
     service = makeService(parse("--data-dir", str(tmp_path)))
 
-    assert ["EmbeddedStoreService", "ThreadPoolService", "ThreadPoolService", "flush", "udp", "collectd", "http"] == [
+    assert ["EmbeddedStoreService", "ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "udp", "collectd",
+            "http"] == [
         child.name or type(child).__name__ for child in service]
 
 
@@ -71,7 +92,7 @@ def test_disabled_ports_and_external_store():
     """Port 0 disables a listener; --redis replaces the embedded store."""
     service = makeService(parse("--udp-port", "0", "--collectd-port", "0", "--redis", "redis://127.0.0.1:1/0"))
 
-    assert ["ThreadPoolService", "ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in service]
+    assert ["ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "http"] == [child.name or type(child).__name__ for child in service]
 
 
 def test_tac_file_builds_the_service(monkeypatch):
@@ -85,7 +106,7 @@ def test_tac_file_builds_the_service(monkeypatch):
     exec(compile((Path(__file__).parent.parent / "hailwhale.tac").read_text(), "hailwhale.tac", "exec"), namespace)
 
     (root,) = list(IServiceCollection(namespace["application"]))
-    assert ["ThreadPoolService", "ThreadPoolService", "flush", "http"] == [child.name or type(child).__name__ for child in root]
+    assert ["ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "http"] == [child.name or type(child).__name__ for child in root]
 
 
 def test_collectd_types_come_from_the_builtin_table_and_types_db(tmp_path):

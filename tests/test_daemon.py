@@ -120,3 +120,48 @@ async def test_embedded_store_persists_across_restarts(tmp_path):
         assert {"today": {"_": {"n": 7.0}}} == body
     finally:
         await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_limit_is_an_option_and_every_overflow_is_counted(store_url):
+    """
+    With every per-event limit set small, each input past one is refused and counted in
+    /stats by reason, over UDP (bad lines) and HTTP (400s), and only the
+    events within the limits are counted.
+    """
+    now = time.time()
+    service, base, udp = start("--redis", store_url, "--flush-interval", "0.1", "--max-line-bytes", "200",
+                               "--max-body-bytes", "300", "--max-pk-depth", "2", "--max-dimension-nodes", "3",
+                               "--max-metrics", "3", "--max-name-length", "10", "--max-past", "1h",
+                               "--max-future", "10m")
+    too_far = [("too_old", now - 7200), ("too_new", now + 1200)]
+    events = {
+        "ok": {"pk": "limits", "dimensions": {"a": "b"}, "metrics": {"m": 1}, "at": now - 1800},
+        "too_deep": {"pk": ["limits", "b", "c"]},
+        "too_many_dimensions": {"pk": "limits", "dimensions": {"a": "b", "c": "d"}},
+        "too_many_metrics": {"pk": "limits", "metrics": {"m": 1, "n": 2, "o": 3}},
+        "too_long": {"pk": "limits", "dimensions": "x" * 11},
+        **{reason: {"pk": "limits", "at": at} for reason, at in too_far},
+    }
+    try:
+        send_udp(udp, b"\n".join([json.dumps(event).encode() for event in events.values()]
+                                 + [b'{"pk": "limits", "pad": "' + b"x" * 200 + b'"}']))
+        codes = [(await treq.post(base + "/count", json.dumps(event).encode(),
+                                  headers={"Content-Type": "application/json"})).code for event in events.values()]
+        codes.append((await treq.post(base + "/count", b"[" + b'{"pk": "limits"},' * 20 + b'{"pk": "limits"}]',
+                                      headers={"Content-Type": "application/json"})).code)
+
+        async def counted():
+            _, body = await get_json(totals_url(base, "limits", metrics='["hits","m"]', periods='["day"]'))
+            return body["day"]["_"] if body["day"]["_"]["hits"] == 2 else None
+
+        totals = await eventually(counted)
+        _, stats = await get_json(base + "/stats")
+    finally:
+        await service.stopService()
+
+    refused = {reason: 1 for reason in events if reason != "ok"}
+    assert [200] + [400] * (len(events) - 1) + [400] == codes
+    assert ({**refused, "line_too_long": 1}, {**refused, "body_too_long": 1}) == (stats["lines_bad"],
+                                                                                 stats["http_bad_requests"])
+    assert {"hits": 2.0, "m": 2.0} == totals

@@ -177,3 +177,31 @@ def test_json_events_round_trip(dimensions, metrics):
     event = lines.parse_line(line, NOW, LIMITS)
 
     assert {"hits": 1, **metrics} == event.metrics
+
+
+@pytest.mark.parametrize(
+    "at, reason",
+    [
+        (NOW - 3601, "too_old"),
+        (NOW - 3600, None),
+        (NOW + 600, None),
+        (NOW + 601, "too_new"),
+        ("2026-11-28T00:39:59Z", "too_old"),  # NOW is 01:40:00 UTC
+    ],
+)
+def test_time_window(at, reason):
+    """An event more than max_past_seconds ago or max_future_seconds ahead is rejected with its reason."""
+    limits = Limits(max_past_seconds=3600, max_future_seconds=600)
+    try:
+        events.from_fields({"pk": "p", "at": at}, NOW, limits)
+        found = None
+    except FieldError as error:
+        found = error.reason
+
+    assert reason == found
+
+
+def test_past_bound_defaults_to_the_given_one():
+    """Limits without a past bound take the one given (the schema's longest retention); one set is kept."""
+    assert (100, 5) == (Limits().bounded_in_past(100).max_past_seconds,
+                        Limits(max_past_seconds=5).bounded_in_past(100).max_past_seconds)

@@ -25,6 +25,11 @@ class FlakyStore:
         self.fail_before = 0
         self.fail_after = 0
 
+    def ping(self):
+        if self.fail_before:
+            raise redis.ConnectionError("store went away")
+        return self._store.ping()
+
     def apply(self, plan, seq, done):
         if self.fail_before:
             self.fail_before -= 1
@@ -177,3 +182,85 @@ def test_an_absent_store_costs_bounded_memory(parts, clock, store_url):
 
     assert ((1, 4), [1.0] * 5) == (waiting, [hits(store_url, f"k{tick}") for tick in range(5)])
     flusher.stopService()
+
+
+def test_stats_tell_whether_the_store_is_reachable(parts, clock):
+    """A failed flush marks the store unreachable (since when); an idle tick's ping or a good flush clears it."""
+    accumulator, flaky, stats, flusher = parts
+    flusher.startService()
+    flaky.fail_before = 1
+    accumulator.add(event())
+    clock.advance(1)
+    down = (stats.store_reachable, stats.store_unreachable_since)
+    clock.advance(1)
+    clock.advance(1)  # nothing to write: a ping
+
+    assert ((False, NOW + 1), (True, None)) == (down, (stats.store_reachable, stats.store_unreachable_since))
+    flusher.stopService()
+
+
+def test_an_idle_tick_notices_the_store_is_gone(parts, clock):
+    """With nothing to write, the tick pings the store, so /stats shows an outage even without traffic."""
+    _, flaky, stats, flusher = parts
+    flusher.startService()
+    flaky.fail_before = 1
+
+    clock.advance(1)
+
+    assert (False, 0) == (stats.store_reachable, stats.flushes_failed)
+    flusher.stopService()
+
+
+def test_writes_found_already_applied_are_counted(parts, clock):
+    """The retry of a batch whose reply was lost finds it applied: counted in writes_repeated, not added again."""
+    accumulator, flaky, stats, flusher = parts
+    flusher.startService()
+    flaky.fail_after = 1
+    accumulator.add(event())
+    clock.advance(1)
+
+    clock.advance(1)
+
+    assert 1 == stats.writes_repeated
+    flusher.stopService()
+
+
+def test_a_large_batch_is_written_in_parts_each_once(store, clock, store_url):
+    """
+    A batch whose plan would pass the bound is planned and written part by part, each under
+    its own token; a part that fails midway is retried alone, and every event counts once.
+    """
+    accumulator, stats = Accumulator(60, 1000), SelfStats()
+    flaky = PartCounting(store)
+    flusher = FlushService(accumulator, flaky, SCHEMA, stats, clock, synchronous, interval=1.0, part_increments=8)
+    flusher.startService()
+    for pk in ("a", "b", "c", "d"):
+        accumulator.add(event(pk))
+    flaky.fail_after_part = 2
+    clock.advance(1)
+    failed = (stats.flushes_failed, flusher.backlog_events)
+
+    clock.advance(1)
+
+    assert ((1, 4), [1.0] * 4, 1) == (failed, [hits(store_url, pk) for pk in "abcd"], stats.flushes_ok)
+    assert (4, [1, 2, 3, 3, 4]) == (len(set(flaky.tokens)), flaky.tokens)
+    flusher.stopService()
+
+
+class PartCounting:
+    """The real store, recording each part's token; it fails (after writing) once, at a chosen part."""
+
+    def __init__(self, store):
+        self._store = store
+        self.tokens = []
+        self.fail_after_part = 0
+
+    def ping(self):
+        return self._store.ping()
+
+    def apply(self, plan, seq, done):
+        self.tokens.append(seq)
+        applied = self._store.apply(plan, seq, done)
+        if len(self.tokens) == self.fail_after_part + 1:
+            raise redis.TimeoutError("reply lost")
+        return applied

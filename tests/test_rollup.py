@@ -106,3 +106,16 @@ def test_every_node_but_the_root_has_its_parent_in_the_tree(dims):
     found = rollup.nodes(leaves(dims, Limits()))
 
     assert all(node[:-1] in found for node in found if node)
+
+
+def test_planning_in_parts_stops_at_the_bound_and_resumes():
+    """plan_some takes entries until their increments reach the bound; the next call goes on from there."""
+    entries = {}
+    for pk in ("a", "b", "c"):
+        entries.update(entry(pk, None, {}))
+    items = iter(entries.items())
+
+    parts = [rollup.plan_some(items, SCHEMA, NOW, most=9) for _ in range(3)]
+
+    assert [(2, 16), (1, 8), (0, 0)] == [(part.taken, part.increments) for part in parts]
+    assert [["a", "b"], ["c"], []] == [[write.pk[0] for write in part.writes] for part in parts]

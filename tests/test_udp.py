@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from twisted.internet import task
 
 from hailwhale.accumulator import Accumulator
+from hailwhale.cardinality import Cardinality
 from hailwhale.fields import Limits
 from hailwhale.ingest import BAD_LINES_LOGGED_PER_MINUTE, Ingest
 from hailwhale.protocols import udp
@@ -22,7 +23,7 @@ def receiver(now=1_795_830_000.0, max_keys=1000):
     stats = SelfStats()
     reported = []
     accumulator = Accumulator(60, max_keys)
-    ingest = Ingest(accumulator, stats, SCHEMA, Limits(), clock.seconds, lambda line, why: reported.append(line))
+    ingest = Ingest(accumulator, stats, Cardinality(1000, 100_000), Limits(max_past_seconds=SCHEMA.longest_retention()), clock.seconds, lambda line, why: reported.append(line))
     return EventReceiver(ingest), accumulator, stats, reported, clock
 
 
@@ -38,12 +39,13 @@ def test_every_line_of_a_datagram_counts():
 
 
 def test_too_old_and_overflow_are_counted():
-    """An event older than every retention, or beyond the pending-key bound, is dropped and counted."""
+    """An event older than the time window is a bad line; one beyond the pending-key bound is dropped; both counted."""
     protocol, accumulator, stats, _, _ = receiver(max_keys=1)
 
     protocol.datagramReceived(b'{"pk":"a","at":1000}\n{"pk":"a"}\n{"pk":"b"}', ("127.0.0.1", 5000))
 
-    assert ({"too_old": 1, "too_many_pending_keys": 1}, 1) == (dict(stats.events_dropped), stats.lines_ok)
+    assert ({"too_many_pending_keys": 1}, {"too_old": 1, "too_many_pending_keys": 1}, 1) == (
+        dict(stats.events_dropped), dict(stats.lines_bad), stats.lines_ok)
 
 
 def test_bad_line_logging_is_sampled_and_clipped():
@@ -65,6 +67,19 @@ def test_receive_buffer_is_raised():
         obtained = set_receive_buffer(sock, 8 * 1024 * 1024)
 
     assert obtained >= 8 * 1024 * 1024
+
+
+def test_kernel_drops_are_read():
+    """Datagrams the kernel dropped because the receive buffer was full are counted, not silent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiving, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sending:
+        receiving.bind(("127.0.0.1", 0))
+        receiving.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        before = udp.kernel_drops(receiving)
+        for _ in range(100):
+            sending.sendto(b"x" * 1000, receiving.getsockname())
+
+        assert (0, True) == (before, udp.kernel_drops(receiving) > 50)
 
 
 def test_listener_asks_for_large_datagrams():

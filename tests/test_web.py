@@ -9,12 +9,14 @@ from treq.testing import StubTreq
 from twisted.internet import task
 
 from hailwhale.accumulator import Accumulator
+from hailwhale.cardinality import Cardinality
 from hailwhale.fields import Limits
 from hailwhale.flush import FlushService
 from hailwhale.ingest import Ingest
 from hailwhale.schema import parse_schema
 from hailwhale.selfstats import SelfStats
 from hailwhale.service import Reader
+from hailwhale.store import Store
 from hailwhale.testing import succeeded, synchronous
 from hailwhale.web import PIXEL, HailwhaleWeb
 from tests.test_flush import FlakyStore
@@ -24,15 +26,15 @@ NOW = 1_795_830_000.0  # 2026-11-28 01:40 UTC
 
 
 class Api:
-    def __init__(self, store, max_keys=1000):
+    def __init__(self, store, max_keys=1000, query_store=None):
         self.clock = task.Clock()
         self.clock.advance(NOW)
         self.stats = SelfStats()
         self.store = FlakyStore(store)
         accumulator = Accumulator(60, max_keys)
-        ingest = Ingest(accumulator, self.stats, SCHEMA, Limits(), self.clock.seconds, lambda line, message: None)
+        self.ingest = ingest = Ingest(accumulator, self.stats, Cardinality(1000, 100_000), Limits(max_past_seconds=SCHEMA.longest_retention()), self.clock.seconds, lambda line, message: None)
         self.flusher = FlushService(accumulator, self.store, SCHEMA, self.stats, self.clock, synchronous, 1.0)
-        web = HailwhaleWeb(ingest, self.flusher, Reader(store, synchronous), self.stats.snapshot, self.clock, SCHEMA,
+        web = HailwhaleWeb(ingest, self.flusher, Reader(query_store or store, synchronous), self.stats.snapshot, self.clock, SCHEMA,
                            max_body_bytes=4096, count_now_timeout=5.0)
         self.client = StubTreq(web.resource())
 
@@ -279,3 +281,21 @@ def test_a_batch_that_does_not_fit_is_refused_whole(store):
     api.flush()
 
     assert (503, 0.0) == (response.code, api.totals(pk="p0")["today"]["_"]["hits"])
+
+
+def test_events_arriving_while_stopping_are_refused(api):
+    """Once the daemon is stopping (its last flush under way), an event is a 503 and counted as dropped, not lost."""
+    api.ingest.closed = True
+
+    response = api.get("/count?pk=test")
+
+    assert (503, {"stopping": 1}) == (response.code, api.json(api.get("/stats"))["events_dropped"])
+
+
+def test_a_query_the_store_cannot_answer_is_a_503(store):
+    """A query while the store is unreachable answers 503 with a reason, not a server error."""
+    api = Api(store, query_store=Store.connect("redis://127.0.0.1:1/0", timeout=0.5))
+
+    response = api.get("/totals?pk=test")
+
+    assert (503, "store_unavailable") == (response.code, api.json(response)["reason"])

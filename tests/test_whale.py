@@ -101,3 +101,13 @@ def test_forked_children_write_with_their_own_writer_id(store_url):
 def _count_five():
     for _ in range(5):
         Whale.count_now("forked", now=NOW)
+
+
+def test_an_event_older_than_every_retention_raises():
+    """count_now of an event no bucket would keep raises naming 'at', instead of writing nothing silently."""
+    from hailwhale.fields import FieldError
+
+    with pytest.raises(FieldError) as caught:
+        Whale.count_now("old", at=NOW - 4 * 365 * 86400, now=NOW)
+
+    assert ("at", "too_old") == (caught.value.field, caught.value.reason)

@@ -78,7 +78,7 @@ class CollectdReceiver(DatagramProtocol):
             return
         self._stats.packets_ok += 1
         self._stats.notifications += packet.notifications
-        if events and self._ingest.accept_all(events, now) is None:
+        if events and self._ingest.accept_all(events) is None:
             self._stats.value_lists += len(events)
 
     def _complain(self, error: PacketError, addr, now: float) -> None:

@@ -5,6 +5,7 @@ It only hands datagrams to the ingest; a large kernel receive buffer, forced whe
 process may (SO_RCVBUFFORCE), is what keeps bursts from being dropped by the kernel.
 """
 
+import os
 import socket
 
 from twisted.internet.protocol import DatagramProtocol
@@ -46,3 +47,21 @@ def listen(reactor, port: int, interface: str, protocol: DatagramProtocol, recei
 
 def receive_buffer(listening) -> int:
     return listening.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def kernel_drops(sock: socket.socket) -> int | None:
+    """
+    Datagrams the kernel dropped for this socket (its receive buffer was full), from
+    Linux's /proc/net/udp; None where that cannot be read.
+    """
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as rows:
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) > 12 and fields[9] == inode:
+                        return int(fields[12])
+        except OSError:
+            continue
+    return None
