@@ -264,3 +264,21 @@ class PartCounting:
         if len(self.tokens) == self.fail_after_part + 1:
             raise redis.TimeoutError("reply lost")
         return applied
+
+
+def test_levels_are_planned_whole_when_a_batch_is_written_in_parts(store, clock, store_url):
+    """
+    A gauge's last level wins over the whole batch, even when the keys meeting in one node
+    land in different parts: a part written later must not put back an older level.
+    """
+    accumulator, stats = Accumulator(60, 1000), SelfStats()
+    flusher = FlushService(accumulator, store, SCHEMA, stats, clock, synchronous, interval=1.0, part_increments=1)
+    flusher.startService()
+    for dimension, level in (("a", 1), ("b", 2), ("a", 3)):
+        accumulator.add(Event(("g",), frozenset({(dimension,)}), {"hits": 1}, NOW, levels={"x.gauge": level}))
+
+    clock.advance(1)
+
+    Whale.configure(store_url, schema=str(SCHEMA))
+    assert 3.0 == Whale.total("g", "x.gauge", period="1m:1m", now=NOW)
+    flusher.stopService()
