@@ -5,11 +5,10 @@ A batch is planned in parts (each bounded by the increments it holds, so a batch
 keys never needs its whole plan in memory at once), and each part is applied tag by tag
 under its own token; a part that fails is kept, as it was, with its token, and is retried
 first on the next tick, so nothing accepted is lost and the store's token check keeps a
-retry from counting twice.  The timer never dies:
-:meth:`FlushService.flush` never fails.  A tick with nothing to write pings the store, so
-``/stats`` tells whether it is reachable even when idle.  :meth:`stopService` flushes
-(retrying for a while if the store is away), logs what it accepted and wrote, and returns
-its Deferred.
+retry from counting twice.  The timer never dies: :meth:`FlushService.flush` never fails.
+A tick with nothing to write pings the store, so ``/stats`` tells whether it is reachable
+even when idle.  :meth:`stopService` flushes (retrying for a while if the store is away),
+logs what it accepted and wrote, and returns its Deferred.
 """
 
 import itertools
