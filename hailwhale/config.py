@@ -7,6 +7,7 @@ Configuration: the ``twistd hailwhale`` options and the frozen :class:`Config` t
 import attrs
 from twisted.python import usage
 
+from hailwhale import access
 from hailwhale import schema as schema_module
 from hailwhale.collectd import SecurityLevel
 from hailwhale.fields import Limits
@@ -65,6 +66,16 @@ def _security_level(text: str) -> SecurityLevel:
 
 _security_level.coerceDoc = "None, Sign or Encrypt; Sign and Encrypt need --collectd-auth-file."
 
+
+def _token(text: str) -> str:
+    try:
+        return access.valid_token(text)
+    except access.TokenError as error:
+        raise ValueError(str(error)) from None
+
+
+_token.coerceDoc = "Visible ASCII, no spaces; anyone who can run ps sees it: prefer the -file option."
+
 DEFAULT_TYPESDB = "/usr/share/collectd/types.db"
 DEFAULT_SCHEMA = schema_module.parse_schema(schema_module.DEFAULT)
 
@@ -93,6 +104,11 @@ class Config:
     collectd_auth_file: str | None = None
     collectd_typesdb: str | None = None
     collectd_max_series: int = 100_000
+    read_token: str | None = None
+    read_token_file: str | None = None
+    write_token: str | None = None
+    write_token_file: str | None = None
+    cors_origins: tuple[str, ...] = ()  # () means any origin
 
     @property
     def event_limits(self) -> Limits:
@@ -146,7 +162,20 @@ class Options(usage.Options):
          _positive_int],
         ["store-timeout", None, 5.0, "Seconds to wait for the store to connect or answer before a call fails.",
          _positive_float],
+        ["read-token", None, None, "Token the query endpoints (and /stats, /metrics) require", _token],
+        ["read-token-file", None, None, "File whose first line is the read token (better than --read-token)."],
+        ["write-token", None, None, "Token the HTTP counting API (/count, /count_now, /flush) requires; the "
+                                    "pixel and UDP stay open", _token],
+        ["write-token-file", None, None, "File whose first line is the write token (better than --write-token)."],
     ]
+
+    def __init__(self):
+        super().__init__()
+        self["cors-origin"] = []
+
+    def opt_cors_origin(self, value: str) -> None:
+        """Origin allowed to read query answers in a browser (repeatable, or a comma list); default: any."""
+        self["cors-origin"].append(value)
 
     def postOptions(self) -> None:
         self["config"] = Config(
@@ -180,7 +209,15 @@ class Options(usage.Options):
             collectd_auth_file=self["collectd-auth-file"],
             collectd_typesdb=self["collectd-typesdb"],
             collectd_max_series=self["collectd-max-series"],
+            read_token=self["read-token"],
+            read_token_file=self["read-token-file"],
+            write_token=self["write-token"],
+            write_token_file=self["write-token-file"],
+            cors_origins=access.origins(self["cors-origin"]),
         )
+        for kind in ("read", "write"):
+            if self[f"{kind}-token"] is not None and self[f"{kind}-token-file"] is not None:
+                raise usage.UsageError(f"--{kind}-token and --{kind}-token-file: give one of them")
         if self["collectd-security-level"] != SecurityLevel.NONE and not self["collectd-auth-file"]:
             raise usage.UsageError("--collectd-security-level Sign or Encrypt needs --collectd-auth-file")
         if self["redis-cluster"] and not self["redis"]:

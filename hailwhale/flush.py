@@ -180,6 +180,7 @@ class FlushService(Service):
         self._stats.events_flushed += queued.batch.events
         self._stats.last_flush_at = now
         self._stats.last_flush_seconds = time.perf_counter() - started
+        self._stats.flush_seconds_total += self._stats.last_flush_seconds
         self._release(queued.batch.seq)
         return True
 

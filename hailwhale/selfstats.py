@@ -42,6 +42,7 @@ class SelfStats:
     events_flushed: int = 0
     last_flush_at: float | None = None
     last_flush_seconds: float | None = None
+    flush_seconds_total: float = 0.0  # over every flush that succeeded
     last_error: str | None = None
     last_error_at: float | None = None
     store_reachable: bool | None = None  # how the last flush or check went; None before the first
@@ -56,6 +57,17 @@ class SelfStats:
         if self.store_reachable is not False:
             self.store_unreachable_since = now
         self.store_reachable = False
+
+    def health(self, stopping: bool = False) -> tuple[bool, dict]:
+        """(healthy, answer) for ``/health``: healthy once the store answered the last flush or check."""
+        if stopping:
+            return False, {"status": "unavailable", "reason": "stopping"}
+        if self.store_reachable is None:
+            return False, {"status": "unavailable", "reason": "starting"}
+        if not self.store_reachable:
+            return False, {"status": "unavailable", "reason": "store_unreachable",
+                           "since": self.store_unreachable_since}
+        return True, {"status": "ok"}
 
     def snapshot(self) -> dict:
         return {
@@ -75,6 +87,7 @@ class SelfStats:
             "events_flushed": self.events_flushed,
             "last_flush_at": self.last_flush_at,
             "last_flush_seconds": self.last_flush_seconds,
+            "flush_seconds_total": self.flush_seconds_total,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "store_reachable": self.store_reachable,

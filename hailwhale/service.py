@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from hailwhale import __version__, query, typesdb
+from hailwhale import __version__, access, metrics, openapi, query, typesdb
 from hailwhale.accumulator import Accumulator
 from hailwhale.cardinality import Cardinality
 from hailwhale.collectd_events import ValueListEvents
@@ -122,11 +122,13 @@ class Reader:
 
 
 class HailwhaleService(SequentialMultiService):
-    def __init__(self, store: Store, schema_text: str, run):
+    def __init__(self, store: Store, schema_text: str, run, stats: SelfStats, clock: Callable[[], float]):
         super().__init__()
         self.store = store
+        self.stats = stats
         self._schema_text = schema_text
         self._run = run
+        self._clock = clock
 
     def startService(self) -> None:
         super().startService()
@@ -135,11 +137,13 @@ class HailwhaleService(SequentialMultiService):
         self._run(self.store.publish_schema, self._schema_text).addCallbacks(self._schema_checked, self._store_down)
 
     def _schema_checked(self, previous: str | None) -> None:
+        self.stats.store_answered()
         if previous is not None and previous != self._schema_text:
             log.warn("the store's data was written with schema {previous}; now writing {now}", previous=previous,
                      now=self._schema_text)
 
     def _store_down(self, failure) -> None:
+        self.stats.store_failed(self._clock(), failure.value)
         log.failure("the store is not reachable at {url}; flushes will retry", failure, url=self.store.url)
 
 
@@ -188,10 +192,16 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             "version": __version__,
         }
 
+    policy = access_policy(config)
+    scraped = metrics.registry(snapshot)
     web = HailwhaleWeb(ingest, flusher, Reader(store, in_pool(query_pool)), snapshot, reactor, config.schema,
-                       config.max_body_bytes, config.count_now_timeout)
+                       config.max_body_bytes, config.count_now_timeout, policy,
+                       health=lambda: stats.health(stopping=ingest.closed),
+                       metrics=lambda accept: metrics.exposition(scraped, accept),
+                       openapi=openapi.describe(read_token=policy.read_token is not None,
+                                                write_token=policy.write_token is not None))
 
-    root = HailwhaleService(store, str(config.schema), in_pool(query_pool))
+    root = HailwhaleService(store, str(config.schema), in_pool(query_pool), stats, reactor.seconds)
     if embedded is not None:
         EmbeddedStoreService(embedded).setServiceParent(root)
     ThreadPoolService(flush_pool).setServiceParent(root)
@@ -219,6 +229,31 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         http.setName("http")
         http.setServiceParent(root)
     return root
+
+
+def access_policy(config: Config) -> access.Policy:
+    """The tokens (read from their files, if given so) and the allowed origins."""
+
+    def token(kind: str, value: str | None, path: str | None) -> str | None:
+        if value is not None:
+            log.warn("the {kind} token was given on the command line, where any user can see it (ps); "
+                     "--{kind}-token-file keeps it out of sight", kind=kind)
+            return value
+        if path is None:
+            return None
+        with open(path, encoding="utf-8") as file:
+            try:
+                return access.token_from_file_text(file.read())
+            except access.TokenError as error:
+                raise access.TokenError(f"{path}: {error}") from None
+
+    read = token("read", config.read_token, config.read_token_file)
+    write = token("write", config.write_token, config.write_token_file)
+    log.info("HTTP access: queries, /stats and /metrics {read}; counting over HTTP {write}; the pixel, /health and "
+             "UDP open; CORS for queries: {origins}", read="need the read token" if read else "open",
+             write="needs the write token" if write else "open",
+             origins=", ".join(config.cors_origins) or "any origin")
+    return access.Policy(read, write, config.cors_origins)
 
 
 def collectd_types(path: str | None) -> typesdb.Types:

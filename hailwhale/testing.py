@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -163,17 +164,20 @@ class Daemon:
         deadline = time.monotonic() + ready_timeout
         while True:
             try:
-                self.get("/stats")
+                self.get("/health")
                 return
+            except urllib.error.HTTPError:
+                return  # it answers (503 until the store has answered, or /health needs nothing it lacks)
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.process.kill()
                     raise RuntimeError(f"the daemon did not start; its log:\n{self.log()}") from None
                 time.sleep(0.1)
 
-    def get(self, path: str, timeout: float = 30.0):
+    def get(self, path: str, timeout: float = 30.0, headers: dict | None = None):
         """The JSON answer to GET ``path`` (raises for a non-2xx answer)."""
-        with urllib.request.urlopen(self.base + path, timeout=timeout) as response:
+        request = urllib.request.Request(self.base + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
     def send_udp(self, payload: bytes) -> None:

