@@ -49,7 +49,8 @@ PARAMETERS = {
     "recursive": _param("recursive", "Rank every dimension below (default), or only direct children "
                                      "(`false`, `0` or `no`)."),
 }
-EVENT_PARAMETERS = ["pk", "dimensions", "dimension", "metrics", "metric", "at"]
+EVENT_PARAMETERS = ["requiredPk", "dimensions", "dimension", "metrics", "metric", "at"]  # GET: pk needed
+BODY_EVENT_PARAMETERS = ["pk", "dimensions", "dimension", "metrics", "metric", "at"]  # POST: defaults for the body
 QUERY_PARAMETERS = ["requiredPk", "dimensions", "dimension", "metrics", "metric", "periods", "period", "depth",
                     "sort", "limit", "tz", "tzoffset"]
 
@@ -66,8 +67,10 @@ SCHEMAS = {
     "Event": {
         "type": "object",
         "description": "One event; fields of the query string are defaults for every event of a body.",
+        "required": ["pk"],
         "properties": {
-            "pk": {"description": "A name or a path (list of names)."},
+            "pk": {"description": "A name or a path (list of names).",
+                   "oneOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string"}}]},
             "dimensions": {"description": "A name, a list, or a nested object."},
             "dimension": {"description": "Alias of dimensions."},
             "metrics": {"type": "object", "additionalProperties": {"type": "number"},
@@ -126,13 +129,15 @@ def _errors(*names: str) -> dict:
     return {codes[name]: _ref("responses", name) for name in names}
 
 
-def _counting(summary: str, ok: dict, security: list | None) -> dict:
+def _counting(summary: str, ok: dict, security: list | None, body: bool = False) -> dict:
     operation = {
         "summary": summary,
         "tags": ["counting"],
-        "parameters": [_ref("parameters", name) for name in EVENT_PARAMETERS],
+        "parameters": [_ref("parameters", name) for name in (BODY_EVENT_PARAMETERS if body else EVENT_PARAMETERS)],
         "responses": {"200": ok, **_errors("BadRequest", "Unauthorized", "Unavailable")},
     }
+    if body:
+        operation["requestBody"] = EVENT_BODY
     if security is not None:
         operation["security"] = security
     return operation
@@ -169,10 +174,9 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
         } for status, description in (("200", "Counted."), ("400", "Not counted; X-Hailwhale-Reason says why."),
                                       ("503", "Not accepted now; X-Hailwhale-Reason says why."))},
     }
-    count = _counting("Count events: one from the query string, or a body of one or many.", ok_text, write)
-    count_now = _counting("Count events and answer once they are in the store.",
-                          {"description": "Counted and written to the store.",
-                           "content": {TEXT: {"schema": {"const": "OK"}}}}, write)
+    count_summary = "Count events: one from the query string, or a body of one or many."
+    now_summary = "Count events and answer once they are in the store."
+    now_ok = {"description": "Counted and written to the store.", "content": {TEXT: {"schema": {"const": "OK"}}}}
     stats = {"summary": "The daemon's own counters (see the README).", "tags": ["the daemon"],
              "responses": {"200": {"description": "Counters.", "content": {JSON: {"schema": {"type": "object"}}}},
                            **_errors("Unauthorized")}}
@@ -197,9 +201,13 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
         flush["security"] = write
     rows = {"type": "object"}
     paths = {
-        "/count": {"get": count, "post": {**count, "requestBody": EVENT_BODY}},
-        "/count_now": {"get": count_now, "post": {**count_now, "requestBody": EVENT_BODY}},
-        "/count.gif": {"get": pixel, "post": pixel},
+        "/count": {"get": _counting(count_summary, ok_text, write),
+                   "post": _counting(count_summary, ok_text, write, body=True)},
+        "/count_now": {"get": _counting(now_summary, now_ok, write),
+                       "post": _counting(now_summary, now_ok, write, body=True)},
+        "/count.gif": {"get": pixel, "post": {**pixel, "parameters": [_ref("parameters", name)
+                                                                     for name in BODY_EVENT_PARAMETERS],
+                                              "requestBody": EVENT_BODY}},
         "/flush": {"post": flush},
         "/totals": {"get": _query("Totals per period, dimension and metric.", QUERY_PARAMETERS, rows, read)},
         "/plotpoints": {"get": _query("Series per dimension and metric: [epoch_ms, value] per bucket.",
