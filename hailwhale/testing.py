@@ -180,6 +180,14 @@ class Daemon:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
+    def health(self, timeout: float = 30.0) -> tuple[int, dict]:
+        """(status, answer) of ``/health``, 503 included."""
+        try:
+            with urllib.request.urlopen(self.base + "/health", timeout=timeout) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
     def send_udp(self, payload: bytes) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(payload, ("127.0.0.1", self.udp_port))

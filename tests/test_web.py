@@ -8,6 +8,7 @@ import treq
 from treq.testing import StubTreq
 from twisted.internet import task
 
+from hailwhale import access, metrics, openapi
 from hailwhale.accumulator import Accumulator
 from hailwhale.cardinality import Cardinality
 from hailwhale.fields import Limits
@@ -26,7 +27,7 @@ NOW = 1_795_830_000.0  # 2026-11-28 01:40 UTC
 
 
 class Api:
-    def __init__(self, store, max_keys=1000, query_store=None):
+    def __init__(self, store, max_keys=1000, query_store=None, policy=access.Policy()):
         self.clock = task.Clock()
         self.clock.advance(NOW)
         self.stats = SelfStats()
@@ -34,16 +35,20 @@ class Api:
         accumulator = Accumulator(60, max_keys)
         self.ingest = ingest = Ingest(accumulator, self.stats, Cardinality(1000, 100_000), Limits(max_past_seconds=SCHEMA.longest_retention()), self.clock.seconds, lambda line, message: None)
         self.flusher = FlushService(accumulator, self.store, SCHEMA, self.stats, self.clock, synchronous, 1.0)
+        registry = metrics.registry(self.stats.snapshot, process=False)
         web = HailwhaleWeb(ingest, self.flusher, Reader(query_store or store, synchronous), self.stats.snapshot, self.clock, SCHEMA,
-                           max_body_bytes=4096, count_now_timeout=5.0)
+                           max_body_bytes=4096, count_now_timeout=5.0, policy=policy,
+                           health=lambda: self.stats.health(stopping=ingest.closed),
+                           metrics=lambda accept: metrics.exposition(registry, accept),
+                           openapi=openapi.describe(policy.read_token is not None, policy.write_token is not None))
         self.client = StubTreq(web.resource())
 
     def get(self, path, **kwargs):
         return succeeded(self.client.get("http://hw" + path, **kwargs))
 
-    def post(self, path, body=b"", content_type="application/json", **kwargs):
+    def post(self, path, body=b"", content_type="application/json", headers=None, **kwargs):
         return succeeded(self.client.post("http://hw" + path, data=body,
-                                          headers={"Content-Type": content_type}, **kwargs))
+                                          headers={"Content-Type": content_type, **(headers or {})}, **kwargs))
 
     def content(self, response):
         return succeeded(treq.content(response))
