@@ -166,7 +166,7 @@ def test_store_outage_under_load_counts_every_event_once(tmp_path, own_valkey, f
     """
     Under steady UDP and HTTP load the store goes away (killed, then restarted on its data;
     or hung with SIGSTOP, then resumed): meanwhile /stats says the store is unreachable and
-    shows the backlog, the pending keys stay few; afterwards every event taken in is counted
+    shows the backlog, /health answers 503, the pending keys stay few; afterwards every event taken in is counted
     exactly once.
     """
     url = testing.valkey_url(own_valkey)
@@ -182,7 +182,7 @@ def test_store_outage_under_load_counts_every_event_once(tmp_path, own_valkey, f
                 os.kill(pid, signal.SIGSTOP)
             ends = time.monotonic() + outage_seconds(failure)
             while time.monotonic() < ends:
-                samples.append({**daemon.get("/stats"), "rss_kib": daemon.memory_kib()[0]})
+                samples.append({**daemon.get("/stats"), "rss_kib": daemon.memory_kib()[0], "health": daemon.health()})
                 time.sleep(1)
             if failure == "killed":
                 own_valkey.start()
@@ -190,6 +190,7 @@ def test_store_outage_under_load_counts_every_event_once(tmp_path, own_valkey, f
                 os.kill(pid, signal.SIGCONT)
             time.sleep(3)
         stats = wait_for(lambda: drained(daemon), 60, "the backlog to be written")
+        health_after = daemon.health()
         counted = [totals(daemon, "outage-udp"), totals(daemon, "outage-http")]
         peak_kib = daemon.memory_kib()[1]
     finally:
@@ -203,9 +204,11 @@ def test_store_outage_under_load_counts_every_event_once(tmp_path, own_valkey, f
           f"events in at most {max(s['pending_keys'] for s in samples)} keys; RSS during the outage "
           f"{min(s['rss_kib'] for s in samples) // 1024}-{max(s['rss_kib'] for s in samples) // 1024} MiB, "
           f"peak {peak_kib // 1024} MiB; failed flushes {stats['flushes_failed']}")
-    assert {"down": True, "backlog": True} == {
+    assert {"down": True, "backlog": True, "health": True} == {
         "down": all(s["store_reachable"] is False and s["store_unreachable_since"] for s in late),
-        "backlog": all(s["backlog_events"] > 0 for s in late)}
+        "backlog": all(s["backlog_events"] > 0 for s in late),
+        "health": all((s["health"][0], s["health"][1]["reason"]) == (503, "store_unreachable") for s in late)}
+    assert (200, {"status": "ok"}) == health_after
     assert max(s["pending_keys"] for s in samples) <= 6
     assert (0, 0) == (load.http_refused.events, load.http_unknown.events)
     assert load.udp.events + load.http_ok.events == stats["events_accepted"]
