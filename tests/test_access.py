@@ -9,7 +9,7 @@ from twisted.python import usage
 from hailwhale import access
 from hailwhale.config import Config, Options
 from hailwhale.service import access_policy
-from hailwhale.testing import succeeded
+from hailwhale.testing import Daemon, succeeded
 from tests.test_web import Api
 
 READ, WRITE = "r3ad-t0ken", "wr1te-t0ken"
@@ -312,3 +312,35 @@ def _web_with_reader(api, reader):
     from tests.test_web import SCHEMA
 
     return HailwhaleWeb(api.ingest, api.flusher, reader, api.stats.snapshot, api.clock, SCHEMA)
+
+
+# -- where it listens ---------------------------------------------------------------------
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local IPv4 addresses with a TCP socket listening on ``port`` (from /proc/net/tcp)."""
+    found = set()
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+@pytest.mark.slow
+def test_http_binds_to_loopback_unless_told_otherwise(tmp_path):
+    """Without --interface the HTTP port listens on 127.0.0.1 only; --interface 0.0.0.0 opens it to every address."""
+    assert "127.0.0.1" == Config().interface
+    for name in ("default", "all"):
+        (tmp_path / name).mkdir()
+    daemons = [Daemon(tmp_path / "default", "--collectd-port", "0"),
+               Daemon(tmp_path / "all", "--collectd-port", "0", "--interface", "0.0.0.0")]
+    try:
+        addresses = [listening_addresses(daemon.http_port) for daemon in daemons]
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+
+    assert [{"127.0.0.1"}, {"0.0.0.0"}] == addresses
