@@ -59,6 +59,12 @@ HELP = {
     "store_unreachable_since": "Unix time the store stopped answering.",
     "udp_kernel_drops": "Datagrams the kernel dropped for a full receive buffer.",
     "uptime_seconds": "Seconds since the daemon started.",
+    "last_flush_at": "Unix time of the last flush that succeeded.",
+    "last_flush_seconds": "Seconds the last flush that succeeded took.",
+    "last_error_at": "Unix time of the last store error.",
+    "dimension_names_tracked": "Dimension names remembered to enforce --max-children.",
+    "udp_receive_buffer": "Bytes of UDP receive buffer the kernel granted.",
+    "collectd_series": "collectd COUNTER/DERIVE series remembered.",
 }
 
 
@@ -76,13 +82,13 @@ class SnapshotCollector(Collector):
         yield from families(snapshot, PREFIX)
 
 
-def families(snapshot: Mapping[str, object], prefix: str) -> Iterator[Metric]:
+def families(snapshot: Mapping[str, object], prefix: str, section: str = "") -> Iterator[Metric]:
     """The metric families of a snapshot's fields (see the module docstring)."""
     for field, value in snapshot.items():
         name = f"{prefix}_{field}"
         if field in SKIPPED or value is None or isinstance(value, str):
             continue
-        help_text = HELP.get(field.removesuffix("_total"), f"The /stats field {field}.")
+        help_text = HELP.get(section + field.removesuffix("_total"), f"The /stats field {section}{field}.")
         if isinstance(value, Mapping):
             if field in LABELS or all(isinstance(v, (int, float)) for v in value.values()):
                 family = _family(field, name, help_text, [LABELS.get(field, "key")])
@@ -90,7 +96,7 @@ def families(snapshot: Mapping[str, object], prefix: str) -> Iterator[Metric]:
                     family.add_metric([str(key)], count)
                 yield family
             else:
-                yield from families(value, name)
+                yield from families(value, name, f"{section}{field}.")
         elif isinstance(value, (bool, int, float)):
             family = _family(field, name, help_text)
             family.add_metric([], float(value))
