@@ -14,6 +14,7 @@ is in ``X-Hailwhale-Error``), unknown paths and methods included.
 """
 
 import json
+import re
 from collections.abc import Callable
 
 import redis
@@ -306,7 +307,8 @@ class HailwhaleWeb:
 
     def _allow_origin(self, request: IRequest) -> None:
         """CORS: a read answer names only the allowed origins; every other answer allows any origin."""
-        if request.path not in READ_PATHS or not self._policy.cors_origins:
+        # the router merges repeated slashes (//totals is /totals), so this must too
+        if re.sub(rb"/+", b"/", request.path) not in READ_PATHS or not self._policy.cors_origins:
             _allow_any_origin(request)
             return
         request.setHeader(b"Vary", b"Origin")

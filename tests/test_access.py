@@ -225,7 +225,7 @@ def origin_of(response) -> list | None:
 
 
 @pytest.mark.parametrize("path", ["/totals?pk=test", "/totals?pk=test&periods=fortnight", "/stats", "/metrics",
-                                  "/totals"])
+                                  "/totals", "//totals?pk=test", "///stats"])
 def test_cors_for_reads_names_only_allowed_origins(guarded, path):
     """With --cors-origin, a read answer (errors too) names an allowed origin back and gives others no header."""
     allowed = guarded.get(path, headers={"Origin": DASHBOARD, **bearer(READ)})
