@@ -10,6 +10,7 @@ not tell how much of a guess was right.
 
 import hmac
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -100,3 +101,13 @@ def allowed_origin(allowed: tuple[str, ...], origin: bytes | None) -> bytes | No
     if origin is not None and origin.decode("latin-1") in allowed:
         return origin
     return None
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: store URLs are shown in /stats and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -144,7 +144,8 @@ class HailwhaleService(SequentialMultiService):
 
     def _store_down(self, failure) -> None:
         self.stats.store_failed(self._clock(), failure.value)
-        log.failure("the store is not reachable at {url}; flushes will retry", failure, url=self.store.url)
+        log.failure("the store is not reachable at {url}; flushes will retry", failure,
+                    url=access.redacted_url(self.store.url))
 
 
 def makeService(config: Config, reactor=None) -> HailwhaleService:
@@ -183,7 +184,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             "pending_keys": accumulator.pending_keys,
             "pending_events": accumulator.pending_events,
             "backlog_events": flusher.backlog_events,
-            "store_url": url,
+            "store_url": access.redacted_url(url),
             "schema": str(config.schema),
             "udp_receive_buffer": udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
             "collectd_series": len(cumulative),

@@ -89,6 +89,17 @@ def test_a_policy_never_shows_its_tokens():
     assert READ not in repr(access.Policy(READ, WRITE, (DASHBOARD,)))
 
 
+@pytest.mark.parametrize("url, expected", [
+    ("redis://:s3cret@db.example:6379/0", "redis://:***@db.example:6379/0"),
+    ("rediss://hw:s3cret@db.example/1", "rediss://hw:***@db.example/1"),
+    ("redis://db.example:6379/0", "redis://db.example:6379/0"),
+    ("unix:///run/valkey.sock", "unix:///run/valkey.sock"),
+])
+def test_store_urls_shown_without_their_password(url, expected):
+    """/stats shows the store URL with its password masked."""
+    assert expected == access.redacted_url(url)
+
+
 # -- options ------------------------------------------------------------------------------
 
 
