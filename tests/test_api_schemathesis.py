@@ -43,7 +43,7 @@ def daemon(tmp_path_factory):
     (directory / "read.token").write_text(READ_TOKEN + "\n")
     (directory / "write.token").write_text(WRITE_TOKEN + "\n")
     daemon = testing.Daemon(directory, "--collectd-port", "0", "--read-token-file", "read.token",
-                            "--write-token-file", "write.token", "--count-now-timeout", "2")
+                            "--write-token-file", "write.token")
     daemon.store = redis.Redis(unix_socket_path=str(directory / "hailwhale-data" / "valkey.sock"))
     yield daemon
     daemon.store.close()
