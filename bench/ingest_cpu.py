@@ -1,0 +1,90 @@
+"""
+Ingest CPU cost per line, in process: native JSON events and statsd lines through the
+real parse + aggregate path (:meth:`hailwhale.ingest.Ingest.datagram`), no sockets and
+no store.  For profiling the hot path; ``--profile`` prints the top of a cProfile.
+
+    .venv/bin/python bench/ingest_cpu.py [--datagrams 20000] [--profile native|statsd|statsd1]
+"""
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hailwhale.accumulator import Accumulator  # noqa: E402
+from hailwhale.cardinality import Cardinality  # noqa: E402
+from hailwhale.config import Config  # noqa: E402
+from hailwhale.ingest import Ingest  # noqa: E402
+from hailwhale.selfstats import SelfStats  # noqa: E402
+
+COUNTRIES, DEVICES = ["US", "UK", "DE", "FR", "BR"], ["mac", "win", "ios", "android"]
+
+
+def native_datagrams(lines: int = 20) -> list[bytes]:
+    """Datagrams of native events: 2-level pk, 2 dimensions, 3 metrics (as bench/ingest_udp.py sends)."""
+    return [b"\n".join(
+        json.dumps({"pk": ["bench", "native"], "dimensions": {"country": COUNTRIES[(i + j) % 5], "device": DEVICES[j % 4]},
+                    "metrics": {"revenue": 1.5, "visitors": 1, "clicks": 2}}, separators=(",", ":")).encode()
+        for j in range(lines)) for i in range(50)]
+
+
+def statsd_datagrams(lines: int) -> list[bytes]:
+    """Datagrams of statsd counters over 100 names (as bench/ingest_udp.py sends)."""
+    return [b"\n".join(f"bench.counter{(i * lines + j) % 100}:1|c".encode() for j in range(lines)) for i in range(50)]
+
+
+def ingest() -> Ingest:
+    config = Config()
+    return Ingest(Accumulator(config.schema.finest.interval, config.max_pending_keys), SelfStats(),
+                  Cardinality(config.max_children, config.max_tracked_children), config.event_limits,
+                  time.time, lambda line, message: None)
+
+
+def run(packets: list[bytes], count: int) -> tuple[float, int]:
+    """Seconds per line over ``count`` datagrams, and the lines counted."""
+    target = ingest()
+    datagram = target.datagram
+    lines = sum(packet.count(b"\n") + 1 for packet in packets) * count // len(packets)
+    start = time.perf_counter()
+    for i in range(count):
+        datagram(packets[i % len(packets)])
+    took = time.perf_counter() - start
+    assert target._stats.lines_ok == lines, (target._stats.lines_ok, lines)
+    return took / lines, lines
+
+
+CASES = {
+    "native": lambda: native_datagrams(20),
+    "statsd": lambda: statsd_datagrams(20),
+    "statsd1": lambda: statsd_datagrams(1),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datagrams", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", choices=sorted(CASES))
+    args = parser.parse_args()
+    if args.profile:
+        packets = CASES[args.profile]()
+        profile = cProfile.Profile()
+        profile.runcall(run, packets, args.datagrams)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(18)
+        return
+    print(f"{'lines':>8} {'lines/datagram':>14} {'µs/line (best of ' + str(args.repeat) + ')':>22} {'lines/s':>10}")
+    for name, make in CASES.items():
+        packets = make()
+        count = args.datagrams if name != "statsd1" else args.datagrams * 10
+        best = min(run(packets, count)[0] for _ in range(args.repeat))
+        per = packets[0].count(b"\n") + 1
+        print(f"{name:>8} {per:>14} {best * 1e6:>22.2f} {1 / best:>10,.0f}")
+
+
+if __name__ == "__main__":
+    main()
