@@ -12,7 +12,9 @@ from collections.abc import Mapping
 
 import attrs
 
+from hailwhale.encoding import Path
 from hailwhale.events import Event
+from hailwhale.fields import Leaves
 from hailwhale.rollup import AggregationKey
 
 
@@ -56,6 +58,20 @@ class Accumulator:
                 levels[metric] = (self._stamp, value)
         if event.members:
             self._add_members(key, event.members)
+        self._events += 1
+        self.events_added += 1
+        return True
+
+    def add_sums(self, pk: Path, leaves: Leaves, sums: Mapping[str, float], at: float) -> bool:
+        """:meth:`add` for an event of sums only, given by its parts."""
+        key = (pk, leaves, int(at // self._interval) * self._interval)
+        totals = self._entries.get(key)
+        if totals is None:
+            if len(self._entries) >= self._max_keys:
+                return False
+            totals = self._entries[key] = {}
+        for metric, value in sums.items():
+            totals[metric] = totals.get(metric, 0) + value
         self._events += 1
         self.events_added += 1
         return True

@@ -122,3 +122,54 @@ def test_every_line_is_counted_once_whole_or_rejected(parts):
 
     lines = [line for line in datagram.split(b"\n") if line.strip()]
     assert (len(lines), stats.lines_ok) == (stats.lines_ok + sum(stats.lines_bad.values()), accumulator.pending_events)
+
+
+def test_repeated_statsd_lines_count_as_the_first():
+    """A statsd line seen before counts exactly as it did the first time, in a later bucket too."""
+    protocol, accumulator, stats, _, clock = receiver()
+
+    protocol.datagramReceived(b"a.b:2|c|@0.5|#x:y\na.b:2|c|@0.5|#x:y\nt:4|ms", ("127.0.0.1", 5000))
+    clock.advance(60)
+    protocol.datagramReceived(b"a.b:2|c|@0.5|#x:y\nt:4|ms", ("127.0.0.1", 5000))
+
+    bucket = int(clock.seconds() // 60) * 60
+    assert ({(("a", "b"), frozenset({("x", "y")}), bucket - 60): {"hits": 2, "count": 8.0},
+             (("t",), frozenset(), bucket - 60): {"hits": 1, "ms.sum": 4.0, "ms.count": 1.0},
+             (("a", "b"), frozenset({("x", "y")}), bucket): {"hits": 1, "count": 4.0},
+             (("t",), frozenset(), bucket): {"hits": 1, "ms.sum": 4.0, "ms.count": 1.0}}, 5) == (
+        accumulator.swap().entries, stats.lines_ok)
+
+
+def test_folded_statsd_lines_are_folded_every_time():
+    """A statsd line whose tag is folded by the cardinality guard is folded, and counted as folded, every time it comes."""
+    clock = task.Clock()
+    stats, accumulator, cardinality = SelfStats(), Accumulator(60, 1000), Cardinality(1, 100_000)
+    ingest = Ingest(accumulator, stats, cardinality, Limits(), clock.seconds, lambda line, why: None)
+
+    ingest.datagram(b"a:1|c|#x:1\na:1|c|#x:2\na:1|c|#x:2")
+
+    assert ({(("a",), frozenset({("x", "1")}), 0): {"hits": 1, "count": 1.0},
+             (("a",), frozenset({("x", "_other")}), 0): {"hits": 2, "count": 2.0}}, 2) == (
+        accumulator.swap().entries, cardinality.folded["max_children"])
+
+
+def test_a_stopping_ingest_takes_no_repeated_line():
+    """Once the daemon is stopping, a statsd line seen before is turned away like any other."""
+    protocol, accumulator, stats, _, _ = receiver()
+    protocol.datagramReceived(b"a:1|c", ("127.0.0.1", 5000))
+    protocol._ingest.closed = True
+
+    protocol.datagramReceived(b"a:1|c", ("127.0.0.1", 5000))
+
+    assert (1, 1, {"stopping": 1}) == (accumulator.pending_events, stats.lines_ok, dict(stats.lines_bad))
+
+
+def test_pending_key_bound_holds_for_repeated_lines():
+    """A repeated statsd line that would need a new key past the bound is dropped and counted."""
+    protocol, accumulator, stats, _, clock = receiver(max_keys=1)
+    protocol.datagramReceived(b"a:1|c", ("127.0.0.1", 5000))
+    clock.advance(60)
+
+    protocol.datagramReceived(b"a:1|c", ("127.0.0.1", 5000))
+
+    assert (1, {"too_many_pending_keys": 1}) == (accumulator.pending_keys, dict(stats.events_dropped))

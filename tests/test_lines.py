@@ -1,0 +1,99 @@
+"""The fast line parser: the same events and the same reasons as the defining parse_line."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hailwhale import lines
+from hailwhale.fields import FieldError, Limits
+from hailwhale.lines import LineParser
+
+NOW = 1_795_830_000.0
+LIMITS = Limits(max_past_seconds=86400 * 400)
+
+
+def both(line: bytes):
+    """What parse_line and LineParser.parse make of ``line``: an event or a reason, each."""
+    outcomes = []
+    for parse in (lambda: lines.parse_line(line, NOW, LIMITS), lambda: LineParser(LIMITS).parse(line, NOW)[0]):
+        try:
+            outcomes.append(parse())
+        except FieldError as error:
+            outcomes.append(error.reason)
+    return outcomes
+
+
+USUAL_AND_UNUSUAL = [
+    b'{"pk":["bench","x"],"dimensions":{"country":"US","device":"mac"},"metrics":{"revenue":1.5,"visitors":1}}',
+    b'{"pk":"a","dimension":["b","c"],"metrics":{"hits":3}}',
+    b'{"pk":"a","dimensions":null,"dimension":"b"}',
+    b'{"pk":"a","metrics":{"q.gauge":3,"x":1}}',
+    b'{"pk":"a","metrics":{"v.unique":"u1"}}',
+    b'{"pk":"a","metrics":{"x":"2.5"}}',
+    b'{"pk":"a","metrics":{"x":true}}',
+    b'{"pk":"a","metrics":{"x":1e30}}',
+    b'{"pk":"a","metrics":{"x":NaN}}',
+    b'{"pk":"a","metrics":{"":1}}',
+    b'{"pk":"a","metrics":{"a/b":1}}',
+    b'{"pk":"a","metrics":["x","y"]}',
+    b'{"pk":"a","metric":{"x":2}}',
+    b'{"pk":"a","metrics":{"x":1,"x":2}}',
+    b'{"pk":"[\\"a\\",\\"b\\"]","metrics":{}}',
+    b'{"pk":["a",1,true],"metrics":{}}',
+    b'{"pk":"","metrics":{}}',
+    b'{"pk":["a","b","c","d","e","f","g","h","i"],"metrics":{}}',
+    b'{"pk":"a","dimensions":{"x":[1]},"metrics":{}}',
+    b'{"pk":"a","at":1000,"metrics":{}}',
+    b'{"pk":"a","at":"2026-11-28T10:00:00","metrics":{}}',
+    b'{"pk":"a","at":true,"metrics":{}}',
+    b'{"pk":"a","at":1795830000123,"metrics":{}}',
+    b'{"pk":"\xff","metrics":{}}',
+    b'{"pk":"a","z":"\xff","metrics":{}}',
+    b'{"pk":"a","metrics":{"x":1}} ',
+    b'{"pk":"a","metrics":{"x":1}}\r',
+    b'{"pk":"a","metrics":{"x":1}} x',
+    b'{"metrics":{"x":1}}',
+    b'{"pk":"a","metrics":{' + b",".join(b'"m%d":1' % i for i in range(40)) + b"}}",
+    b'{"pk":"a","metrics":{' + b",".join(b'"m%d":1' % i for i in range(31)) + b"}}",
+    b'{"pk":"a","metrics":{' + b",".join(b'"m%d":1' % i for i in range(31)) + b',"hits":2}}',
+    b'[1]',
+    b'{"pk":"a","long":"' + b"x" * 9000 + b'"}',
+]
+
+
+@pytest.mark.parametrize("line", USUAL_AND_UNUSUAL)
+def test_fast_json_path_agrees(line):
+    """For usual and unusual JSON lines alike, the fast parser gives parse_line's event or reason."""
+    defined, fast = both(line)
+
+    assert defined == fast
+
+
+@given(st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
+                    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+                    max_leaves=8),
+       st.sampled_from(["pk", "dimensions", "dimension", "metrics", "metric", "at", "other"]))
+def test_any_json_field_agrees(value, field):
+    """Whatever value any field holds, the fast parser agrees with parse_line."""
+    line = json.dumps({"pk": ["p", "q"], "dimensions": {"c": "US"}, "metrics": {"x": 1}, field: value}).encode()
+
+    defined, fast = both(line)
+
+    assert defined == fast
+
+
+@pytest.mark.parametrize("line, plain_sums", [
+    (b"a.b:1|c", True),
+    (b"a.b:2|c|@0.5|#x:y", True),
+    (b"t:5|ms", True),
+    (b"a:1|c|T1795830000", False),
+    (b"g:3|g", False),
+    (b"s:v|s", False),
+    (b'{"pk":"a"}', False),
+    (b"pk=a&metrics=x", False),
+])
+def test_repeatable_lines_are_told(line, plain_sums):
+    """A statsd line of sums without a time is told apart: its event depends on the line and the arrival time only."""
+    assert plain_sums == LineParser(LIMITS).parse(line, NOW)[1]
