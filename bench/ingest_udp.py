@@ -1,20 +1,36 @@
 """
-Ingest: native JSON events over UDP into the real daemon, end to end into the store.
+Ingest over UDP, end to end, side by side with Etsy statsd 0.9.0.
 
-Starts `twistd -n hailwhale` (embedded Valkey in a temporary directory, free ports), then
-for each rate sends datagrams of 20 native events (2-level pk, 2 dimensions, 3 metrics)
-from a separate process, paced for a few seconds, and reads back from /totals how many
-were counted after two flush intervals.  Loss is 1 - counted / sent.  The daemon's CPU
-time comes from /proc.
+One command; it builds what it needs in a temporary folder (gcc compiles
+``bench/udp_sender.c``, npm installs ``statsd@0.9.0``) and prints tables and ratios:
 
-    .venv/bin/python bench/ingest_udp.py [--rates 50000,100000,200000] [--seconds 3]
+1. statsd counters, 1 line per datagram and 20 lines per datagram: hailwhale and Etsy
+   statsd take the same traffic from the same sender at the same rates, in alternating
+   runs.  hailwhale's count is read back from the store (``/totals`` after the flush),
+   statsd's from its own ``statsd.metrics_received`` counter (admin interface).
+2. Native events (2-level pk, 2 dimensions, 3 metrics, 20 per datagram): sent, counted in
+   ``/totals``, and the time from the last send until ``/totals`` shows them all.
+3. Memory per pending aggregation key: the daemon's RSS growth while N distinct keys are
+   held (the flush held off).
+4. Store work per flush against distinct keys and events: Valkey's ``INFO commandstats``
+   (calls and microseconds) around one flush.
+
+The sender is pinned to CPU 0 and the receivers to CPU 1 (``taskset``).  Each rate runs
+``--repeat`` times; the tables give the best and the median loss.  A receiver's
+"loss-free rate" is the highest rate whose best run lost at most 0.1 %.
+
+    .venv/bin/python bench/ingest_udp.py                 # everything, about 5 minutes
+    .venv/bin/python bench/ingest_udp.py --only statsd   # or native, memory, flush
 """
 
 import argparse
 import json
-import multiprocessing
 import os
+import re
+import shutil
 import socket
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -23,94 +39,329 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from hailwhale.testing import free_port  # noqa: E402
 
-LINES_PER_DATAGRAM = 20
+LOSS_FREE = 0.1  # per cent
+SENDER_CPU, RECEIVER_CPU = "0", "1"
+COUNTRIES, DEVICES = ["US", "UK", "DE", "FR", "BR"], ["mac", "win", "ios", "android"]
 
 
-def datagrams(tag: str) -> list[bytes]:
-    countries, devices = ["US", "UK", "DE", "FR", "BR"], ["mac", "win", "ios", "android"]
-    packets = []
-    for i in range(50):
-        lines = [
-            json.dumps({"pk": ["bench", tag], "dimensions": {"country": countries[(i + j) % 5], "device": devices[j % 4]},
-                        "metrics": {"revenue": 1.5, "visitors": 1, "clicks": 2}}).encode()
-            for j in range(LINES_PER_DATAGRAM)
-        ]
-        packets.append(b"\n".join(lines))
-    return packets
-
-
-def send(port: int, tag: str, rate: int, seconds: float, result) -> None:
-    packets = datagrams(tag)
-    per_second = rate / LINES_PER_DATAGRAM
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sent = 0
-    start = time.perf_counter()
-    while True:
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            break
-        due = int(elapsed * per_second) + 1
-        while sent < due:
-            sock.sendto(packets[sent % len(packets)], ("127.0.0.1", port))
-            sent += 1
-    result.put((sent * LINES_PER_DATAGRAM, time.perf_counter() - start))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get_json(url: str, data: bytes | None = None):
+    with urllib.request.urlopen(url, data=data, timeout=30) as response:
         return json.loads(response.read())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="50000,100000,200000,300000")
-    parser.add_argument("--seconds", type=float, default=3.0)
-    args = parser.parse_args()
-    http, udp = free_port(), free_port(socket.SOCK_DGRAM)
-    twistd = Path(sys.executable).parent / "twistd"
-    with tempfile.TemporaryDirectory() as data_dir:
-        daemon = subprocess.Popen(
-            [str(twistd), "-n", "--pidfile=", "--logfile=" + os.path.join(data_dir, "twistd.log"), "hailwhale",
-             "--http-port", str(http), "--udp-port", str(udp), "--collectd-port", "0", "--data-dir", data_dir],
-            cwd=data_dir,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-        )
-        base = f"http://127.0.0.1:{http}"
-        try:
-            for _ in range(100):
-                try:
-                    get_json(base + "/stats")
+def write_packets(path: Path, packets: list[bytes]) -> None:
+    with open(path, "wb") as file:
+        for packet in packets:
+            file.write(struct.pack("<I", len(packet)) + packet)
+
+
+def statsd_packets(prefix: str, lines: int, names: int = 100) -> list[bytes]:
+    """statsd counter datagrams over ``names`` counters under ``prefix``."""
+    return [b"\n".join(f"{prefix}.c{(i * lines + j) % names}:1|c".encode() for j in range(lines))
+            for i in range(max(names, 50))]
+
+
+def native_packets(tag: str, count: int = 500) -> list[bytes]:
+    """Datagrams of 20 native events: 2-level pk, 2 dimensions, 3 metrics, values varying by line."""
+    return [b"\n".join(json.dumps(
+        {"pk": ["bench", tag], "dimensions": {"country": COUNTRIES[(i + j) % 5], "device": DEVICES[j % 4]},
+         "metrics": {"revenue": round(1 + (i * 20 + j) % 997 / 100, 2), "visitors": 1, "clicks": (i + j) % 3}},
+        separators=(",", ":")).encode() for j in range(20)) for i in range(count)]
+
+
+class Sender:
+    def __init__(self, workdir: Path):
+        self.binary = workdir / "udp_sender"
+        self.workdir = workdir
+        subprocess.run(["gcc", "-O2", "-o", str(self.binary), str(ROOT / "bench" / "udp_sender.c")], check=True)
+
+    def send(self, port: int, packets: list[bytes], rate: float, seconds: float) -> tuple[int, float]:
+        """Datagrams sent and the seconds it took."""
+        path = self.workdir / "packets.bin"
+        write_packets(path, packets)
+        out = subprocess.run(["taskset", "-c", SENDER_CPU, str(self.binary), str(port), str(rate), str(seconds),
+                              str(path)], check=True, capture_output=True, text=True).stdout.split()
+        return int(out[0]), float(out[1])
+
+
+def pinned(command: list[str]) -> list[str]:
+    return ["taskset", "-c", RECEIVER_CPU, *command]
+
+
+class Hailwhale:
+    name = "hailwhale"
+
+    def __init__(self, workdir: Path, *options: str):
+        self.http, self.udp = free_port(), free_port(socket.SOCK_DGRAM)
+        data = workdir / f"hailwhale-{self.http}"
+        data.mkdir()
+        self.process = subprocess.Popen(
+            pinned([str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", f"--logfile={data}/twistd.log",
+                    "hailwhale", "--http-port", str(self.http), "--udp-port", str(self.udp), "--collectd-port", "0",
+                    "--data-dir", str(data), *options]),
+            cwd=data, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.base = f"http://127.0.0.1:{self.http}"
+        for _ in range(300):
+            try:
+                self.stats()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("hailwhale did not start")
+
+    def stats(self) -> dict:
+        return get_json(self.base + "/stats")
+
+    def hits(self, pk) -> int:
+        url = f"{self.base}/totals?pk={quote(json.dumps(pk))}&metrics=hits&periods=today"
+        return int(get_json(url)["today"].get("_", {}).get("hits", 0))
+
+    def counted(self, pk, at_least: int, settle: float = 1.5, most: float = 20.0) -> tuple[int, float]:
+        """What /totals counts for ``pk`` once it stops changing (or reaches ``at_least``), and when it first showed that."""
+        start = time.perf_counter()
+        last, since = -1, start
+        while time.perf_counter() - start < most:
+            now = self.hits(pk)
+            if now != last:
+                last, since = now, time.perf_counter()
+            if last >= at_least or time.perf_counter() - since >= settle:
+                break
+            time.sleep(0.05)
+        return last, since - start
+
+    def rss_kib(self) -> int:
+        return _status(self.process.pid, "VmRSS")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+def _status(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class EtsyStatsd:
+    name = "etsy statsd"
+
+    def __init__(self, workdir: Path):
+        folder = workdir / "etsy"
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(folder),
+                        "statsd@0.9.0"], check=True, capture_output=True)
+        self.udp, self.admin = free_port(socket.SOCK_DGRAM), free_port()
+        config = folder / "config.js"
+        config.write_text(json.dumps({"port": self.udp, "mgmt_port": self.admin, "mgmt_address": "127.0.0.1",
+                                      "address": "127.0.0.1", "flushInterval": 3_600_000, "backends": []}))
+        self.process = subprocess.Popen(pinned(["node", str(folder / "node_modules" / "statsd" / "stats.js"),
+                                                str(config)]), stdout=subprocess.DEVNULL, cwd=folder)
+        for _ in range(300):
+            try:
+                self.received()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("statsd did not start")
+
+    def command(self, text: str) -> str:
+        with socket.create_connection(("127.0.0.1", self.admin), timeout=30) as sock:
+            sock.sendall(text.encode() + b"\n")
+            reply = b""
+            while b"END" not in reply:
+                chunk = sock.recv(65536)
+                if not chunk:
                     break
-                except OSError:
-                    time.sleep(0.1)
-            print(f"daemon pid {daemon.pid}, UDP receive buffer {get_json(base + '/stats')['udp_receive_buffer']} bytes")
-            print(f"{'target lines/s':>15} {'sent':>9} {'counted':>9} {'loss %':>7} {'sent/s':>9} {'daemon CPU %':>12}")
-            for rate in [int(r) for r in args.rates.split(",")]:
-                tag = f"r{rate}-{time.time_ns()}"
-                result = multiprocessing.Queue()
-                cpu_before = cpu_seconds(daemon.pid)
-                sender = multiprocessing.Process(target=send, args=(udp, tag, rate, args.seconds, result))
-                sender.start()
-                sent, took = result.get()
-                sender.join()
-                cpu = cpu_seconds(daemon.pid) - cpu_before
-                time.sleep(2.5)
-                url = f"{base}/totals?pk={quote(json.dumps(['bench', tag]))}&metrics=hits&periods=today"
-                counted = int(get_json(url)["today"]["_"]["hits"])
-                print(f"{rate:>15} {sent:>9} {counted:>9} {100 * (1 - counted / sent):>7.2f} {sent / took:>9.0f}"
-                      f" {100 * cpu / took:>12.0f}")
-        finally:
-            daemon.terminate()
-            daemon.wait(30)
+                reply += chunk
+            return reply.decode()
+
+    def received(self) -> int:
+        return int(re.search(r"'statsd\.metrics_received': (\d+)", self.command("counters")).group(1))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def run_statsd(receiver, sender: Sender, run: str, lines: int, rate_lines: int, seconds: float) -> tuple[int, int]:
+    """(lines sent, lines counted) for one run of statsd counters at ``rate_lines`` lines per second."""
+    packets = statsd_packets(run, lines)
+    if isinstance(receiver, Hailwhale):
+        sent, _ = sender.send(receiver.udp, packets, rate_lines / lines, seconds)
+        counted, _ = receiver.counted([run], sent * lines)
+        return sent * lines, counted
+    before = receiver.received()
+    sent, _ = sender.send(receiver.udp, packets, rate_lines / lines, seconds)
+    last, since = -1, time.perf_counter()
+    while time.perf_counter() - since < 1.0:  # until statsd has drained its socket
+        now = receiver.received() - before
+        if now != last:
+            last, since = now, time.perf_counter()
+        time.sleep(0.1)
+    return sent * lines, last
+
+
+def loss(sent: int, counted: int) -> float:
+    return 100.0 * (sent - counted) / sent if sent else 0.0
+
+
+def statsd_section(args, sender: Sender, receivers: list, lines: int, rates: list[int], runs: list[int]) -> dict:
+    print(f"\n## statsd counters, {lines} line(s) per datagram, {args.seconds:g} s per run, best / median of "
+          f"{args.repeat}")
+    print(f"{'lines/s':>10} | " + " | ".join(f"{r.name:>11} sent  loss% best / median" for r in receivers))
+    losses: dict[str, dict[int, list[float]]] = {r.name: {} for r in receivers}
+    given_up: set[str] = set()
+    for rate in rates:
+        for _ in range(args.repeat):
+            for receiver in receivers:  # alternating: each repeat runs every receiver once
+                if receiver.name in given_up:
+                    continue
+                runs[0] += 1
+                sent, counted = run_statsd(receiver, sender, f"r{runs[0]}", lines, rate, args.seconds)
+                losses[receiver.name].setdefault(rate, []).append(loss(sent, counted))
+                losses[receiver.name].setdefault(-rate, []).append(sent)
+        cells = []
+        for receiver in receivers:
+            found = losses[receiver.name].get(rate)
+            if not found:
+                cells.append(f"{'-':>11}       {'(not run)':>18}")
+                continue
+            sent = int(statistics.median(losses[receiver.name][-rate]))
+            cells.append(f"{sent:>16,} {min(found):>7.2f} / {statistics.median(found):>6.2f}")
+            if min(found) > 30:
+                given_up.add(receiver.name)
+        print(f"{rate:>10,} | " + " | ".join(cells), flush=True)
+    best = {}
+    for receiver in receivers:
+        free = [rate for rate, found in losses[receiver.name].items() if rate > 0 and min(found) <= LOSS_FREE]
+        best[receiver.name] = max(free, default=0)
+    names = [r.name for r in receivers]
+    print(f"loss-free (best run <= {LOSS_FREE} % lost): " + ", ".join(f"{n} {best[n]:,} lines/s" for n in names))
+    if len(names) == 2 and best[names[1]]:
+        print(f"ratio {names[0]} / {names[1]}: {best[names[0]] / best[names[1]]:.2f}x")
+    return best
+
+
+def native_section(args, sender: Sender, daemon: Hailwhale, rates: list[int]) -> None:
+    print(f"\n## native events, 20 per datagram, {args.seconds:g} s per run, end to end into the store "
+          f"(flush every 1 s), best / median of {args.repeat}")
+    print(f"{'events/s':>10} {'sent':>10} {'loss% best':>11} {'median':>7} {'in /totals after (s), worst':>28}")
+    for rate in rates:
+        found, visible = [], []
+        for _ in range(args.repeat):
+            tag = f"n{rate}-{time.time_ns()}"
+            sent, _ = sender.send(daemon.udp, native_packets(tag), rate / 20, args.seconds)
+            counted, after = daemon.counted(["bench", tag], sent * 20, settle=2.5)
+            found.append(loss(sent * 20, counted))
+            visible.append(after)
+        print(f"{rate:>10,} {sent * 20:>10,} {min(found):>11.3f} {statistics.median(found):>7.3f} "
+              f"{max(visible):>28.2f}", flush=True)
+
+
+def memory_section(args, sender: Sender, daemon: Hailwhale) -> None:
+    print("\n## memory per pending aggregation key (flush held off)")
+    warm = [b"\n".join(f"warm.k{i * 20 + j}:1|c".encode() for j in range(20)) for i in range(args.keys // 200)]
+    sender.send(daemon.udp, warm, 20_000, len(warm) / 20_000)
+    while daemon.stats()["pending_events"] < len(warm) * 20:
+        time.sleep(0.2)
+    before, keys_before = daemon.rss_kib(), daemon.stats()["pending_keys"]
+    packets = [b"\n".join(f"mem.k{i * 20 + j}:1|c".encode() for j in range(20)) for i in range(args.keys // 20)]
+    sender.send(daemon.udp, packets, 5_000, len(packets) / 5_000)
+    while daemon.stats()["pending_events"] < (len(warm) + len(packets)) * 20:
+        time.sleep(0.2)
+    stats = daemon.stats()
+    after, keys = daemon.rss_kib(), stats["pending_keys"] - keys_before
+    print(f"{keys:,} distinct keys pending (statsd counters mem.k<i>, hits + count each): RSS {before / 1024:.1f} -> "
+          f"{after / 1024:.1f} MiB, {(after - before) * 1024 / keys:.0f} bytes per key")
+    get_json(daemon.base + "/flush", b"")
+
+
+def flush_section(args, sender: Sender, daemon: Hailwhale) -> None:
+    print("\n## store work per flush (one flush, Valkey INFO commandstats)")
+    store = redis.Redis.from_url(daemon.stats()["store_url"])
+    get_json(daemon.base + "/flush", b"")
+    print(f"{'distinct keys':>13} {'events':>9} {'store calls':>11} {'store µs':>9} {'flush s':>8}")
+    for keys in args.flush_keys:
+        for per_key in (1, 10):
+            tag = f"f{time.time_ns()}"
+            lines = [f"{tag}.k{i}:1|c".encode() for i in range(keys)] * per_key
+            packets = [b"\n".join(lines[i:i + 20]) for i in range(0, len(lines), 20)]
+            sender.send(daemon.udp, packets, 5_000, max(len(packets) / 5_000, 0.01))
+            while daemon.stats()["pending_events"] < len(lines):
+                time.sleep(0.1)
+            before = _commandstats(store)
+            get_json(daemon.base + "/flush", b"")
+            after = _commandstats(store)
+            calls = sum(after[c][0] - before.get(c, (0, 0))[0] for c in after if c not in ("info", "ping"))
+            usec = sum(after[c][1] - before.get(c, (0, 0))[1] for c in after if c not in ("info", "ping"))
+            print(f"{keys:>13,} {len(lines):>9,} {calls:>11,} {usec:>9,} {daemon.stats()['last_flush_seconds']:>8.3f}",
+                  flush=True)
+
+
+def _commandstats(store) -> dict[str, tuple[int, int]]:
+    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in store.info("commandstats").items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["statsd", "native", "memory", "flush"], action="append")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per run")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per rate and receiver")
+    parser.add_argument("--rates-1", default="50000,100000,150000,200000,250000",
+                        help="statsd lines/s at 1 line per datagram")
+    parser.add_argument("--rates-20", default="200000,400000,600000,800000,1000000,1200000",
+                        help="statsd lines/s at 20 lines per datagram")
+    parser.add_argument("--rates-native", default="150000,200000,250000,300000", help="native events/s")
+    parser.add_argument("--keys", type=int, default=200_000, help="distinct keys for the memory figure")
+    parser.add_argument("--flush-keys", default="1000,10000", help="distinct keys for the flush figures")
+    args = parser.parse_args()
+    args.flush_keys = [int(k) for k in args.flush_keys.split(",")]
+    only = set(args.only or ["statsd", "native", "memory", "flush"])
+    print(f"# ingest over UDP; python {sys.version.split()[0]}, sender on CPU {SENDER_CPU}, receivers on CPU "
+          f"{RECEIVER_CPU}, load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        sender = Sender(workdir)
+        if "statsd" in only or "native" in only:
+            daemon = Hailwhale(workdir)
+            etsy = EtsyStatsd(workdir) if "statsd" in only else None
+            try:
+                stats = daemon.stats()
+                print(f"hailwhale UDP receive buffer {stats['udp_receive_buffer']:,} bytes; etsy statsd 0.9.0 as "
+                      f"shipped (the system's default receive buffer)")
+                if etsy is not None:
+                    runs = [0]
+                    receivers = [daemon, etsy]
+                    statsd_section(args, sender, receivers, 1, [int(r) for r in args.rates_1.split(",")], runs)
+                    statsd_section(args, sender, receivers, 20, [int(r) for r in args.rates_20.split(",")], runs)
+                if "native" in only:
+                    native_section(args, sender, daemon, [int(r) for r in args.rates_native.split(",")])
+                print(f"\nhailwhale /stats: udp_kernel_drops {daemon.stats()['udp_kernel_drops']}")
+            finally:
+                daemon.stop()
+                if etsy is not None:
+                    etsy.stop()
+        if "memory" in only or "flush" in only:
+            daemon = Hailwhale(workdir, "--flush-interval", "3600", "--max-pending-keys", "2000000")
+            try:
+                if "memory" in only:
+                    memory_section(args, sender, daemon)
+                if "flush" in only:
+                    flush_section(args, sender, daemon)
+            finally:
+                daemon.stop()
+        shutil.rmtree(workdir / "etsy", ignore_errors=True)
 
 
 if __name__ == "__main__":
