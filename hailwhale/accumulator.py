@@ -6,8 +6,16 @@ the flusher an immutable :class:`Batch` and starts afresh, so nothing idles in m
 Sums add; a level (gauge) keeps its last value, stamped with the event's arrival number
 so that the flush can tell which of several keys rolling up to one node spoke last;
 members of unique counts collect in sets, bounded per key.
+
+Lines that come again and again (statsd's ``page.views:1|c``) need not be added one by
+one: once a line has been added as an event of whole-number sums, it can be noted
+(:meth:`Accumulator.note_repeatable`), and a run of noted lines in the same finest bucket
+is only tallied (:meth:`Accumulator.add_repeats`, in C, by ``Counter.update``); the tally
+is added to the keys' totals at the next swap or change of bucket.  Whole numbers add up
+exactly in any order, so the totals are the same as if each line had been added in turn.
 """
 
+from collections import Counter
 from collections.abc import Mapping
 
 import attrs
@@ -16,6 +24,9 @@ from hailwhale.encoding import Path
 from hailwhale.events import Event
 from hailwhale.fields import Leaves
 from hailwhale.rollup import AggregationKey
+
+MAX_REPEATABLE = 10_000  # distinct lines noted at once
+WHOLE = float(1 << 20)  # a repeated value at most this large stays exact over 2**33 repeats
 
 
 @attrs.frozen
@@ -40,6 +51,9 @@ class Accumulator:
         self.events_added = 0  # since the start, swapped out or not
         self.next_seq = 1
         self.members_dropped = 0
+        self._repeatable: dict[bytes, tuple[dict[str, float], dict[str, float]]] = {}  # line -> (totals, sums)
+        self._repeats: Counter[bytes] = Counter()  # noted line -> times it came again, not yet in its totals
+        self._repeat_bucket: int | None = None
 
     def add(self, event: Event) -> bool:
         """Add ``event``; False when it would need a new key beyond the bound (nothing added)."""
@@ -76,6 +90,45 @@ class Accumulator:
         self.events_added += 1
         return True
 
+    def note_repeatable(self, line: bytes, pk: Path, leaves: Leaves, sums: Mapping[str, float], at: float) -> None:
+        """
+        Note that ``line``, just added as the event of ``sums`` under ``pk`` and ``leaves`` at
+        ``at``, makes that same event whenever it comes again in this bucket (see
+        :meth:`add_repeats`); lines of values that are not small whole numbers are not noted.
+        """
+        bucket = int(at // self._interval) * self._interval
+        if bucket == self._repeat_bucket and line in self._repeatable:
+            return
+        if bucket != self._repeat_bucket:
+            self._settle_repeats()
+            self._repeatable.clear()
+            self._repeat_bucket = bucket
+        totals = self._entries.get((pk, leaves, bucket))
+        if totals is None or len(self._repeatable) >= MAX_REPEATABLE:
+            return
+        if all(-WHOLE <= value <= WHOLE and float(value).is_integer() for value in sums.values()):
+            self._repeatable[line] = (totals, sums)
+
+    def add_repeats(self, lines: list[bytes], at: float) -> bool:
+        """
+        Add the events of ``lines`` at ``at`` if every one of them is a line noted in this
+        bucket since the last swap; False, with nothing added, if any is not.
+        """
+        if int(at // self._interval) * self._interval != self._repeat_bucket or not self._repeatable.keys() >= set(lines):
+            return False
+        self._repeats.update(lines)
+        self._events += len(lines)
+        self.events_added += len(lines)
+        return True
+
+    def _settle_repeats(self) -> None:
+        """Add the tallied repeats to their totals."""
+        for line, times in self._repeats.items():
+            totals, sums = self._repeatable[line]
+            for metric, value in sums.items():
+                totals[metric] += value * times
+        self._repeats.clear()
+
     def _add_members(self, key: AggregationKey, members: Mapping[str, frozenset[str]]) -> None:
         sets = self._members.setdefault(key, {})
         for metric, names in members.items():
@@ -107,6 +160,8 @@ class Accumulator:
         """The batch of everything added since the last swap, or None if nothing was."""
         if not self._entries:
             return None
+        self._settle_repeats()
+        self._repeatable.clear()
         batch = Batch(seq=self.next_seq, entries=self._entries, events=self._events,
                       levels=self._levels, members=self._members)
         self.next_seq += 1

@@ -52,14 +52,28 @@ class Ingest:
 
     def datagram(self, data: bytes) -> None:
         """Count every line of one datagram; a bad line never stops the others."""
-        self._stats.datagrams += 1
+        self.datagrams([data])
+
+    def datagrams(self, batch: list[bytes]) -> None:
+        """Count every line of datagrams that arrived together (as one run of lines: no line spans two)."""
+        self._stats.datagrams += len(batch)
         now = self._seconds()
-        known = self._known if not self.closed else {}
-        add_sums = self.accumulator.add_sums
+        lines = batch[0].split(b"\n") if len(batch) == 1 else b"\n".join(batch).split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # a datagram may end with a newline
+        if self.closed:
+            known = {}
+        elif self.accumulator.add_repeats(lines, now):
+            self._stats.lines_ok += len(lines)
+            return
+        else:
+            known = self._known
+        add_sums, note = self.accumulator.add_sums, self.accumulator.note_repeatable
         ok = 0
-        for line in data.split(b"\n"):
+        for line in lines:
             seen = known.get(line)
             if seen is not None and add_sums(*seen, now):
+                note(line, *seen, now)
                 ok += 1
             elif line.strip():
                 ok += self._line(line, now)
@@ -81,6 +95,7 @@ class Ingest:
             if len(self._known) >= REMEMBERED_LINES:
                 self._known.clear()
             self._known[line] = (event.pk, event.dimensions, event.metrics)
+            self.accumulator.note_repeatable(line, event.pk, event.dimensions, event.metrics, now)
         return True
 
     def accept(self, event: Event) -> str | None:

@@ -172,7 +172,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     flusher = FlushService(accumulator, store, config.schema, stats, reactor, in_pool(flush_pool),
                            config.flush_interval, config.stop_timeout)
     udp_listener = Listener(lambda: udp.listen(reactor, config.udp_port, config.interface, udp.EventReceiver(ingest),
-                                               config.udp_receive_buffer))
+                                               config.udp_receive_buffer, batching=True))
     cumulative = Cumulative(config.collectd_max_series, stats.collectd.cumulative)
 
     def snapshot() -> dict:

@@ -34,3 +34,42 @@ def test_key_bound():
     accumulator.add(event("a"))
 
     assert (False, True, 1) == (accumulator.add(event("b")), accumulator.add(event("a")), accumulator.pending_keys)
+
+
+def test_repeats_add_up_as_events_do():
+    """Noted lines that come again add to their totals by the swap, as if each had been added as an event."""
+    accumulator = Accumulator(60, 100)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
+    accumulator.note_repeatable(b"p:2|c", ("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
+
+    taken = (accumulator.add_repeats([b"p:2|c", b"p:2|c"], 130.0), accumulator.add_repeats([b"p:2|c", b"q:1|c"], 130.0),
+             accumulator.add_repeats([b"p:2|c"], 180.0), accumulator.pending_events)
+
+    assert ((True, False, False, 3), {(("p",), frozenset(), 120): {"hits": 3, "count": 6.0}}) == (
+        taken, accumulator.swap().entries)
+
+
+def test_repeats_are_settled_when_the_bucket_changes():
+    """A new bucket settles the tally of the last one; after a swap nothing noted before is taken as a repeat."""
+    accumulator = Accumulator(60, 100)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1}, 120.5)
+    accumulator.note_repeatable(b"p", ("p",), frozenset(), {"hits": 1}, 120.5)
+    accumulator.add_repeats([b"p"], 121.0)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1}, 180.5)
+    accumulator.note_repeatable(b"p", ("p",), frozenset(), {"hits": 1}, 180.5)
+    accumulator.add_repeats([b"p", b"p"], 181.0)
+
+    entries = accumulator.swap().entries
+
+    assert ({(("p",), frozenset(), 120): {"hits": 2}, (("p",), frozenset(), 180): {"hits": 3}}, False) == (
+        entries, accumulator.add_repeats([b"p"], 181.0))
+
+
+def test_only_small_whole_numbers_are_noted():
+    """A line of fractional or huge values is never taken as a repeat (its sums would depend on the order)."""
+    accumulator = Accumulator(60, 100)
+    for line, value in [(b"a", 0.5), (b"b", 1e17)]:
+        accumulator.add_sums(("p",), frozenset(), {"x": value}, 120.0)
+        accumulator.note_repeatable(line, ("p",), frozenset(), {"x": value}, 120.0)
+
+    assert (False, False) == (accumulator.add_repeats([b"a"], 120.0), accumulator.add_repeats([b"b"], 120.0))

@@ -4,10 +4,12 @@ from types import SimpleNamespace
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import task
+from twisted.internet.testing import MemoryReactorClock
 
+from hailwhale import lines
 from hailwhale.accumulator import Accumulator
 from hailwhale.cardinality import Cardinality
-from hailwhale.fields import Limits
+from hailwhale.fields import FieldError, Limits
 from hailwhale.ingest import BAD_LINES_LOGGED_PER_MINUTE, Ingest
 from hailwhale.protocols import udp
 from hailwhale.protocols.udp import EventReceiver, set_receive_buffer
@@ -173,3 +175,53 @@ def test_pending_key_bound_holds_for_repeated_lines():
     protocol.datagramReceived(b"a:1|c", ("127.0.0.1", 5000))
 
     assert (1, {"too_many_pending_keys": 1}) == (accumulator.pending_keys, dict(stats.events_dropped))
+
+
+POOL = [b"a.b:1|c", b"a.b:3|c|#x:y", b"a.b:1|c|@0.5", b"a.b:0.5|c", b"t:5|ms", b"t:5:7|ms|@0.5", b"g:+3|g", b"g:2|g",
+        b"s:v|s", b'{"pk":"j","metrics":{"m":2}}', b"a:x|g", b"", b"a.b:1|c|T1795830000", b"z:1|c|#k:1", b"z:1|c|#k:2"]
+
+
+@given(st.lists(st.tuples(st.lists(st.sampled_from(POOL), min_size=1, max_size=6), st.sampled_from([0, 1, 59])),
+                max_size=12))
+def test_repeated_lines_count_as_lines_one_by_one(datagrams):
+    """Datagrams of repeated lines, however they come and whenever the bucket turns, count as each line parsed and taken in turn."""
+    protocol, accumulator, stats, _, clock = receiver()
+    reference_clock = task.Clock()
+    reference_clock.advance(clock.seconds())
+    reference = Ingest(Accumulator(60, 1000), SelfStats(), Cardinality(1000, 100_000),
+                       Limits(max_past_seconds=SCHEMA.longest_retention()), reference_clock.seconds, lambda *_: None)
+
+    for parts, wait in datagrams:
+        protocol.datagramReceived(b"\n".join(parts), ("127.0.0.1", 5000))
+        for line in parts:
+            if line.strip():
+                try:
+                    reference.accept(lines.parse_line(line, reference_clock.seconds(), reference.limits))
+                except FieldError:
+                    pass
+        clock.advance(wait)
+        reference_clock.advance(wait)
+
+    expected = reference.accumulator.swap()
+    actual = accumulator.swap()
+    assert (expected and (expected.entries, expected.levels, expected.events)) == (
+        actual and (actual.entries, actual.levels, actual.events))
+
+
+def test_batching_port_hands_over_what_waits():
+    """The events port reads every datagram waiting, up to its bound, and hands them over together."""
+    protocol, accumulator, stats, _, _ = receiver()
+    port = udp.BatchingPort(0, protocol, "127.0.0.1", udp.MAX_DATAGRAM, MemoryReactorClock())
+    port.startListening()
+    port.most_datagrams = 3
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sending:
+        for payload in (b"a:1|c", b"a:1|c\nb:2|c", b"c:1|c", b"d:1|c"):
+            sending.sendto(payload, ("127.0.0.1", port.getHost().port))
+
+        port.doRead()
+        first = (stats.datagrams, stats.lines_ok)
+        port.doRead()
+        port.doRead()
+    port.stopListening()
+
+    assert ((3, 4), (4, 5)) == (first, (stats.datagrams, stats.lines_ok))
