@@ -81,8 +81,20 @@ class Ingest:
 
     def _line(self, line: bytes, now: float) -> bool:
         """Count one line the long way; whether it was taken in."""
+        usual = self._parser.usual(line, now)
+        if usual is not None:  # a JSON line of sums: no Event needed
+            pk, leaves, sums, at = usual
+            if self.closed:
+                reason = "stopping"
+            elif self.accumulator.add_sums(pk, self._cardinality.admit(pk, leaves), sums, at):
+                return True
+            else:
+                reason = "too_many_pending_keys"
+            self._stats.events_dropped[reason] += 1
+            self._stats.lines_bad[reason] += 1
+            return False
         try:
-            event, plain_sums = self._parser.parse(line, now)
+            event, plain_sums = self._parser.unusual(line, now)
         except FieldError as error:
             self._stats.lines_bad[error.reason] += 1
             self._sample(line, str(error), now)

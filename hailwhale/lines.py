@@ -10,6 +10,7 @@ their reasons are the same.
 """
 
 import json
+from typing import Annotated
 
 import msgspec
 
@@ -69,6 +70,8 @@ def _form(text: str) -> str:
 
 
 _NULL = msgspec.Raw(b"null")
+_Amount = Annotated[int, msgspec.Meta(ge=-int(MAX_METRIC), le=int(MAX_METRIC))] | \
+    Annotated[float, msgspec.Meta(ge=-MAX_METRIC, le=MAX_METRIC)]
 
 
 class _UsualLine(msgspec.Struct):
@@ -77,7 +80,7 @@ class _UsualLine(msgspec.Struct):
     pk: msgspec.Raw = _NULL
     dimensions: msgspec.Raw = _NULL
     dimension: msgspec.Raw = _NULL
-    metrics: dict[str, int | float] | None = None
+    metrics: dict[str, _Amount] | None = None
     at: int | float | str | None = None
 
 
@@ -89,7 +92,7 @@ class FieldCache:
         self._size = size
         self._pks: dict[bytes, Path] = {}
         self._leaves: dict[bytes, Leaves] = {}
-        self._sums: dict[str, bool] = {}  # metric name -> whether it is a valid name of a sum
+        self._sums: dict[tuple[str, ...], bool] = {}  # metric names -> whether all are valid names of sums
 
     def pk(self, text: bytes) -> Path:
         found = self._pks.get(text)
@@ -105,15 +108,15 @@ class FieldCache:
             self._remember(self._leaves, text, found)
         return found
 
-    def is_sum(self, metric: str) -> bool:
-        """Whether ``metric`` is a valid metric name of a sum (not a gauge or a unique count)."""
-        found = self._sums.get(metric)
+    def all_sums(self, metrics: tuple[str, ...]) -> bool:
+        """Whether every one of ``metrics`` is a valid metric name of a sum (not a gauge or a unique count)."""
+        found = self._sums.get(metrics)
         if found is None:
             try:
-                found = kinds.metric_kind(fields.metric_name(metric)) == kinds.SUM
+                found = all(kinds.metric_kind(fields.metric_name(metric)) == kinds.SUM for metric in metrics)
             except FieldError:
                 found = False
-            self._remember(self._sums, metric, found)
+            self._remember(self._sums, metrics, found)
         return found
 
     def _remember(self, cache: dict, text, value) -> None:
@@ -130,34 +133,21 @@ class LineParser:
         self._fields = FieldCache(limits)
         self._decode_usual = msgspec.json.Decoder(_UsualLine).decode
 
-    def parse(self, line: bytes, now: float) -> tuple[Event, bool]:
+    def usual(self, line: bytes, now: float) -> tuple[Path, Leaves, dict[str, int | float], float] | None:
         """
-        The event of ``line``, as :func:`parse_line` reads it, and whether it is a statsd
-        line of sums only without a time (a counter, timing, histogram or distribution):
-        such a line always makes the same event but for its arrival time.
+        (pk, dimension leaves, sums, time) of a JSON line of the usual shape, all of whose
+        metrics are sums, as :func:`parse_line` reads it; None for any other line.
         """
-        if line[:1] == b"{" and len(line) <= self.limits.max_line_bytes and line.isascii():
-            event = self._usual_json(line, now)
-            if event is not None:
-                return event, False
-        text = _text(line, self.limits)
-        event = _parse_text(text, now, self.limits)
-        plain_sums = not event.levels and not event.members and "|T" not in text and _form(text) == "statsd"
-        return event, plain_sums
-
-    def _usual_json(self, line: bytes, now: float) -> Event | None:
-        """The event of a JSON line of the usual shape, or None to take the general way."""
+        if line[:1] != b"{" or len(line) > self.limits.max_line_bytes or not line.isascii():
+            return None
         try:
             usual = self._decode_usual(line)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         metrics = usual.metrics
-        if metrics is None or len(metrics) + ("hits" not in metrics) > self.limits.max_metrics:
+        if metrics is None or len(metrics) + ("hits" not in metrics) > self.limits.max_metrics or \
+                not self._fields.all_sums(tuple(metrics)):
             return None
-        is_sum = self._fields.is_sum
-        for metric, value in metrics.items():
-            if not (is_sum(metric) and -MAX_METRIC <= value <= MAX_METRIC):
-                return None
         dimensions = usual.dimensions if usual.dimensions != _NULL else usual.dimension
         try:
             pk = self._fields.pk(bytes(usual.pk))
@@ -167,4 +157,22 @@ class LineParser:
             return None
         if "hits" not in metrics:
             metrics["hits"] = 1
-        return Event(pk, leaves, metrics, at)
+        return pk, leaves, metrics, at
+
+    def parse(self, line: bytes, now: float) -> tuple[Event, bool]:
+        """
+        The event of ``line``, as :func:`parse_line` reads it, and whether it is a statsd
+        line of sums only without a time (a counter, timing, histogram or distribution):
+        such a line always makes the same event but for its arrival time.
+        """
+        usual = self.usual(line, now)
+        if usual is not None:
+            return Event(*usual), False
+        return self.unusual(line, now)
+
+    def unusual(self, line: bytes, now: float) -> tuple[Event, bool]:
+        """:meth:`parse` for a line :meth:`usual` does not take."""
+        text = _text(line, self.limits)
+        event = _parse_text(text, now, self.limits)
+        plain_sums = not event.levels and not event.members and "|T" not in text and _form(text) == "statsd"
+        return event, plain_sums
