@@ -7,6 +7,12 @@ Sums add; a level (gauge) keeps its last value, stamped with the event's arrival
 so that the flush can tell which of several keys rolling up to one node spoke last;
 members of unique counts collect in sets, bounded per key.
 
+Memory per pending key is kept small: a key is held flat, ``(bucket, leaves, *pk)``, and
+its sums are one tuple, ``(names, total, total, ...)``, replaced as they add up, whose
+tuple of metric names is shared by every key of the same metrics; a new key shares its pk's names and bucket
+number with the keys before it (bounded memos).  :class:`Totals` shows the batch as
+``(pk, leaves, bucket) -> {metric: total}``.
+
 Lines that come again and again (statsd's ``page.views:1|c``) need not be added one by
 one: once a line has been added as an event of whole-number sums, it can be noted
 (:meth:`Accumulator.note_repeatable`), and a run of noted lines in the same finest bucket
@@ -16,7 +22,8 @@ exactly in any order, so the totals are the same as if each line had been added 
 """
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from operator import add
 
 import attrs
 
@@ -26,7 +33,35 @@ from hailwhale.fields import Leaves
 from hailwhale.rollup import AggregationKey
 
 MAX_REPEATABLE = 10_000  # distinct lines noted at once
+MEMO_SIZE = 4096  # names and metric-name tuples shared at once (then forgotten all at once)
 WHOLE = float(1 << 20)  # a repeated value at most this large stays exact over 2**33 repeats
+
+Entry = tuple  # (metric names (a tuple), then the total of each)
+FlatKey = tuple  # (bucket, leaves, *pk)
+
+
+def _flat(pk: Path, leaves: Leaves, bucket: int) -> FlatKey:
+    return (bucket, leaves) + pk
+
+
+class Totals(Mapping):
+    """A batch's entries as ``(pk, leaves, bucket) -> {metric: total}``, each made on demand from its compact entry."""
+
+    def __init__(self, entries: dict[FlatKey, Entry]):
+        self._entries = entries
+
+    def __getitem__(self, key: AggregationKey) -> dict[str, float]:
+        entry = self._entries[_flat(*key)]
+        return dict(zip(entry[0], entry[1:]))
+
+    def __iter__(self) -> Iterator[AggregationKey]:
+        return ((flat[2:], flat[1], flat[0]) for flat in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Totals({dict(self.items())!r})"
 
 
 @attrs.frozen
@@ -43,7 +78,7 @@ class Accumulator:
         self._interval = finest_interval
         self._max_keys = max_keys
         self._max_members = max_members_per_key
-        self._entries: dict[AggregationKey, dict[str, float]] = {}
+        self._entries: dict[FlatKey, Entry] = {}
         self._levels: dict[AggregationKey, dict[str, tuple[int, float]]] = {}
         self._members: dict[AggregationKey, dict[str, set[str]]] = {}
         self._events = 0
@@ -51,20 +86,17 @@ class Accumulator:
         self.events_added = 0  # since the start, swapped out or not
         self.next_seq = 1
         self.members_dropped = 0
-        self._repeatable: dict[bytes, tuple[dict[str, float], dict[str, float]]] = {}  # line -> (totals, sums)
-        self._repeats: Counter[bytes] = Counter()  # noted line -> times it came again, not yet in its totals
+        self._shared: dict = {}  # names and metric-name tuples, to share one copy of each
+        self._bucket = 0  # the last bucket number used, to share it
+        self._repeatable: dict[bytes, tuple[FlatKey, tuple[float, ...]]] = {}  # line -> (key, its sums in order)
+        self._repeats: Counter[bytes] = Counter()  # noted line -> times it came again, not yet in its entry
         self._repeat_bucket: int | None = None
 
     def add(self, event: Event) -> bool:
         """Add ``event``; False when it would need a new key beyond the bound (nothing added)."""
-        key = self._key(event)
-        totals = self._entries.get(key)
-        if totals is None:
-            if len(self._entries) >= self._max_keys:
-                return False
-            totals = self._entries[key] = {}
-        for metric, value in event.metrics.items():
-            totals[metric] = totals.get(metric, 0) + value
+        key = self._key(event.pk, event.dimensions, event.at)
+        if not self._add_to(_flat(*key), event.metrics):
+            return False
         if event.levels:
             self._stamp += 1
             levels = self._levels.setdefault(key, {})
@@ -78,17 +110,48 @@ class Accumulator:
 
     def add_sums(self, pk: Path, leaves: Leaves, sums: Mapping[str, float], at: float) -> bool:
         """:meth:`add` for an event of sums only, given by its parts."""
-        key = (pk, leaves, int(at // self._interval) * self._interval)
-        totals = self._entries.get(key)
-        if totals is None:
-            if len(self._entries) >= self._max_keys:
-                return False
-            totals = self._entries[key] = {}
-        for metric, value in sums.items():
-            totals[metric] = totals.get(metric, 0) + value
+        key = (int(at // self._interval) * self._interval, leaves) + pk
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == tuple(sums):  # the usual case: a key seen before, the same metrics
+            self._entries[key] = (entry[0], *map(add, entry[1:], sums.values()))
+        elif not self._add_to(key, sums):
+            return False
         self._events += 1
         self.events_added += 1
         return True
+
+    def _key(self, pk: Path, leaves: Leaves, at: float) -> AggregationKey:
+        return (pk, leaves, int(at // self._interval) * self._interval)
+
+    def _add_to(self, key: FlatKey, sums: Mapping[str, float]) -> bool:
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self._max_keys:
+                return False
+            bucket, leaves, *pk = key
+            if bucket == self._bucket:
+                bucket = self._bucket  # the same number, one object
+            self._bucket = bucket
+            key = (bucket, leaves, *map(self._share, pk))
+            self._entries[key] = (self._share(tuple(sums)), *sums.values())
+        elif entry[0] == tuple(sums):
+            self._entries[key] = (entry[0], *map(add, entry[1:], sums.values()))
+        else:
+            totals = dict(zip(entry[0], entry[1:]))
+            for metric, value in sums.items():
+                totals[metric] = totals.get(metric, 0) + value
+            # new metrics come last: the others keep their place
+            self._entries[key] = (self._share(tuple(totals)), *totals.values())
+        return True
+
+    def _share(self, value):
+        """One copy of equal names and metric-name tuples (bounded)."""
+        found = self._shared.get(value)
+        if found is None:
+            if len(self._shared) >= MEMO_SIZE:
+                self._shared.clear()
+            found = self._shared[value] = value
+        return found
 
     def note_repeatable(self, line: bytes, pk: Path, leaves: Leaves, sums: Mapping[str, float], at: float) -> None:
         """
@@ -103,11 +166,12 @@ class Accumulator:
             self._settle_repeats()
             self._repeatable.clear()
             self._repeat_bucket = bucket
-        totals = self._entries.get((pk, leaves, bucket))
-        if totals is None or len(self._repeatable) >= MAX_REPEATABLE:
+        key = _flat(pk, leaves, bucket)
+        entry = self._entries.get(key)
+        if entry is None or len(self._repeatable) >= MAX_REPEATABLE or entry[0][:len(sums)] != tuple(sums):
             return
         if all(-WHOLE <= value <= WHOLE and float(value).is_integer() for value in sums.values()):
-            self._repeatable[line] = (totals, sums)
+            self._repeatable[line] = (key, tuple(sums.values()))
 
     def add_repeats(self, lines: list[bytes], at: float) -> bool:
         """
@@ -122,11 +186,13 @@ class Accumulator:
         return True
 
     def _settle_repeats(self) -> None:
-        """Add the tallied repeats to their totals."""
+        """Add the tallied repeats to their entries."""
         for line, times in self._repeats.items():
-            totals, sums = self._repeatable[line]
-            for metric, value in sums.items():
-                totals[metric] += value * times
+            key, values = self._repeatable[line]
+            entry = list(self._entries[key])
+            for index, value in enumerate(values, 1):  # a line's sums are the first metrics of its entry
+                entry[index] += value * times
+            self._entries[key] = tuple(entry)
         self._repeats.clear()
 
     def _add_members(self, key: AggregationKey, members: Mapping[str, frozenset[str]]) -> None:
@@ -142,11 +208,8 @@ class Accumulator:
 
     def room_for(self, events: list[Event]) -> bool:
         """Whether all of ``events`` fit under the bound on distinct keys."""
-        new = {self._key(event) for event in events} - self._entries.keys()
+        new = {_flat(*self._key(event.pk, event.dimensions, event.at)) for event in events} - self._entries.keys()
         return len(self._entries) + len(new) <= self._max_keys
-
-    def _key(self, event: Event):
-        return (event.pk, event.dimensions, int(event.at // self._interval) * self._interval)
 
     @property
     def pending_keys(self) -> int:
@@ -162,7 +225,7 @@ class Accumulator:
             return None
         self._settle_repeats()
         self._repeatable.clear()
-        batch = Batch(seq=self.next_seq, entries=self._entries, events=self._events,
+        batch = Batch(seq=self.next_seq, entries=Totals(self._entries), events=self._events,
                       levels=self._levels, members=self._members)
         self.next_seq += 1
         self._entries, self._levels, self._members = {}, {}, {}

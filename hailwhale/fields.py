@@ -18,6 +18,7 @@ from hailwhale import kinds, lenient
 from hailwhale.encoding import ROOT, Path
 
 Leaves = frozenset[Path]
+NO_LEAVES: Leaves = frozenset()  # shared: an empty frozenset is 216 bytes, and most events have no dimensions
 
 _FORBIDDEN_IN_METRIC = re.compile(r"^-|[/:|\x00-\x1f\x7f]")
 _MILLISECONDS_FROM = 1e11  # epoch seconds this large are in the year 5138: read them as ms
@@ -105,7 +106,7 @@ def leaves(value: object, limits: Limits) -> Leaves:
     """
     value = _decoded(value, "dimensions")
     if value is None or value == "" or value == [] or value == {}:
-        return frozenset()
+        return NO_LEAVES
     found: set[Path] = set()
     if isinstance(value, dict):
         _dict_leaves(value, (), found, limits)
@@ -123,7 +124,7 @@ def leaf_set(found: set[Path], limits: Limits) -> Leaves:
         found.discard(())
     if sum(map(len, found)) > limits.max_dimension_nodes and _distinct_nodes(found) > limits.max_dimension_nodes:
         raise FieldError("dimensions", f"more than {limits.max_dimension_nodes} dimension nodes", "too_many_dimensions")
-    return frozenset(found)
+    return frozenset(found) if found else NO_LEAVES
 
 
 def _distinct_nodes(found: Leaves) -> int:

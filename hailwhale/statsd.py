@@ -115,7 +115,7 @@ def _dimensions(tags: str, limits: Limits) -> fields.Leaves:
             raise FieldError("dimensions", f"tag {tag[:40]!r} has no name", "bad_tags")
         key = fields.name(key, "dimensions", limits)
         found.add((key, fields.name(value, "dimensions", limits)) if colon else (key,))
-    return fields.leaf_set(found, limits) if found else frozenset()
+    return fields.leaf_set(found, limits) if found else fields.NO_LEAVES
 
 
 class GaugeMemory:

@@ -73,3 +73,15 @@ def test_only_small_whole_numbers_are_noted():
         accumulator.note_repeatable(line, ("p",), frozenset(), {"x": value}, 120.0)
 
     assert (False, False) == (accumulator.add_repeats([b"a"], 120.0), accumulator.add_repeats([b"b"], 120.0))
+
+
+def test_events_of_other_metrics_join_a_key():
+    """Events with other metrics under one key add up metric by metric, repeats of a noted line included."""
+    accumulator = Accumulator(60, 100)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.0)
+    accumulator.note_repeatable(b"p:2|c", ("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.0)
+    accumulator.add(event(x=0.5))
+    accumulator.add(event(count=1.0, hits=2))
+    accumulator.add_repeats([b"p:2|c"], 121.0)
+
+    assert {(("p",), frozenset(), 120): {"hits": 5, "count": 5.0, "x": 0.5}} == accumulator.swap().entries
