@@ -83,16 +83,13 @@ class Ingest:
         """Count one line the long way; whether it was taken in."""
         usual = self._parser.usual(line, now)
         if usual is not None:  # a JSON line of sums: no Event needed
-            pk, leaves, sums, at = usual
-            if self.closed:
-                reason = "stopping"
-            elif self.accumulator.add_sums(pk, self._cardinality.admit(pk, leaves), sums, at):
-                return True
-            else:
-                reason = "too_many_pending_keys"
-            self._stats.events_dropped[reason] += 1
-            self._stats.lines_bad[reason] += 1
-            return False
+            return self._take_sums(*usual)[0]
+        counter = self._parser.counter(line)
+        if counter is not None:  # a plain statsd counter: no Event needed, and the line may come again
+            taken, whole = self._take_sums(*counter, now)
+            if whole:
+                self._remember(line, counter)
+            return taken
         try:
             event, plain_sums = self._parser.unusual(line, now)
         except FieldError as error:
@@ -104,11 +101,27 @@ class Ingest:
             self._stats.lines_bad[reason] += 1
             return False
         if plain_sums and whole:
-            if len(self._known) >= REMEMBERED_LINES:
-                self._known.clear()
-            self._known[line] = (event.pk, event.dimensions, event.metrics)
-            self.accumulator.note_repeatable(line, event.pk, event.dimensions, event.metrics, now)
+            self._remember(line, (event.pk, event.dimensions, event.metrics))
         return True
+
+    def _remember(self, line: bytes, parts: tuple) -> None:
+        """Remember the (pk, leaves, sums) a statsd line of sums, taken in whole, makes."""
+        if len(self._known) >= REMEMBERED_LINES:
+            self._known.clear()
+        self._known[line] = parts
+
+    def _take_sums(self, pk, leaves, sums, at) -> tuple[bool, bool]:
+        """Aggregate an event of sums given by its parts: whether it was taken in (counting why not), and whole."""
+        if self.closed:
+            reason = "stopping"
+        else:
+            admitted = self._cardinality.admit(pk, leaves)
+            if self.accumulator.add_sums(pk, admitted, sums, at):
+                return True, admitted is leaves
+            reason = "too_many_pending_keys"
+        self._stats.events_dropped[reason] += 1
+        self._stats.lines_bad[reason] += 1
+        return False, False
 
     def accept(self, event: Event) -> str | None:
         """Aggregate one parsed event; the reason it was dropped, or None."""

@@ -6,10 +6,14 @@ for the lines that dominate traffic: a JSON object of the usual shape is decoded
 msgspec in one typed pass, with its pk and dimensions taken as raw JSON text and
 interpreted once per distinct text (:class:`FieldCache`); anything unusual (a bad or
 lenient value, a gauge, an alias) goes the way of :func:`parse_line`, so errors and
-their reasons are the same.
+their reasons are the same.  Likewise a plain statsd counter (``name:value|c``, perhaps
+with a sample rate) is matched by one regular expression, its name read once per
+distinct name.
 """
 
 import json
+import math
+import re
 from typing import Annotated
 
 import msgspec
@@ -17,7 +21,7 @@ import msgspec
 from hailwhale import events, fields, kinds, statsd
 from hailwhale.encoding import Path
 from hailwhale.events import Event
-from hailwhale.fields import MAX_METRIC, FieldError, Leaves, Limits
+from hailwhale.fields import MAX_METRIC, NO_LEAVES, FieldError, Leaves, Limits
 
 CACHED_FIELDS = 10_000  # distinct pk and dimension texts remembered (then forgotten all at once)
 
@@ -74,6 +78,10 @@ _Amount = Annotated[int, msgspec.Meta(ge=-int(MAX_METRIC), le=int(MAX_METRIC))] 
     Annotated[float, msgspec.Meta(ge=-MAX_METRIC, le=MAX_METRIC)]
 
 
+_NUMBER = rb"[-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?"
+_PLAIN_COUNTER = re.compile(rb"([\w.\-]+):(" + _NUMBER + rb")\|c(?:\|@(" + _NUMBER + rb"))?")
+
+
 class _UsualLine(msgspec.Struct):
     """The usual shape of a JSON line; a line of any other shape fails to decode as one."""
 
@@ -90,7 +98,7 @@ class FieldCache:
     def __init__(self, limits: Limits, size: int = CACHED_FIELDS):
         self._limits = limits
         self._size = size
-        self._pks: dict[bytes, Path] = {}
+        self._pks: dict[bytes, Path] = {}  # by JSON text (a JSON text never reads as a statsd name)
         self._leaves: dict[bytes, Leaves] = {}
         self._sums: dict[tuple[str, ...], bool] = {}  # metric names -> whether all are valid names of sums
 
@@ -99,6 +107,13 @@ class FieldCache:
         if found is None:
             found = fields.pk(json.loads(text), self._limits)
             self._remember(self._pks, text, found)
+        return found
+
+    def statsd_pk(self, name: bytes) -> Path:
+        found = self._pks.get(name)
+        if found is None:
+            found = fields.pk(name.decode().split("."), self._limits)
+            self._remember(self._pks, name, found)
         return found
 
     def leaves(self, text: bytes) -> Leaves:
@@ -159,6 +174,21 @@ class LineParser:
             metrics["hits"] = 1
         return pk, leaves, metrics, at
 
+    def counter(self, line: bytes) -> tuple[Path, Leaves, dict[str, float]] | None:
+        """(pk, dimension leaves, sums) of a plain statsd counter line, as :func:`parse_line` reads it; None for any other."""
+        match = _PLAIN_COUNTER.fullmatch(line)
+        if match is None:
+            return None
+        name, value, rate = match.groups()
+        try:
+            pk = self._fields.statsd_pk(name)
+            amount, rate = float(value), 1.0 if rate is None else float(rate)
+        except ValueError:  # a FieldError, or not a number: the general way tells which
+            return None
+        if not (abs(amount) <= MAX_METRIC and 0 < rate <= 1):
+            return None
+        return pk, NO_LEAVES, {"hits": 1, "count": math.fsum((amount,)) / rate}
+
     def parse(self, line: bytes, now: float) -> tuple[Event, bool]:
         """
         The event of ``line``, as :func:`parse_line` reads it, and whether it is a statsd
@@ -168,6 +198,9 @@ class LineParser:
         usual = self.usual(line, now)
         if usual is not None:
             return Event(*usual), False
+        counter = self.counter(line)
+        if counter is not None:
+            return Event(*counter, now), True
         return self.unusual(line, now)
 
     def unusual(self, line: bytes, now: float) -> tuple[Event, bool]:

@@ -97,3 +97,23 @@ def test_any_json_field_agrees(value, field):
 def test_repeatable_lines_are_told(line, plain_sums):
     """A statsd line of sums without a time is told apart: its event depends on the line and the arrival time only."""
     assert plain_sums == LineParser(LIMITS).parse(line, NOW)[1]
+
+
+@pytest.mark.parametrize("line", [
+    b"a.b:1|c", b"a.b:-2.5|c|@0.5", b"a:1e3|c|@1e-1", b"a:1e400|c", b"a:1|c|@0", b"a:1|c|@2", b"a:1_0|c",
+    b"a:.|c", b"a:1.2.3|c", b"a:+1|c", b"a:-0|c", b".a:1|c", b"a..b:1|c", b"a.b.c.d.e.f.g.h.i:1|c", b"a:1|c|",
+    b"a:1|c|#x:y", b"a:1|c\r", b" a:1|c", b"a-b_c:1|c", b"a:1|ms", b"a:1|cc", b"a:1:2|c",
+])
+def test_plain_counter_path_agrees(line):
+    """For plain statsd counters and lines that only look like them, the fast parser gives parse_line's event or reason."""
+    defined, fast = both(line)
+
+    assert defined == fast
+
+
+@given(st.from_regex(rb"\A[a-z.]{1,6}:[-+0-9.eE]{1,6}\|c(\|@[-+0-9.eE]{1,5})?\Z"))
+def test_any_counter_like_line_agrees(line):
+    """Any line shaped like a plain counter, valid or not, reads the same both ways."""
+    defined, fast = both(line)
+
+    assert defined == fast
