@@ -108,16 +108,16 @@ class Accumulator:
         self.events_added += 1
         return True
 
-    def add_sums(self, pk: Path, leaves: Leaves, sums: Mapping[str, float], at: float) -> bool:
-        """:meth:`add` for an event of sums only, given by its parts."""
+    def add_sums(self, pk: Path, leaves: Leaves, sums: Mapping[str, float], at: float, events: int = 1) -> bool:
+        """:meth:`add` for an event of sums only, given by its parts (or for ``events`` events, summed)."""
         key = (int(at // self._interval) * self._interval, leaves) + pk
         entry = self._entries.get(key)
         if entry is not None and entry[0] == tuple(sums):  # the usual case: a key seen before, the same metrics
             self._entries[key] = (entry[0], *map(add, entry[1:], sums.values()))
         elif not self._add_to(key, sums):
             return False
-        self._events += 1
-        self.events_added += 1
+        self._events += events
+        self.events_added += events
         return True
 
     def _key(self, pk: Path, leaves: Leaves, at: float) -> AggregationKey:
@@ -160,7 +160,7 @@ class Accumulator:
         :meth:`add_repeats`); lines of values that are not small whole numbers are not noted.
         """
         bucket = int(at // self._interval) * self._interval
-        if bucket == self._repeat_bucket and line in self._repeatable:
+        if bucket == self._repeat_bucket and (line in self._repeatable or len(self._repeatable) >= MAX_REPEATABLE):
             return
         if bucket != self._repeat_bucket:
             self._settle_repeats()

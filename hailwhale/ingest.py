@@ -16,7 +16,7 @@ from hailwhale.lines import LineParser
 from hailwhale.accumulator import Accumulator
 from hailwhale.cardinality import Cardinality
 from hailwhale.events import Event
-from hailwhale.fields import FieldError, Limits
+from hailwhale.fields import NO_LEAVES, FieldError, Limits
 from hailwhale.selfstats import SelfStats
 from hailwhale.statsd import GaugeMemory
 
@@ -66,6 +66,8 @@ class Ingest:
         elif self.accumulator.add_repeats(lines, now):
             self._stats.lines_ok += len(lines)
             return
+        elif self._whole_counters(lines, now):
+            return
         else:
             known = self._known
         add_sums, note = self.accumulator.add_sums, self.accumulator.note_repeatable
@@ -78,6 +80,32 @@ class Ingest:
             elif line.strip():
                 ok += self._line(line, now)
         self._stats.lines_ok += ok
+
+    def _whole_counters(self, lines: list[bytes], now: float) -> bool:
+        """
+        Count ``lines`` if all are plain counters of whole numbers, pk by pk (whole numbers
+        add up exactly in any order); whether they were.  Each distinct line is noted as
+        repeatable, so that a run of them next time is only tallied.
+        """
+        counters = self._parser.whole_counters(lines)
+        if counters is None:
+            return False
+        by_pk: dict = {}
+        for _, pk, count, times in counters:
+            counted = by_pk.get(pk)
+            by_pk[pk] = (times, count * times) if counted is None else (counted[0] + times, counted[1] + count * times)
+        ok = 0
+        for pk, (times, total) in by_pk.items():
+            if self.accumulator.add_sums(pk, NO_LEAVES, {"hits": times, "count": total}, now, events=times):
+                ok += times
+            else:
+                self._stats.events_dropped["too_many_pending_keys"] += times
+                self._stats.lines_bad["too_many_pending_keys"] += times
+        self._stats.lines_ok += ok
+        note = self.accumulator.note_repeatable
+        for line, pk, count, _ in counters:
+            note(line, pk, NO_LEAVES, {"hits": 1, "count": count}, now)
+        return True
 
     def _line(self, line: bytes, now: float) -> bool:
         """Count one line the long way; whether it was taken in."""

@@ -14,6 +14,7 @@ distinct name.
 import json
 import math
 import re
+from collections import Counter
 from typing import Annotated
 
 import msgspec
@@ -80,6 +81,7 @@ _Amount = Annotated[int, msgspec.Meta(ge=-int(MAX_METRIC), le=int(MAX_METRIC))] 
 
 _NUMBER = rb"[-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?"
 _PLAIN_COUNTER = re.compile(rb"([\w.\-]+):(" + _NUMBER + rb")\|c(?:\|@(" + _NUMBER + rb"))?")
+_WHOLE_COUNTERS = re.compile(rb"^([\w.\-]+):([-+]?[0-9]{1,6})\|c$", re.MULTILINE)
 
 
 class _UsualLine(msgspec.Struct):
@@ -188,6 +190,25 @@ class LineParser:
         if not (abs(amount) <= MAX_METRIC and 0 < rate <= 1):
             return None
         return pk, NO_LEAVES, {"hits": 1, "count": math.fsum((amount,)) / rate}
+
+    def whole_counters(self, lines: list[bytes]) -> list[tuple[bytes, Path, float, int]] | None:
+        """
+        If every one of ``lines`` is a plain statsd counter of a whole number under a million
+        (``name:3|c``, no rate, no tags): each distinct line, in order of appearance, with its
+        pk, its count (as :func:`parse_line` reads them) and how many times it came; None
+        otherwise.  Equal lines are counted together, in C, and one regular expression reads
+        the distinct ones.
+        """
+        counts = Counter(lines)
+        found = _WHOLE_COUNTERS.findall(b"\n".join(counts))
+        if len(found) != len(counts):
+            return None
+        pk = self._fields.statsd_pk
+        try:
+            return [(line, pk(name), float(value), times)
+                    for (line, times), (name, value) in zip(counts.items(), found)]
+        except ValueError:  # a bad name: the general way tells which
+            return None
 
     def parse(self, line: bytes, now: float) -> tuple[Event, bool]:
         """

@@ -178,7 +178,8 @@ def test_pending_key_bound_holds_for_repeated_lines():
 
 
 POOL = [b"a.b:1|c", b"a.b:3|c|#x:y", b"a.b:1|c|@0.5", b"a.b:0.5|c", b"t:5|ms", b"t:5:7|ms|@0.5", b"g:+3|g", b"g:2|g",
-        b"s:v|s", b'{"pk":"j","metrics":{"m":2}}', b"a:x|g", b"", b"a.b:1|c|T1795830000", b"z:1|c|#k:1", b"z:1|c|#k:2"]
+        b"s:v|s", b'{"pk":"j","metrics":{"m":2}}', b"a:x|g", b"", b"a.b:1|c|T1795830000", b"z:1|c|#k:1", b"z:1|c|#k:2", b"c.d:7|c", b"c.d:-3|c", b"a.b:999999|c",
+        b"a.b:1000000|c", b".x:1|c", b"a.b.c.d.e.f.g.h.i:1|c"]
 
 
 @given(st.lists(st.tuples(st.lists(st.sampled_from(POOL), min_size=1, max_size=6), st.sampled_from([0, 1, 59])),
@@ -225,3 +226,16 @@ def test_batching_port_hands_over_what_waits():
     port.stopListening()
 
     assert ((3, 4), (4, 5)) == (first, (stats.datagrams, stats.lines_ok))
+
+
+def test_whole_counters_are_counted_name_by_name():
+    """A run of plain whole-number counters adds up per name, as line by line would; a bad name sends the run the long way."""
+    protocol, accumulator, stats, _, clock = receiver()
+
+    protocol.datagramReceived(b"a.b:2|c\nc:5|c\na.b:-1|c", ("127.0.0.1", 5000))
+    protocol.datagramReceived(b"a.b:2|c\n.bad:1|c", ("127.0.0.1", 5000))
+
+    bucket = int(clock.seconds() // 60) * 60
+    assert ({(("a", "b"), frozenset(), bucket): {"hits": 3, "count": 3.0},
+             (("c",), frozenset(), bucket): {"hits": 1, "count": 5.0}}, 4, {"bad_pk": 1}) == (
+        accumulator.swap().entries, stats.lines_ok, dict(stats.lines_bad))
