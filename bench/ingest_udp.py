@@ -372,7 +372,7 @@ def main() -> None:
                         help="statsd lines/s at 1 line per datagram")
     parser.add_argument("--rates-20", default="200000,400000,600000,1000000,1500000,2000000,2500000,3000000",
                         help="statsd lines/s at 20 lines per datagram")
-    parser.add_argument("--rates-varying", default="100000,200000,300000,400000,600000,1000000",
+    parser.add_argument("--rates-varying", default="200000,400000,600000,800000,1000000,1500000",
                         help="statsd lines/s at 20 lines per datagram, values varying")
     parser.add_argument("--rates-native", default="150000,200000,250000,300000", help="native events/s")
     parser.add_argument("--keys", type=int, default=200_000, help="distinct keys for the memory figure")
