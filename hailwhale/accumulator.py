@@ -178,7 +178,8 @@ class Accumulator:
         Add the events of ``lines`` at ``at`` if every one of them is a line noted in this
         bucket since the last swap; False, with nothing added, if any is not.
         """
-        if int(at // self._interval) * self._interval != self._repeat_bucket or not self._repeatable.keys() >= set(lines):
+        if not lines or lines[0] not in self._repeatable or int(at // self._interval) * self._interval != \
+                self._repeat_bucket or not self._repeatable.keys() >= set(lines):
             return False
         self._repeats.update(lines)
         self._events += len(lines)
