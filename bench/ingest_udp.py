@@ -368,13 +368,13 @@ def main() -> None:
     parser.add_argument("--only", choices=["statsd", "native", "memory", "flush"], action="append")
     parser.add_argument("--seconds", type=float, default=2.0, help="per run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per rate and receiver")
-    parser.add_argument("--rates-1", default="50000,100000,150000,200000,250000,300000,350000",
+    parser.add_argument("--rates-1", default="50000,100000,150000,200000,300000,400000,500000",
                         help="statsd lines/s at 1 line per datagram")
-    parser.add_argument("--rates-20", default="200000,400000,600000,1000000,1500000,2000000,2500000,3000000",
+    parser.add_argument("--rates-20", default="200000,400000,600000,1000000,2000000,3000000,4000000",
                         help="statsd lines/s at 20 lines per datagram")
-    parser.add_argument("--rates-varying", default="200000,400000,600000,800000,1000000,1500000",
+    parser.add_argument("--rates-varying", default="200000,400000,600000,1000000,1500000,2000000",
                         help="statsd lines/s at 20 lines per datagram, values varying")
-    parser.add_argument("--rates-native", default="150000,200000,250000,300000", help="native events/s")
+    parser.add_argument("--rates-native", default="200000,250000,300000,350000,400000", help="native events/s")
     parser.add_argument("--keys", type=int, default=200_000, help="distinct keys for the memory figure")
     parser.add_argument("--flush-keys", default="1000,10000", help="distinct keys for the flush figures")
     args = parser.parse_args()
