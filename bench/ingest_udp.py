@@ -20,7 +20,7 @@ One command; it builds what it needs in a temporary folder (gcc compiles
 
 The sender is pinned to CPU 0 and the receivers to CPU 1 (``taskset``).  Each rate runs
 ``--repeat`` times; the tables give the best and the median loss, and for hailwhale the
-lag: seconds from the last send until ``/totals`` showed everything (a lag past two flush
+lag of the best run (a loss-free one if any): seconds from the last send until ``/totals`` showed everything (a lag past two flush
 intervals means the receive buffer hid a backlog: the daemon was not keeping up).  A
 receiver's "loss-free rate" is the highest rate up to which every rate had a run that
 lost at most 0.1 % (and, for hailwhale, lagged at most 2 s).
@@ -268,7 +268,7 @@ def statsd_section(args, sender: Sender, receivers: list, lines: int, rates: lis
                 cells.append(f"{'-':>16} {'(not run)':>16} {'':>6}")
                 continue
             losses = [lost for _, lost, _ in found]
-            best_run = min(found, key=lambda result: result[1])
+            best_run = min(found, key=lambda result: (not _clean(result), result[1]))
             lag = "-" if best_run[2] is None else f"{best_run[2]:.1f}"
             cells.append(f"{best_run[0]:>16,} {min(losses):>7.2f} / {statistics.median(losses):>6.2f} {lag:>6}")
             if min(losses) > 30:
@@ -368,13 +368,13 @@ def main() -> None:
     parser.add_argument("--only", choices=["statsd", "native", "memory", "flush"], action="append")
     parser.add_argument("--seconds", type=float, default=2.0, help="per run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per rate and receiver")
-    parser.add_argument("--rates-1", default="50000,100000,150000,200000,300000,400000,500000",
+    parser.add_argument("--rates-1", default="50000,100000,200000,300000,400000,500000",
                         help="statsd lines/s at 1 line per datagram")
-    parser.add_argument("--rates-20", default="200000,400000,600000,1000000,2000000,3000000,4000000",
+    parser.add_argument("--rates-20", default="200000,600000,1000000,2000000,3000000",
                         help="statsd lines/s at 20 lines per datagram")
-    parser.add_argument("--rates-varying", default="200000,400000,600000,1000000,1500000,2000000",
+    parser.add_argument("--rates-varying", default="200000,400000,1000000,1500000",
                         help="statsd lines/s at 20 lines per datagram, values varying")
-    parser.add_argument("--rates-native", default="200000,250000,300000,350000,400000", help="native events/s")
+    parser.add_argument("--rates-native", default="200000,250000,300000,350000", help="native events/s")
     parser.add_argument("--keys", type=int, default=200_000, help="distinct keys for the memory figure")
     parser.add_argument("--flush-keys", default="1000,10000", help="distinct keys for the flush figures")
     args = parser.parse_args()
