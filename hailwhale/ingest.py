@@ -2,21 +2,29 @@
 Where every input hands over events: parse, check, aggregate, count.
 
 No IO and no per-line logging beyond a sampled, clipped note of bad lines: this runs
-for every datagram on the reactor thread.  statsd traffic repeats the same lines over and
-over (``page.views:1|c``), so a statsd line of sums is parsed once and then looked up by
-its bytes (a bounded memo, see :class:`Ingest`), which makes the common line a dict lookup
-and an addition.
+for every datagram on the reactor thread.  The datagrams read together are one run of
+lines, which takes the quickest of these ways, each counting what reading the lines one
+by one with :func:`hailwhale.lines.parse_line` would:
+
+1. every line was seen before in this minute (statsd traffic repeats the same lines over
+   and over: ``page.views:1|c``): the run is only tallied, in C
+   (:meth:`Accumulator.add_repeats`);
+2. every line is a plain whole-number counter: one regular expression reads the distinct
+   lines, and they are added pk by pk (:meth:`Ingest._whole_counters`);
+3. line by line: a statsd line of sums seen before is looked up by its bytes (a bounded
+   memo); a JSON line of the usual shape or a plain counter goes by the fast paths of
+   :class:`hailwhale.lines.LineParser`; anything else the general way.
 """
 
 from collections.abc import Callable
 
 import attrs
 
-from hailwhale.lines import LineParser
 from hailwhale.accumulator import Accumulator
 from hailwhale.cardinality import Cardinality
 from hailwhale.events import Event
 from hailwhale.fields import NO_LEAVES, FieldError, Limits
+from hailwhale.lines import LineParser
 from hailwhale.selfstats import SelfStats
 from hailwhale.statsd import GaugeMemory
 

@@ -95,12 +95,13 @@ class _UsualLine(msgspec.Struct):
 
 
 class FieldCache:
-    """Pk paths and dimension leaves by the JSON text they were read from; bounded."""
+    """Pk paths and dimension leaves by the JSON text (or statsd name) they were read from; bounded."""
 
     def __init__(self, limits: Limits, size: int = CACHED_FIELDS):
         self._limits = limits
         self._size = size
-        self._pks: dict[bytes, Path] = {}  # by JSON text (a JSON text never reads as a statsd name)
+        self._pks: dict[bytes, Path] = {}  # by JSON text
+        self._statsd_pks: dict[bytes, Path] = {}  # by statsd name (1.5 is one name in JSON, two in statsd)
         self._leaves: dict[bytes, Leaves] = {}
         self._sums: dict[tuple[str, ...], bool] = {}  # metric names -> whether all are valid names of sums
 
@@ -112,10 +113,10 @@ class FieldCache:
         return found
 
     def statsd_pk(self, name: bytes) -> Path:
-        found = self._pks.get(name)
+        found = self._statsd_pks.get(name)
         if found is None:
             found = fields.pk(name.decode().split("."), self._limits)
-            self._remember(self._pks, name, found)
+            self._remember(self._statsd_pks, name, found)
         return found
 
     def leaves(self, text: bytes) -> Leaves:

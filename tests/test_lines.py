@@ -117,3 +117,13 @@ def test_any_counter_like_line_agrees(line):
     defined, fast = both(line)
 
     assert defined == fast
+
+
+def test_json_and_statsd_names_are_told_apart():
+    """A pk read from JSON text is never taken for a statsd name of the same bytes: 1.5 is one name in JSON, two in statsd."""
+    parser = LineParser(LIMITS)
+
+    first = parser.parse(b'{"pk":1.5,"metrics":{"x":1}}', NOW)[0].pk
+    second = parser.parse(b"1.5:1|c", NOW)[0].pk
+
+    assert (("1.5",), ("1", "5")) == (first, second)
