@@ -14,6 +14,7 @@ is in ``X-Hailwhale-Error``), unknown paths and methods included.
 """
 
 import json
+import random
 import re
 from collections.abc import Callable
 
@@ -25,7 +26,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from hailwhale import access, events, query
+from hailwhale import access, decisions, events, query
 from hailwhale.fields import FieldError
 
 # The 43-byte transparent 1x1 GIF (protocols.md E.1).
@@ -33,8 +34,8 @@ PIXEL = bytes.fromhex("4749463839610100010080000000000000000021f90401000000002c0
 JSON_TYPES = (b"application/json", b"text/json")
 
 
-READ_PATHS = frozenset({b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/stats", b"/metrics"})
-WRITE_PATHS = frozenset({b"/count", b"/count_now", b"/flush"})
+READ_PATHS = frozenset({b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/decide", b"/stats", b"/metrics"})
+WRITE_PATHS = frozenset({b"/count", b"/count_now", b"/count_decision", b"/flush"})
 log = Logger()
 
 
@@ -60,7 +61,7 @@ class HailwhaleWeb:
                  policy: access.Policy = access.Policy(),
                  health: Callable[[], tuple[bool, dict]] = _healthy,
                  metrics: Callable[[str | None], tuple[bytes, str]] | None = None,
-                 openapi: dict | None = None):
+                 openapi: dict | None = None, rng: random.Random | None = None):
         self._ingest = ingest
         self._flusher = flusher
         self._reader = reader
@@ -73,6 +74,7 @@ class HailwhaleWeb:
         self._health = health
         self._metrics = metrics
         self._openapi = openapi
+        self._rng = rng if rng is not None else random.Random()
 
     def resource(self):
         return self.app.resource()
@@ -115,7 +117,17 @@ class HailwhaleWeb:
             request.setHeader(b"X-Hailwhale-Reason", b"dropped")
         return PIXEL
 
+    @app.route("/count_decision", methods=["GET", "POST"])
+    def count_decision(self, request: IRequest):
+        """Counts decisions (see :mod:`hailwhale.decisions`) through the same ingest path as ``/count``."""
+        self._require(request, self._policy.write_token)
+        self._accept(request, decisions.event_from_fields)
+        _allow_any_origin(request)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"OK"
+
     @app.route("/count", methods=["OPTIONS"])
+    @app.route("/count_decision", methods=["OPTIONS"])
     @app.route("/count.gif", methods=["OPTIONS"])
     @app.route("/count_now", methods=["OPTIONS"])
     @app.route("/flush", methods=["OPTIONS"])
@@ -135,6 +147,7 @@ class HailwhaleWeb:
     @app.route("/plotpoints", methods=["OPTIONS"])
     @app.route("/rank", methods=["OPTIONS"])
     @app.route("/dimensions", methods=["OPTIONS"])
+    @app.route("/decide", methods=["OPTIONS"])
     @app.route("/stats", methods=["OPTIONS"])
     @app.route("/metrics", methods=["OPTIONS"])
     @app.route("/health", methods=["OPTIONS"])
@@ -174,9 +187,9 @@ class HailwhaleWeb:
         status = 200 if emptied else 503
         return self._json(request, status, {"flushed": emptied, "backlog_events": self._flusher.backlog_events})
 
-    def _accept(self, request: IRequest) -> None:
+    def _accept(self, request: IRequest, parse=events.from_fields) -> None:
         now = self._clock.seconds()
-        batch = [events.from_fields(raw, now, self._ingest.limits) for raw in self._event_fields(request)]
+        batch = [parse(raw, now, self._ingest.limits) for raw in self._event_fields(request)]
         dropped = self._ingest.accept_all(batch)
         if dropped:
             raise Dropped(f"{len(batch)} events not accepted ({dropped}); nothing of this request was counted")
@@ -221,6 +234,13 @@ class HailwhaleWeb:
     @app.route("/dimensions", methods=["GET"])
     def dimensions(self, request: IRequest):
         return self._answer(request, lambda params, now, schema, limits: query.dimensions_from_params(params, limits))
+
+    @app.route("/decide", methods=["GET"])
+    def decide(self, request: IRequest):
+        """Chooses an option (see :mod:`hailwhale.decisions`); the draw has its own generator, seeded from ours."""
+        rng = random.Random(self._rng.getrandbits(64))
+        return self._answer(request, lambda params, now, schema, limits: decisions.decide_from_params(
+            params, now, schema, limits, rng))
 
     @defer.inlineCallbacks
     def _answer(self, request: IRequest, planner):

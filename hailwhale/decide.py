@@ -1,0 +1,416 @@
+"""
+Choosing an option from counted history: Thompson sampling with per-dimension shrinkage.
+
+Pure: sums in, a choice (and its explanation) out; randomness comes from the
+``random.Random`` passed in.  The method is the one recommended in the decide research
+note (reference/decide.md, sections 0-4):
+
+- Each option's objective is a ratio of sums ``R = Σnum/Σden`` (a single metric ``m``
+  is ``Σm/Σhits``, its mean per report).  Its uncertainty comes from the delta method
+  on per-report sums, sums of squares and the cross product.
+- A weak prior of ``k0`` pseudo-reports at the decision's pooled ratio keeps early
+  ratios sane; a variance floor blends in the pooled per-report variance.
+- For each dimension the visitor is known to have (``country=US``), the option's cell
+  is shrunk toward "option global x common lift of US" with ``m_d`` pseudo-reports,
+  where ``m_d = CV² / τ_d²`` is estimated from the counters (empirical Bayes,
+  DerSimonian-Laird over the dimension's values, leave-one-out).
+- Dimensions combine additively in log space (multiplicatively on the ratio); each
+  option gets ``log R ~ N(μ, σ²)``; one draw per option, the best draw wins.
+- A small exploration floor picks uniformly at random now and then; with (almost) no
+  data the choice is uniform.
+
+When the pooled ratio is not positive (negative metrics, say), the same computation
+runs on the ratio itself instead of its log, and lifts add instead of multiplying.
+"""
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+Z90 = 1.6448536269514722  # the 95th percentile of N(0, 1): a 90% central interval
+
+
+@attrs.frozen
+class Sums:
+    """The counters of one (option, dimension value) over a window."""
+
+    n: float = 0.0  # reports (hits)
+    y: float = 0.0  # Σ numerator
+    y2: float = 0.0  # Σ numerator²
+    x: float = 0.0  # Σ denominator
+    x2: float = 0.0  # Σ denominator²
+    xy: float = 0.0  # Σ numerator·denominator
+
+    def __add__(self, other: "Sums") -> "Sums":
+        return Sums(self.n + other.n, self.y + other.y, self.y2 + other.y2, self.x + other.x, self.x2 + other.x2,
+                    self.xy + other.xy)
+
+    def __sub__(self, other: "Sums") -> "Sums":
+        return Sums(self.n - other.n, self.y - other.y, self.y2 - other.y2, self.x - other.x, self.x2 - other.x2,
+                    self.xy - other.xy)
+
+    @property
+    def ratio(self) -> float:
+        return self.y / self.x if self.x else 0.0
+
+
+ZERO = Sums()
+
+
+def total(sums: Sequence[Sums]) -> Sums:
+    found = ZERO
+    for item in sums:
+        found = found + item
+    return found
+
+
+@attrs.frozen
+class Known:
+    """One dimension the visitor is known to have: ``dimension`` (a name, or an encoded path) = ``value``."""
+
+    dimension: str
+    value: str
+
+
+@attrs.frozen
+class OptionData:
+    """
+    What the counters say about one option: over the recent window, overall and in the
+    visitor's cell of each known dimension; over the longer window, every value of each
+    known dimension (to estimate how much the dimension matters).
+    """
+
+    name: str
+    overall: Sums
+    cells: Mapping[Known, Sums] = attrs.field(factory=dict)
+    values: Mapping[str, Mapping[str, Sums]] = attrs.field(factory=dict)  # long window: dimension -> value -> sums
+
+
+@attrs.frozen
+class Settings:
+    prior_reports: float = 20.0  # k0: the prior's weight, at most the mean option's reports
+    lift_prior_reports: float = 200.0  # k1: shrinks the common lift of a dimension value
+    tau_min: float = 0.05  # the least relative spread assumed between cells (the floor of τ_d)
+    floor: float = 0.01  # exploration floor, per option
+    draws: int = 2000  # Monte-Carlo draws for P(best)
+    min_reports: int = 2  # below this many reports in the window, choose uniformly
+
+
+@attrs.frozen
+class Choice:
+    index: int
+    policy: str  # "thompson", "explore" (the floor), "uniform" (no data yet) or "greedy" (explore=False)
+    explanation: dict | None = None
+
+
+class _Scale:
+    """Log scale: ratios multiply, variances are relative."""
+
+    name = "log"
+
+    @staticmethod
+    def g(r: float) -> float:
+        return math.log(r)
+
+    @staticmethod
+    def inverse(u: float) -> float:
+        return math.exp(min(u, 700.0))
+
+    @staticmethod
+    def slope(r: float) -> float:
+        return 1.0 / r
+
+
+class _Linear:
+    """Linear scale, when ratios can be zero or negative: lifts add, variances are absolute."""
+
+    name = "linear"
+
+    @staticmethod
+    def g(r: float) -> float:
+        return r
+
+    @staticmethod
+    def inverse(u: float) -> float:
+        return u
+
+    @staticmethod
+    def slope(r: float) -> float:
+        return 1.0
+
+
+class _NotPositive(Exception):
+    pass
+
+
+def unit_variance(s: Sums, r: float) -> float | None:
+    """The per-report variance of the linearised ratio residual ``num − r·den``; None below 2 reports."""
+    if s.n < 2:
+        return None
+    var_y = s.y2 - s.y * s.y / s.n
+    var_x = s.x2 - s.x * s.x / s.n
+    cov = s.xy - s.x * s.y / s.n
+    return max(0.0, (var_y - 2 * r * cov + r * r * var_x) / (s.n - 1))
+
+
+def _blend(n: float, own: float | None, weight: float, prior: float) -> float:
+    if own is None or n <= 0:
+        return prior
+    return (n * own + weight * prior) / (n + weight)
+
+
+@attrs.frozen
+class _Model:
+    scale: type
+    r0: float
+    k0: float
+    mean_den: float
+    m: Mapping[str, float]  # m_d per dimension
+    globals_: tuple[float, ...]  # R̃_k
+    cells: tuple[Mapping[Known, tuple[float, float, float]], ...]  # R̃_kv, weight, n
+    mu: tuple[float, ...]
+    sigma: tuple[float, ...]
+
+
+def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settings, scale) -> _Model:
+    pool = total([o.overall for o in options])
+    r0 = pool.ratio
+    mean_den = pool.x / pool.n
+    s0 = unit_variance(pool, r0) or 0.0
+    s0 = max(s0, (1e-9 * (abs(r0) * mean_den or 1.0)) ** 2)
+    if scale is _Scale and r0 <= 0:
+        raise _NotPositive
+    k0 = max(1.0, min(settings.prior_reports, pool.n / len(options)))
+    prior_den = k0 * mean_den
+
+    globals_, variances, option_s2, option_mean_den = [], [], [], []
+    for option in options:
+        s = option.overall
+        r = (s.y + prior_den * r0) / (s.x + prior_den)
+        if scale is _Scale and r <= 0:
+            raise _NotPositive
+        s2 = _blend(s.n, unit_variance(s, r), k0, s0)
+        mean = (s.x + prior_den) / (s.n + k0)
+        globals_.append(r)
+        option_s2.append(s2)
+        option_mean_den.append(mean)
+        variances.append(s2 * scale.slope(r) ** 2 / ((s.n + k0) * mean * mean))
+
+    m = {d: _pseudo_reports(options, d, settings, scale) for d in dict.fromkeys(k.dimension for k in known)}
+
+    mu = [scale.g(r) for r in globals_]
+    var = list(variances)
+    cells: list[dict] = [{} for _ in options]
+    for item in known:
+        common = total([o.cells.get(item, ZERO) for o in options])
+        lifted = (common.y + settings.lift_prior_reports * mean_den * r0) / (
+            common.x + settings.lift_prior_reports * mean_den)
+        if scale is _Scale and lifted <= 0:
+            raise _NotPositive
+        lift = scale.g(lifted) - scale.g(r0)
+        m_d = m[item.dimension]
+        for k, option in enumerate(options):
+            c = option.cells.get(item, ZERO)
+            target = scale.inverse(scale.g(globals_[k]) + lift)
+            if not math.isfinite(m_d):  # the dimension cannot be told apart from noise: the target alone
+                mu[k] += lift
+                cells[k][item] = (target, 0.0, c.n)
+                continue
+            prior = m_d * option_mean_den[k]
+            r = (c.y + prior * target) / (c.x + prior)
+            if scale is _Scale and r <= 0:
+                raise _NotPositive
+            mean = (c.x + prior) / (c.n + m_d)
+            s2 = _blend(c.n, unit_variance(c, r), m_d, option_s2[k])
+            mu[k] += scale.g(r) - scale.g(globals_[k])
+            var[k] += s2 * scale.slope(r) ** 2 / ((c.n + m_d) * mean * mean)
+            cells[k][item] = (r, c.n / (c.n + m_d), c.n)
+    return _Model(scale, r0, k0, mean_den, m, tuple(globals_), tuple(cells), tuple(mu),
+                  tuple(math.sqrt(max(v, 0.0)) for v in var))
+
+
+def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Settings, scale) -> float:
+    """
+    ``m_d = CV² / τ_d²``: how many reports a cell of ``dimension`` needs before its own
+    data counts half.  τ_d² is the spread of options' cells around "option x common lift"
+    beyond sampling noise (DerSimonian-Laird, leave-one-out), over the longer window.
+    """
+    by_value: dict[str, list[Sums]] = {}
+    for option in options:
+        for value, sums in option.values.get(dimension, {}).items():
+            by_value.setdefault(value, [ZERO] * len(options))
+    for k, option in enumerate(options):
+        for value, sums in option.values.get(dimension, {}).items():
+            by_value[value][k] = sums
+    if len(by_value) < 2:
+        return math.inf
+    per_value = {value: total(cells) for value, cells in by_value.items()}
+    pool = total(per_value.values())
+    if pool.n < 2 or pool.x <= 0:
+        return math.inf
+    r0 = pool.ratio
+    mean_den = pool.x / pool.n
+    s0 = unit_variance(pool, r0) or 0.0
+    cv2 = s0 * scale.slope(r0) ** 2 / (mean_den * mean_den) if r0 else 0.0
+    tau_min = settings.tau_min if scale is _Scale else settings.tau_min * max(abs(r0), 1e-12)
+    if cv2 <= 0:
+        return math.inf
+    top = bottom = 0.0
+    for k, _ in enumerate(options):
+        whole = total([cells[k] for cells in by_value.values()])
+        if whole.n < 4 or whole.x <= 0:
+            continue
+        r_k = whole.ratio
+        s2_k = _blend(whole.n, unit_variance(whole, r_k), 1.0, s0)
+        for value, cells in by_value.items():
+            a = cells[k]
+            b = whole - a
+            common_a = per_value[value]
+            common_b = pool - common_a
+            if a.n < 2 or b.n < 2 or a.x <= 0 or b.x <= 0 or common_a.x <= 0 or common_b.x <= 0:
+                continue
+            var_a = _blend(a.n, unit_variance(a, a.ratio), settings.prior_reports, s2_k) / (a.n * (a.x / a.n) ** 2)
+            var_b = _blend(b.n, unit_variance(b, b.ratio), settings.prior_reports, s2_k) / (b.n * (b.x / b.n) ** 2)
+            if scale is _Scale:
+                if r_k <= 0 or common_a.ratio <= 0 or common_b.ratio <= 0:
+                    continue
+                lift_a, lift_b = common_a.ratio / r0, common_b.ratio / r0
+                delta = (a.ratio / lift_a - b.ratio / lift_b) / r_k
+                v = (var_a / lift_a ** 2 + var_b / lift_b ** 2) / r_k ** 2
+            else:
+                delta = (a.ratio - (common_a.ratio - r0)) - (b.ratio - (common_b.ratio - r0))
+                v = var_a + var_b
+            if v <= 0:
+                continue
+            rest = [cells_u[k].n for value_u, cells_u in by_value.items() if value_u != value]
+            f = 1.0 + sum((n_u / b.n) ** 2 for n_u in rest)
+            top += delta * delta / v - 1.0
+            bottom += f / v
+    tau2 = max(tau_min ** 2, top / bottom if bottom > 0 else 0.0)
+    return cv2 / tau2
+
+
+def fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settings = Settings()) -> _Model | None:
+    """The model, or None when the window holds too little to say anything (choose uniformly)."""
+    pool = total([o.overall for o in options])
+    if pool.n < settings.min_reports or pool.x <= 0 or (pool.y == 0 and pool.y2 == 0):
+        return None
+    try:
+        return _fit(options, known, settings, _Scale)
+    except _NotPositive:
+        return _fit(options, known, settings, _Linear)
+
+
+def choose(options: Sequence[OptionData], known: Sequence[Known], rng: random.Random, goal: str = "max",
+           explain: bool = False, explore: bool = True, settings: Settings = Settings()) -> Choice:
+    """
+    Pick one of ``options`` (at least one) for a visitor with the ``known`` dimensions;
+    ``goal`` is "max" or "min".  The draw uses ``rng`` only, in a fixed order, so a seeded
+    ``rng`` gives a reproducible choice; the explanation's Monte-Carlo draws come after it
+    and never change the choice.
+    """
+    if not options:
+        raise ValueError("no options to choose from")
+    sign = -1.0 if goal == "min" else 1.0
+    count = len(options)
+    used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in options)]
+    model = fit(options, used, settings)
+    epsilon = min(0.5, settings.floor * count)
+    if model is None:
+        index, policy = rng.randrange(count), "uniform"
+    elif not explore:
+        index, policy = max(range(count), key=lambda k: (sign * model.mu[k], -k)), "greedy"
+    elif rng.random() < epsilon:
+        index, policy = rng.randrange(count), "explore"
+    else:
+        draws = [sign * (mu + sigma * rng.gauss(0.0, 1.0)) for mu, sigma in zip(model.mu, model.sigma)]
+        index, policy = max(range(count), key=lambda k: draws[k]), "thompson"
+    if not explain:
+        return Choice(index, policy)
+    return Choice(index, policy, _explain(options, known, model, index, policy, sign, epsilon, rng, settings))
+
+
+def p_best(model: _Model, sign: float, rng: random.Random, draws: int) -> list[float]:
+    """P(option is best), by ``draws`` joint Monte-Carlo draws from the posterior."""
+    wins = [0] * len(model.mu)
+    pairs = list(zip(model.mu, model.sigma))
+    for _ in range(draws):
+        best, best_k = -math.inf, 0
+        for k, (mu, sigma) in enumerate(pairs):
+            value = sign * (mu + sigma * rng.gauss(0.0, 1.0))
+            if value > best:
+                best, best_k = value, k
+        wins[best_k] += 1
+    return [w / draws for w in wins]
+
+
+def _explain(options, known, model, index, policy, sign, epsilon, rng, settings) -> dict:
+    count = len(options)
+    used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in options)]
+    ignored = [k for k in known if k not in used]
+    answer: dict = {
+        "option": options[index].name,
+        "policy": policy,
+        "goal": "min" if sign < 0 else "max",
+        "known": {k.dimension: k.value for k in known},
+        "ignored_dimensions": [{"dimension": k.dimension, "value": k.value, "reason": "no data in the window"}
+                               for k in ignored],
+    }
+    if model is None:
+        answer.update(p_choose=1.0 / count, driver=None, model=None,
+                      options=[{"option": o.name, "estimate": None, "interval_90": None, "n": o.overall.n,
+                                "p_best": 1.0 / count, "global_estimate": None, "dimensions": []} for o in options])
+        return answer
+    scale = model.scale
+    best = p_best(model, sign, random.Random(rng.getrandbits(64)), settings.draws)
+    if policy == "greedy":
+        p_choose = 1.0
+    else:
+        p_choose = epsilon / count + (1 - epsilon) * best[index]
+    rows = []
+    for k, option in enumerate(options):
+        mu, sigma = model.mu[k], model.sigma[k]
+        rows.append({
+            "option": option.name,
+            "estimate": scale.inverse(mu),
+            "interval_90": [scale.inverse(mu - Z90 * sigma), scale.inverse(mu + Z90 * sigma)],
+            "n": option.overall.n,
+            "p_best": best[k],
+            "global_estimate": model.globals_[k],
+            "dimensions": [{"dimension": item.dimension, "value": item.value, "n": model.cells[k][item][2],
+                            "estimate": model.cells[k][item][0], "weight": model.cells[k][item][1]}
+                           for item in used],
+        })
+    answer.update(
+        p_choose=p_choose,
+        driver=_driver(model, index, options[index].name, used),
+        model={"scale": scale.name, "pseudo_counts": {d: (m if math.isfinite(m) else None) for d, m in model.m.items()
+                                                      if any(k.dimension == d for k in used)},
+               "prior": {"ratio": model.r0, "pseudo_reports": model.k0}},
+        options=rows,
+    )
+    return answer
+
+
+def _driver(model: _Model, index: int, name: str, used: Sequence[Known]) -> dict | None:
+    """The known dimension that moved the chosen option's score most from its global estimate."""
+    scale = model.scale
+    best = None
+    for item in used:
+        r, weight, _ = model.cells[index][item]
+        shift = scale.g(r) - scale.g(model.globals_[index])
+        if best is None or abs(shift) > abs(best[1]):
+            best = (item, shift, weight)
+    if best is None or abs(best[1]) < 1e-12:
+        return None
+    item, shift, weight = best
+    if scale is _Scale:
+        change = math.exp(shift) - 1
+        text = (f"{name} does {abs(change):.0%} {'better' if change >= 0 else 'worse'} for {item.dimension}="
+                f"{item.value} than overall ({item.value} data weight {weight:.2f})")
+    else:
+        text = (f"{name} is {abs(shift):.4g} {'higher' if shift >= 0 else 'lower'} for {item.dimension}="
+                f"{item.value} than overall ({item.value} data weight {weight:.2f})")
+    return {"dimension": item.dimension, "value": item.value, "shift": shift, "text": text}

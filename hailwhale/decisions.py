@@ -1,0 +1,348 @@
+"""
+Decisions: counting them and planning ``decide``, without IO.
+
+A decision is counted like any event, under its own pk path: the decision's path
+followed by the option chosen.  The decision's path is the pk, then the decision name
+if there is one::
+
+    pk=PageVariation, option=b                      -> ["PageVariation", "b"]
+    pk=["Product", "123"], decided={"language": "EN"} -> ["Product", "123", "language", "EN"]
+    pk=Product, decision=language, option=EN        -> ["Product", "language", "EN"]
+
+so the numbers roll up to the decision (``["Product", "123", "language"]``: every option
+together) and to every pk prefix, and ``/totals`` and ``/rank`` read them.  Every sum
+metric of a decision event also counts its square (``spent.sq``) and, for events of up
+to :data:`MAX_PRODUCT_METRICS` sum metrics (``hits`` included), the product of each pair
+(``earned*spent``): the sums of squares and cross products the variances of
+:mod:`hailwhale.decide` need.
+
+:func:`decide_from_params` plans a ``decide``: it reads, for each option, the recent
+window's counters overall and in the visitor's known dimensions, and the longer
+window's counters for every value of those dimensions, then chooses with
+:func:`hailwhale.decide.choose`.
+"""
+
+import datetime
+import hashlib
+import itertools
+import random
+from collections.abc import Mapping
+
+import attrs
+
+from hailwhale import decide, events, fields, formula, kinds, lenient, periods
+from hailwhale.decide import Known, OptionData, Sums
+from hailwhale.encoding import ROOT, Path, decode, encode
+from hailwhale.events import Event
+from hailwhale.fields import FieldError, Limits
+from hailwhale.query import Children, SumPart
+from hailwhale.query import Sums as SumsRequest
+from hailwhale.schema import Schema
+
+DEFAULT_FORMULA = "value/hits"  # the original's default objective
+WINDOW_DAYS = 7  # the recent window the estimates are read from, in daily buckets (today's included)
+LONG_WINDOW_DAYS = 28  # the window that says how much each dimension matters
+MAX_PRODUCT_METRICS = 6
+MAX_OPTIONS = 100
+MAX_VALUES = 200  # values of one known dimension read to estimate how much it matters
+DAY = 86400
+UNITS = "hits"
+
+
+def square_name(metric: str) -> str:
+    return f"{metric}.sq"
+
+
+def product_name(a: str, b: str) -> str:
+    first, second = sorted((a, b))
+    return f"{first}*{second}"
+
+
+def with_moments(sums: Mapping[str, float]) -> dict[str, float]:
+    """``sums`` with each one's square and (for a few metrics) each pair's product."""
+    found = dict(sums)
+    for name, value in sums.items():
+        found[square_name(name)] = value * value
+    if len(sums) <= MAX_PRODUCT_METRICS:
+        for a, b in itertools.combinations(sorted(sums), 2):
+            found[product_name(a, b)] = sums[a] * sums[b]
+    return found
+
+
+# -- counting ---------------------------------------------------------------------------
+
+
+def _decoded(value: object, field: str) -> object:
+    if isinstance(value, str):
+        try:
+            return lenient.decode(value)
+        except lenient.LenientError as error:
+            raise FieldError(field, str(error)) from None
+    return value
+
+
+def _decision_name(raw: Mapping[str, object], limits: Limits) -> Path:
+    value = raw.get("decision")
+    if value is None or value == "":
+        return ()
+    value = _decoded(value, "decision")
+    parts = value if isinstance(value, list) else [value]
+    return tuple(fields.name(part, "decision", limits) for part in parts)
+
+
+def decision_path(pk: Path, name: Path, limits: Limits) -> Path:
+    path = pk + name
+    if len(path) + 1 > limits.max_pk_depth:
+        raise FieldError("pk", f"the decision and its option are deeper than {limits.max_pk_depth} levels", "too_deep")
+    return path
+
+
+def event_from_fields(raw: Mapping[str, object], now: float, limits: Limits) -> Event:
+    """
+    A decision event from its named fields: ``pk``, then either ``decided`` (a one-item
+    dict, decision name to option) or ``option`` (with an optional ``decision`` name),
+    and an event's ``dimensions``, ``metrics`` and ``at``.
+    """
+    base = events.from_fields(raw, now, limits)
+    name = _decision_name(raw, limits)
+    decided = _decoded(raw.get("decided"), "decided")
+    option = raw.get("option")
+    if decided not in (None, "", {}):
+        if not isinstance(decided, dict) or len(decided) != 1:
+            raise FieldError("decided", "decided is a one-item dict: {decision name: option}", "bad_option")
+        ((key, option),) = decided.items()
+        name += (fields.name(key, "decided", limits),)
+    if option is None or option == "":
+        raise FieldError("option", "missing: give option= (and decision=) or decided={name: option}", "bad_option")
+    path = decision_path(base.pk, name, limits) + (fields.name(option, "option", limits),)
+    return attrs.evolve(base, pk=path, metrics=with_moments(base.metrics))
+
+
+# -- deciding ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Objective:
+    text: str
+    numerator: str
+    denominator: str
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        num, den = self.numerator, self.denominator
+        names = [UNITS, square_name(UNITS), num, square_name(num), den, square_name(den), product_name(num, den)]
+        return tuple(dict.fromkeys(names))
+
+
+@attrs.frozen
+class DecideRequest:
+    decision: Path
+    names: tuple[str, ...]  # the options, as stored
+    values: tuple[object, ...]  # the options, as the caller gave them
+    objective: Objective
+    goal: str
+    known: tuple[Path, ...]  # leaf paths of the visitor's known dimensions
+    explain: bool
+    explore: bool
+    unit: str | None
+    now: float
+    recent: tuple[periods.Piece, ...]
+    longer: tuple[periods.Piece, ...]
+    window: tuple[int, int]
+
+
+def objective(value: object) -> Objective:
+    """``metric`` or ``num/den`` over sums; a single metric is its mean per report (``metric/hits``)."""
+    text = DEFAULT_FORMULA if value in (None, "") else value
+    if not isinstance(text, str):
+        raise FieldError("by_metric", f"the objective is a metric or a ratio a/b, not {text!r}", "bad_formula")
+    parsed = formula.parse(text.strip(), field="by_metric")
+    terms = [parsed.numerator] + ([parsed.denominator] if parsed.denominator else [])
+    if parsed.suffix is not None or not all(term.stored for term in terms):
+        raise FieldError("by_metric", f"{text!r}: the objective is a stored metric or a ratio of two", "bad_formula")
+    for term in terms:
+        if kinds.metric_kind(term.name) != kinds.SUM:
+            raise FieldError("by_metric", f"{term.name!r} is a {kinds.metric_kind(term.name)}, not a sum; "
+                             "decisions need metrics that add up", "bad_formula")
+    den = parsed.denominator.name if parsed.denominator else UNITS
+    return Objective(parsed.text.strip(), parsed.numerator.name, den)
+
+
+def _options(raw: Mapping[str, object], limits: Limits) -> tuple[Path, tuple[str, ...], tuple[object, ...]]:
+    value = _decoded(raw.get("options", raw.get("option")), "options")
+    name: Path = ()
+    if isinstance(value, dict):
+        if len(value) != 1:
+            raise FieldError("options", "options is a list, or a one-item dict {decision name: [options]}",
+                             "no_options")
+        ((key, value),) = value.items()
+        name = (fields.name(key, "options", limits),)
+        value = _decoded(value, "options")
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise FieldError("options", "no options to choose from: give options=['a', 'b']", "no_options")
+    if len(value) > MAX_OPTIONS:
+        raise FieldError("options", f"more than {MAX_OPTIONS} options", "too_many_options")
+    names: dict[str, object] = {}
+    for item in value:
+        stored = fields.name(item, "options", limits)
+        if stored not in names:
+            names[stored] = item
+    return name, tuple(names), tuple(names.values())
+
+
+def _flag(value: object, field: str, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise FieldError(field, f"{value!r} is not true or false", f"bad_{field}")
+
+
+def _goal(value: object) -> str:
+    text = "max" if value in (None, "") else str(value).strip().lower()
+    goals = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min",
+             "minimise": "min"}
+    if text not in goals:
+        raise FieldError("goal", f"{value!r}: goal is max or min", "bad_goal")
+    return goals[text]
+
+
+def _first(raw: Mapping[str, object], *names: str) -> object:
+    for name in names:
+        if raw.get(name) not in (None, ""):
+            return raw[name]
+    return None
+
+
+def window(now: float, days: int) -> tuple[int, int]:
+    """The last ``days`` whole UTC days, today's included: [start, end)."""
+    today = int(now // DAY) * DAY
+    return today - (days - 1) * DAY, today + DAY
+
+
+def request_from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits) -> DecideRequest:
+    """A decide request from its parameters (HTTP and Python spell them alike)."""
+    pk = fields.pk(params.get("pk"), limits)
+    name, names, values = _options(params, limits)
+    decision = decision_path(pk, _decision_name(params, limits) + name, limits)
+    leaves = fields.leaves(_first(params, "dimensions", "dimension", "known_dimensions", "known"), limits)
+    unit = _first(params, "unit")
+    recent, longer = window(now, WINDOW_DAYS), window(now, LONG_WINDOW_DAYS)
+    return DecideRequest(
+        decision=decision, names=names, values=values,
+        objective=objective(_first(params, "by_metric", "formula", "metric")),
+        goal=_goal(_first(params, "goal")),
+        known=tuple(sorted(leaves)),
+        explain=_flag(_first(params, "explain"), "explain", False),
+        explore=_flag(_first(params, "explore"), "explore", True),
+        unit=None if unit is None else str(unit),
+        now=now,
+        recent=tuple(periods.pieces(*recent, schema, now, f"{WINDOW_DAYS} days")),
+        longer=tuple(periods.pieces(*longer, schema, now, f"{LONG_WINDOW_DAYS} days")),
+        window=recent,
+    )
+
+
+def known_of(leaf: Path) -> Known:
+    """``("country", "US")`` is country=US; a lone name ``("us",)`` is a value of the root."""
+    return Known(encode(leaf[:-1]), leaf[-1])
+
+
+def sticky_rng(request: DecideRequest, rng: random.Random) -> random.Random:
+    """With a ``unit``, a generator seeded by (decision, unit, day): the same visitor draws alike all day."""
+    if request.unit is None:
+        return rng
+    day = int(request.now // DAY)
+    digest = hashlib.sha256("\0".join([encode(request.decision), request.unit, str(day)]).encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "big"))
+
+
+def _parts(nodes: list[Path], metrics: tuple[str, ...], pieces: tuple[periods.Piece, ...]) -> list[SumPart]:
+    by_parent: dict[str, list[str]] = {}
+    for node in nodes:
+        parent = encode(node[:-1]) if node else ""
+        by_parent.setdefault(parent, []).append(encode(node))
+    return [SumPart(parent, tuple(members), metric, pieces) for metric in metrics
+            for parent, members in by_parent.items()]
+
+
+def _read(parts: list[SumPart], replies) -> dict[tuple[str, tuple], dict[str, float]]:
+    found: dict[tuple[str, tuple], dict[str, float]] = {}
+    for part, values in zip(parts, replies):
+        for member, value in zip(part.members, values):
+            found.setdefault((member, part.pieces), {})[part.metric] = value
+    return found
+
+
+def _sums(values: Mapping[str, float] | None, objective_: Objective) -> Sums:
+    if not values:
+        return decide.ZERO
+    num, den = objective_.numerator, objective_.denominator
+    return Sums(n=values[UNITS], y=values[num], y2=values[square_name(num)], x=values[den],
+                x2=values[square_name(den)], xy=values[product_name(num, den)])
+
+
+def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings = decide.Settings()):
+    """Read the counters, choose, and return the answer: ``{"option": value}`` or the explanation."""
+    groups = tuple(dict.fromkeys(leaf[:-1] for leaf in request.known))
+    siblings: dict[Path, list[Path]] = {}
+    if groups:
+        replies = yield Children(request.decision, tuple(encode(group) for group in groups))
+        for group, children in zip(groups, replies):
+            from_store = [decode(child) for child in children][:MAX_VALUES]
+            own = [leaf for leaf in request.known if leaf[:-1] == group]
+            siblings[group] = list(dict.fromkeys(own + [c for c in from_store if len(c) == len(group) + 1]))
+    recent_nodes = [ROOT, *request.known]
+    longer_nodes = [node for group in groups for node in siblings[group]]
+    metrics = request.objective.metrics
+    parts = _parts(recent_nodes, metrics, request.recent) + _parts(longer_nodes, metrics, request.longer)
+    known = [known_of(leaf) for leaf in request.known]
+    options = []
+    for name in request.names:
+        replies = yield SumsRequest(request.decision + (name,), tuple(parts))
+        found = _read(parts, replies)
+        cells = {item: _sums(found.get((encode(leaf), request.recent)), request.objective)
+                 for item, leaf in zip(known, request.known)}
+        values: dict[str, dict[str, Sums]] = {}
+        for group in groups:
+            values[encode(group)] = {node[-1]: _sums(found.get((encode(node), request.longer)), request.objective)
+                                     for node in siblings[group]}
+        options.append(OptionData(name, _sums(found.get((encode(ROOT), request.recent)), request.objective),
+                                  cells, values))
+    choice = decide.choose(options, known, sticky_rng(request, rng), request.goal, request.explain,
+                           request.explore, settings)
+    value = request.values[choice.index]
+    if not request.explain:
+        return {"option": value}
+    explanation = dict(choice.explanation)
+    explanation["option"] = value
+    for row, original in zip(explanation["options"], request.values):
+        row["option"] = original
+    start, end = request.window
+    explanation.update(
+        decision=encode(request.decision),
+        formula=request.objective.text,
+        unit=request.unit,
+        window={"from": _date(start), "to": _date(end - DAY), "days": WINDOW_DAYS},
+    )
+    return explanation
+
+
+def _date(moment: int) -> str:
+    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).date().isoformat()
+
+
+def decide_from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits,
+                       rng: random.Random):
+    return plan(request_from_params(params, now, schema, limits), rng)
