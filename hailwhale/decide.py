@@ -86,6 +86,7 @@ class OptionData:
     overall: Sums
     cells: Mapping[Known, Sums] = attrs.field(factory=dict)
     values: Mapping[str, Mapping[str, Sums]] = attrs.field(factory=dict)  # long window: dimension -> value -> sums
+    overall_long: Sums | None = None  # long window, overall (None: the sum of ``values``)
 
 
 @attrs.frozen
@@ -235,20 +236,19 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
     """
     ``m_d = CV² / τ_d²``: how many reports a cell of ``dimension`` needs before its own
     data counts half.  τ_d² is the spread of options' cells around "option x common lift"
-    beyond sampling noise (DerSimonian-Laird, leave-one-out), over the longer window.
+    beyond sampling noise (DerSimonian-Laird), each cell against the rest of the option's
+    reports (leave-one-out: the other values, and reports without the dimension), over
+    the longer window.
     """
     by_value: dict[str, list[Sums]] = {}
-    for option in options:
-        for value, sums in option.values.get(dimension, {}).items():
-            by_value.setdefault(value, [ZERO] * len(options))
     for k, option in enumerate(options):
         for value, sums in option.values.get(dimension, {}).items():
-            by_value[value][k] = sums
-    if len(by_value) < 2:
-        return math.inf
+            by_value.setdefault(value, [ZERO] * len(options))[k] = sums
+    wholes = [o.overall_long if o.overall_long is not None else total(o.values.get(dimension, {}).values())
+              for o in options]
     per_value = {value: total(cells) for value, cells in by_value.items()}
-    pool = total(per_value.values())
-    if pool.n < 2 or pool.x <= 0:
+    pool = total(wholes)
+    if not by_value or pool.n < 2 or pool.x <= 0:
         return math.inf
     r0 = pool.ratio
     mean_den = pool.x / pool.n
@@ -258,8 +258,7 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
     if cv2 <= 0:
         return math.inf
     top = bottom = 0.0
-    for k, _ in enumerate(options):
-        whole = total([cells[k] for cells in by_value.values()])
+    for k, whole in enumerate(wholes):
         if whole.n < 4 or whole.x <= 0:
             continue
         r_k = whole.ratio
@@ -285,6 +284,7 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
             if v <= 0:
                 continue
             rest = [cells_u[k].n for value_u, cells_u in by_value.items() if value_u != value]
+            rest.append(max(0.0, b.n - sum(rest)))  # reports without the dimension, as one more group
             f = 1.0 + sum((n_u / b.n) ** 2 for n_u in rest)
             top += delta * delta / v - 1.0
             bottom += f / v

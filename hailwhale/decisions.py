@@ -304,7 +304,7 @@ def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings =
             own = [leaf for leaf in request.known if leaf[:-1] == group]
             siblings[group] = list(dict.fromkeys(own + [c for c in from_store if len(c) == len(group) + 1]))
     recent_nodes = [ROOT, *request.known]
-    longer_nodes = [node for group in groups for node in siblings[group]]
+    longer_nodes = [ROOT, *(node for group in groups for node in siblings[group])]
     metrics = request.objective.metrics
     parts = _parts(recent_nodes, metrics, request.recent) + _parts(longer_nodes, metrics, request.longer)
     known = [known_of(leaf) for leaf in request.known]
@@ -319,7 +319,7 @@ def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings =
             values[encode(group)] = {node[-1]: _sums(found.get((encode(node), request.longer)), request.objective)
                                      for node in siblings[group]}
         options.append(OptionData(name, _sums(found.get((encode(ROOT), request.recent)), request.objective),
-                                  cells, values))
+                                  cells, values, _sums(found.get((encode(ROOT), request.longer)), request.objective)))
     choice = decide.choose(options, known, sticky_rng(request, rng), request.goal, request.explain,
                            request.explore, settings)
     value = request.values[choice.index]
