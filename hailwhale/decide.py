@@ -193,7 +193,7 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
         if scale is _Scale and r <= 0:
             raise _NotPositive
         s2 = _blend(s.n, unit_variance(s, r), k0, s0)
-        mean = (s.x + prior_den) / (s.n + k0)
+        mean = max((s.x + prior_den) / (s.n + k0), 1e-9 * mean_den)  # a negative denominator (refunds) aside
         globals_.append(r)
         option_s2.append(s2)
         option_mean_den.append(mean)
@@ -223,7 +223,7 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
             r = (c.y + prior * target) / (c.x + prior)
             if scale is _Scale and r <= 0:
                 raise _NotPositive
-            mean = (c.x + prior) / (c.n + m_d)
+            mean = max((c.x + prior) / (c.n + m_d), 1e-9 * mean_den)
             s2 = _blend(c.n, unit_variance(c, r), m_d, option_s2[k])
             mu[k] += scale.g(r) - scale.g(globals_[k])
             var[k] += s2 * scale.slope(r) ** 2 / ((c.n + m_d) * mean * mean)
@@ -295,7 +295,7 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
 def fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settings = Settings()) -> _Model | None:
     """The model, or None when the window holds too little to say anything (choose uniformly)."""
     pool = total([o.overall for o in options])
-    if pool.n < settings.min_reports or pool.x <= 0 or (pool.y == 0 and pool.y2 == 0):
+    if pool.n < settings.min_reports or not pool.x > 1e-9 * pool.n or (pool.y == 0 and pool.y2 == 0):
         return None
     try:
         return _fit(options, known, settings, _Scale)
