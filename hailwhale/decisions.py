@@ -59,13 +59,18 @@ def product_name(a: str, b: str) -> str:
 
 
 def with_moments(sums: Mapping[str, float]) -> dict[str, float]:
-    """``sums`` with each one's square and (for a few metrics) each pair's product."""
+    """
+    ``sums`` with each one's square and (for a few metrics) each pair's product; not for
+    ``hits``, which is taken to be 1 (a decision) or 0 (a later report joining its
+    decision), so that its square is itself and its product with a metric the metric.
+    """
     found = dict(sums)
-    for name, value in sums.items():
+    moments = {name: value for name, value in sums.items() if name != UNITS}
+    for name, value in moments.items():
         found[square_name(name)] = value * value
-    if len(sums) <= MAX_PRODUCT_METRICS:
-        for a, b in itertools.combinations(sorted(sums), 2):
-            found[product_name(a, b)] = sums[a] * sums[b]
+    if len(moments) <= MAX_PRODUCT_METRICS:
+        for a, b in itertools.combinations(sorted(moments), 2):
+            found[product_name(a, b)] = moments[a] * moments[b]
     return found
 
 
@@ -129,9 +134,23 @@ class Objective:
 
     @property
     def metrics(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([UNITS, *self._names.values()]))
+
+    @property
+    def _names(self) -> dict[str, str]:
+        """Where each of the sums lives (``hits`` stands for its own square, and for its product with a metric)."""
         num, den = self.numerator, self.denominator
-        names = [UNITS, square_name(UNITS), num, square_name(num), den, square_name(den), product_name(num, den)]
-        return tuple(dict.fromkeys(names))
+        moment = {
+            "y": num, "y2": UNITS if num == UNITS else square_name(num),
+            "x": den, "x2": UNITS if den == UNITS else square_name(den),
+            "xy": den if num == UNITS else num if den == UNITS else product_name(num, den),
+        }
+        return moment
+
+    def sums(self, values: Mapping[str, float] | None) -> Sums:
+        if not values:
+            return decide.ZERO
+        return Sums(n=values[UNITS], **{field: values[name] for field, name in self._names.items()})
 
 
 @attrs.frozen
@@ -285,14 +304,6 @@ def _read(parts: list[SumPart], replies) -> dict[tuple[str, tuple], dict[str, fl
     return found
 
 
-def _sums(values: Mapping[str, float] | None, objective_: Objective) -> Sums:
-    if not values:
-        return decide.ZERO
-    num, den = objective_.numerator, objective_.denominator
-    return Sums(n=values[UNITS], y=values[num], y2=values[square_name(num)], x=values[den],
-                x2=values[square_name(den)], xy=values[product_name(num, den)])
-
-
 def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings = decide.Settings()):
     """Read the counters, choose, and return the answer: ``{"option": value}`` or the explanation."""
     groups = tuple(dict.fromkeys(leaf[:-1] for leaf in request.known))
@@ -312,14 +323,14 @@ def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings =
     for name in request.names:
         replies = yield SumsRequest(request.decision + (name,), tuple(parts))
         found = _read(parts, replies)
-        cells = {item: _sums(found.get((encode(leaf), request.recent)), request.objective)
+        cells = {item: request.objective.sums(found.get((encode(leaf), request.recent)))
                  for item, leaf in zip(known, request.known)}
         values: dict[str, dict[str, Sums]] = {}
         for group in groups:
-            values[encode(group)] = {node[-1]: _sums(found.get((encode(node), request.longer)), request.objective)
+            values[encode(group)] = {node[-1]: request.objective.sums(found.get((encode(node), request.longer)))
                                      for node in siblings[group]}
-        options.append(OptionData(name, _sums(found.get((encode(ROOT), request.recent)), request.objective),
-                                  cells, values, _sums(found.get((encode(ROOT), request.longer)), request.objective)))
+        options.append(OptionData(name, request.objective.sums(found.get((encode(ROOT), request.recent))), cells,
+                                  values, request.objective.sums(found.get((encode(ROOT), request.longer)))))
     choice = decide.choose(options, known, sticky_rng(request, rng), request.goal, request.explain,
                            request.explore, settings)
     value = request.values[choice.index]
