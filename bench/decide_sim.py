@@ -24,6 +24,7 @@ decision against a per-context oracle; "% optimal" is over the last 2,000 decisi
 """
 
 import argparse
+import concurrent.futures
 import math
 import random
 import statistics
@@ -140,14 +141,14 @@ class Ours:
 
     def __init__(self, seed: int):
         self.rng = random.Random(seed + 101)
-        self.pk = ["sim", str(seed)]
+        self.pk = f"sim{seed}"  # options under [pk, option], as /decide?pk=...&options=[...]
 
     def choose(self, t, c, d):
-        return Whale.decide(self.pk, {"variant": list(OPTIONS)}, {"country": c, "device": d}, "earned/spent",
+        return Whale.decide(self.pk, list(OPTIONS), {"country": c, "device": d}, "earned/spent",
                             rng=self.rng, now=START + t * 86400 / PER_DAY)
 
     def count(self, t, c, d, option, spent, earned):
-        Whale.count_decision(self.pk, decided={"variant": option}, metric={"spent": spent, "earned": earned},
+        Whale.count_decision(self.pk, option=option, metric={"spent": spent, "earned": earned},
                              dimensions={"country": c, "device": d}, now=START + t * 86400 / PER_DAY)
 
 
@@ -306,41 +307,63 @@ def mean_se(values):
     return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
+def _start_store():
+    global _SERVER, _RAW
+    _SERVER = testing.start_valkey(config={"save": "", "appendonly": "no"})
+    url = testing.valkey_url(_SERVER)
+    Whale.configure(url, schema="1m:2d,1h:35d,1d:3y")
+    _RAW = redis.Redis.from_url(url)
+
+
+def one_seed(task):
+    """Every policy on one (scenario, seed), ours on this process's own store."""
+    scenario, seed, decisions = task
+    if _RAW is None:
+        _start_store()
+    world = World(scenario, seed, decisions)
+    _RAW.flushall()
+    started = time.perf_counter()
+    results = {Ours.name: run(Ours(seed), world, decisions)}
+    per_decision = (time.perf_counter() - started) / decisions
+    results[Heuristic.name] = run(Heuristic(seed), world, decisions)
+    results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions)
+    results["best fixed option"] = run_fixed(world, decisions)
+    print(f"  {scenario} seed {seed}: " + ", ".join(f"{name} {r['regret']:.0f}" for name, r in results.items()),
+          file=sys.stderr, flush=True)
+    return scenario, results, per_decision
+
+
+_SERVER = _RAW = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--jobs", type=int, default=2, help="processes, each with its own store")
     args = parser.parse_args()
-    server = testing.start_valkey(config={"save": "", "appendonly": "no"})
-    url = testing.valkey_url(server)
-    Whale.configure(url, schema="1m:2d,1h:35d,1d:3y")
-    raw = redis.Redis.from_url(url)
-    try:
-        for scenario in args.scenarios.split(","):
-            example = World(scenario, 0, 10)
-            ratios = {o: round(global_ratio(example.before, o), 3) for o in OPTIONS}
-            not_global = sum(weight(c, d) for c, d in contexts()
-                             if max(OPTIONS, key=lambda o: example.before[o, c, d]) != max(ratios, key=ratios.get))
-            print(f"\n### {scenario} (seed 0: global ratios {ratios}; {100 * not_global:.0f}% of traffic has a best "
-                  f"option other than the global best)\n", flush=True)
-            results = {}
-            timing = []
-            for seed in range(args.seeds):
-                world = World(scenario, seed, args.decisions)
-                raw.flushall()
-                started = time.perf_counter()
-                results.setdefault(Ours.name, []).append(run(Ours(seed), world, args.decisions))
-                timing.append((time.perf_counter() - started) / args.decisions)
-                results.setdefault(Heuristic.name, []).append(run(Heuristic(seed), world, args.decisions))
-                results.setdefault(EpsilonGreedy.name, []).append(run(EpsilonGreedy(seed), world, args.decisions))
-                results.setdefault("best fixed option", []).append(run_fixed(world, args.decisions))
-                print(f"  seed {seed}: " + ", ".join(f"{name} {r[-1]['regret']:.0f}" for name, r in results.items()),
-                      file=sys.stderr, flush=True)
-            report(scenario, results, args, timing)
-    finally:
-        raw.close()
-        server.stop()
+    scenarios = args.scenarios.split(",")
+    tasks = [(scenario, seed, args.decisions) for scenario in scenarios for seed in range(args.seeds)]
+    started = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(one_seed, tasks))
+    for scenario in scenarios:
+        example = World(scenario, 0, 10)
+        ratios = {o: round(global_ratio(example.before, o), 3) for o in OPTIONS}
+        not_global = sum(weight(c, d) for c, d in contexts()
+                         if max(OPTIONS, key=lambda o: example.before[o, c, d]) != max(ratios, key=ratios.get))
+        print(f"\n### {scenario} (seed 0: global ratios {ratios}; {100 * not_global:.0f}% of traffic has a best "
+              f"option other than the global best)\n")
+        results: dict[str, list] = {}
+        timing = []
+        for name, found, per_decision in done:
+            if name == scenario:
+                timing.append(per_decision)
+                for policy, result in found.items():
+                    results.setdefault(policy, []).append(result)
+        report(scenario, results, args, timing)
+    print(f"\n(total {time.perf_counter() - started:.0f} s with {args.jobs} processes)")
 
 
 def report(scenario, results, args, timing) -> None:

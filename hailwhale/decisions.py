@@ -296,11 +296,12 @@ def _parts(nodes: list[Path], metrics: tuple[str, ...], pieces: tuple[periods.Pi
             for parent, members in by_parent.items()]
 
 
-def _read(parts: list[SumPart], replies) -> dict[tuple[str, tuple], dict[str, float]]:
-    found: dict[tuple[str, tuple], dict[str, float]] = {}
-    for part, values in zip(parts, replies):
+def _read(parts: list[tuple[str, SumPart]], replies) -> dict[tuple[str, str], dict[str, float]]:
+    """{(node encoding, window label): {metric: sum}}."""
+    found: dict[tuple[str, str], dict[str, float]] = {}
+    for (label, part), values in zip(parts, replies):
         for member, value in zip(part.members, values):
-            found.setdefault((member, part.pieces), {})[part.metric] = value
+            found.setdefault((member, label), {})[part.metric] = value
     return found
 
 
@@ -317,20 +318,21 @@ def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings =
     recent_nodes = [ROOT, *request.known]
     longer_nodes = [ROOT, *(node for group in groups for node in siblings[group])]
     metrics = request.objective.metrics
-    parts = _parts(recent_nodes, metrics, request.recent) + _parts(longer_nodes, metrics, request.longer)
+    parts = [("recent", part) for part in _parts(recent_nodes, metrics, request.recent)] + \
+        [("longer", part) for part in _parts(longer_nodes, metrics, request.longer)]
     known = [known_of(leaf) for leaf in request.known]
     options = []
     for name in request.names:
-        replies = yield SumsRequest(request.decision + (name,), tuple(parts))
+        replies = yield SumsRequest(request.decision + (name,), tuple(part for _, part in parts))
         found = _read(parts, replies)
-        cells = {item: request.objective.sums(found.get((encode(leaf), request.recent)))
+        cells = {item: request.objective.sums(found.get((encode(leaf), "recent")))
                  for item, leaf in zip(known, request.known)}
         values: dict[str, dict[str, Sums]] = {}
         for group in groups:
-            values[encode(group)] = {node[-1]: request.objective.sums(found.get((encode(node), request.longer)))
+            values[encode(group)] = {node[-1]: request.objective.sums(found.get((encode(node), "longer")))
                                      for node in siblings[group]}
-        options.append(OptionData(name, request.objective.sums(found.get((encode(ROOT), request.recent))), cells,
-                                  values, request.objective.sums(found.get((encode(ROOT), request.longer)))))
+        options.append(OptionData(name, request.objective.sums(found.get((encode(ROOT), "recent"))), cells,
+                                  values, request.objective.sums(found.get((encode(ROOT), "longer")))))
     choice = decide.choose(options, known, sticky_rng(request, rng), request.goal, request.explain,
                            request.explore, settings)
     value = request.values[choice.index]
