@@ -25,6 +25,7 @@ runs on the ratio itself instead of its log, and lifts add instead of multiplyin
 
 import math
 import random
+import statistics
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -94,9 +95,10 @@ class Settings:
     prior_reports: float = 20.0  # k0: the prior's weight, at most the mean option's reports
     lift_prior_reports: float = 200.0  # k1: shrinks the common lift of a dimension value
     tau_min: float = 0.05  # the least relative spread assumed between cells (the floor of τ_d)
-    floor: float = 0.01  # exploration floor, per option
+    floor: float = 0.01  # exploration floor: this share of choices is uniform, whatever the data
     draws: int = 2000  # Monte-Carlo draws for P(best)
     min_reports: int = 2  # below this many reports in the window, choose uniformly
+    resolution: float = 0.1  # the relative difference each option's window should hold enough decisions to see
 
 
 @attrs.frozen
@@ -292,6 +294,36 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
     return cv2 / tau2
 
 
+def pick_window(candidates: Sequence[Sequence[OptionData]], known: Sequence[Known],
+                settings: Settings = Settings()) -> int:
+    """
+    Which of the ``candidates`` (the same options read over windows from the shortest to
+    the longest, the longest also holding every value of each known dimension) to decide
+    from: the shortest that holds enough decisions, or the longest.  Enough is, per
+    option, ``CV² / resolution²`` decisions (about one standard error at a 10%
+    difference), and per option and value of each known dimension, its ``m_d`` (decide.md
+    §4's rule of thumb: a cell should hold about as many decisions as it takes to count).
+    """
+    longest = candidates[-1]
+    pool = total([o.overall for o in longest])
+    if pool.n < settings.min_reports or not pool.x > 1e-9 * pool.n or pool.ratio == 0:
+        return 0
+    r0 = pool.ratio
+    cv2 = (unit_variance(pool, r0) or 0.0) / ((pool.x / pool.n) ** 2 * r0 * r0)
+    used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in longest)]
+    scale = _Scale if r0 > 0 else _Linear
+    needs: list[tuple[float, Known | None]] = [(cv2 / settings.resolution ** 2, None)]
+    for item in used:
+        m_d = _pseudo_reports(longest, item.dimension, settings, scale)
+        if math.isfinite(m_d):
+            needs.append((m_d, item))
+    for index, options in enumerate(candidates):
+        if all(statistics.median(o.overall.n if item is None else o.cells.get(item, ZERO).n for o in options) >= need
+               for need, item in needs):
+            return index
+    return len(candidates) - 1
+
+
 def fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settings = Settings()) -> _Model | None:
     """The model, or None when the window holds too little to say anything (choose uniformly)."""
     pool = total([o.overall for o in options])
@@ -317,7 +349,7 @@ def choose(options: Sequence[OptionData], known: Sequence[Known], rng: random.Ra
     count = len(options)
     used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in options)]
     model = fit(options, used, settings)
-    epsilon = min(0.5, settings.floor * count)
+    epsilon = settings.floor
     if model is None:
         index, policy = rng.randrange(count), "uniform"
     elif not explore:

@@ -40,8 +40,8 @@ from hailwhale.query import Sums as SumsRequest
 from hailwhale.schema import Schema
 
 DEFAULT_FORMULA = "value/hits"  # the original's default objective
-WINDOW_DAYS = 7  # the recent window the estimates are read from, in daily buckets (today's included)
-LONG_WINDOW_DAYS = 28  # the window that says how much each dimension matters
+WINDOWS_DAYS = (7, 14, 21, 28)  # the windows estimates may be read from, in daily buckets (today's included)
+LONG_WINDOW_DAYS = WINDOWS_DAYS[-1]  # the window that says how much each dimension matters
 MAX_PRODUCT_METRICS = 6
 MAX_OPTIONS = 100
 MAX_VALUES = 200  # values of one known dimension read to estimate how much it matters
@@ -165,9 +165,7 @@ class DecideRequest:
     explore: bool
     unit: str | None
     now: float
-    recent: tuple[periods.Piece, ...]
-    longer: tuple[periods.Piece, ...]
-    window: tuple[int, int]
+    windows: tuple[tuple[int, tuple[periods.Piece, ...]], ...]  # (days, pieces), shortest first
 
 
 def objective(value: object) -> Objective:
@@ -257,7 +255,6 @@ def request_from_params(params: Mapping[str, object], now: float, schema: Schema
     decision = decision_path(pk, _decision_name(params, limits) + name, limits)
     leaves = fields.leaves(_first(params, "dimensions", "dimension", "known_dimensions", "known"), limits)
     unit = _first(params, "unit")
-    recent, longer = window(now, WINDOW_DAYS), window(now, LONG_WINDOW_DAYS)
     return DecideRequest(
         decision=decision, names=names, values=values,
         objective=objective(_first(params, "by_metric", "formula", "metric")),
@@ -267,9 +264,8 @@ def request_from_params(params: Mapping[str, object], now: float, schema: Schema
         explore=_flag(_first(params, "explore"), "explore", True),
         unit=None if unit is None else str(unit),
         now=now,
-        recent=tuple(periods.pieces(*recent, schema, now, f"{WINDOW_DAYS} days")),
-        longer=tuple(periods.pieces(*longer, schema, now, f"{LONG_WINDOW_DAYS} days")),
-        window=recent,
+        windows=tuple((days, tuple(periods.pieces(*window(now, days), schema, now, f"{days} days")))
+                      for days in WINDOWS_DAYS),
     )
 
 
@@ -296,9 +292,9 @@ def _parts(nodes: list[Path], metrics: tuple[str, ...], pieces: tuple[periods.Pi
             for parent, members in by_parent.items()]
 
 
-def _read(parts: list[tuple[str, SumPart]], replies) -> dict[tuple[str, str], dict[str, float]]:
-    """{(node encoding, window label): {metric: sum}}."""
-    found: dict[tuple[str, str], dict[str, float]] = {}
+def _read(parts: list[tuple[int, SumPart]], replies) -> dict[tuple[str, int], dict[str, float]]:
+    """{(node encoding, window days): {metric: sum}}."""
+    found: dict[tuple[str, int], dict[str, float]] = {}
     for (label, part), values in zip(parts, replies):
         for member, value in zip(part.members, values):
             found.setdefault((member, label), {})[part.metric] = value
@@ -318,21 +314,26 @@ def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings =
     recent_nodes = [ROOT, *request.known]
     longer_nodes = [ROOT, *(node for group in groups for node in siblings[group])]
     metrics = request.objective.metrics
-    parts = [("recent", part) for part in _parts(recent_nodes, metrics, request.recent)] + \
-        [("longer", part) for part in _parts(longer_nodes, metrics, request.longer)]
+    *shorter, (longest, longest_pieces) = request.windows
+    parts = [(days, part) for days, pieces in shorter for part in _parts(recent_nodes, metrics, pieces)]
+    parts += [(longest, part) for part in _parts(longer_nodes, metrics, longest_pieces)]
     known = [known_of(leaf) for leaf in request.known]
-    options = []
+    candidates: list[list[OptionData]] = [[] for _ in request.windows]
     for name in request.names:
         replies = yield SumsRequest(request.decision + (name,), tuple(part for _, part in parts))
         found = _read(parts, replies)
-        cells = {item: request.objective.sums(found.get((encode(leaf), "recent")))
-                 for item, leaf in zip(known, request.known)}
         values: dict[str, dict[str, Sums]] = {}
         for group in groups:
-            values[encode(group)] = {node[-1]: request.objective.sums(found.get((encode(node), "longer")))
+            values[encode(group)] = {node[-1]: request.objective.sums(found.get((encode(node), longest)))
                                      for node in siblings[group]}
-        options.append(OptionData(name, request.objective.sums(found.get((encode(ROOT), "recent"))), cells,
-                                  values, request.objective.sums(found.get((encode(ROOT), "longer")))))
+        overall_long = request.objective.sums(found.get((encode(ROOT), longest)))
+        for index, (days, _) in enumerate(request.windows):
+            cells = {item: request.objective.sums(found.get((encode(leaf), days)))
+                     for item, leaf in zip(known, request.known)}
+            candidates[index].append(OptionData(name, request.objective.sums(found.get((encode(ROOT), days))),
+                                                cells, values, overall_long))
+    picked = decide.pick_window(candidates, known, settings)
+    options = candidates[picked]
     choice = decide.choose(options, known, sticky_rng(request, rng), request.goal, request.explain,
                            request.explore, settings)
     value = request.values[choice.index]
@@ -342,12 +343,13 @@ def plan(request: DecideRequest, rng: random.Random, settings: decide.Settings =
     explanation["option"] = value
     for row, original in zip(explanation["options"], request.values):
         row["option"] = original
-    start, end = request.window
+    days = request.windows[picked][0]
+    start, end = window(request.now, days)
     explanation.update(
         decision=encode(request.decision),
         formula=request.objective.text,
         unit=request.unit,
-        window={"from": _date(start), "to": _date(end - DAY), "days": WINDOW_DAYS},
+        window={"from": _date(start), "to": _date(end - DAY), "days": days},
     )
     return explanation
 

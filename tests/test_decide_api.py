@@ -276,8 +276,8 @@ def test_http_explain_shape(api):
     assert {"dimension", "value", "n", "estimate", "weight"} == set(row["dimensions"][0])
     assert abs(1 - sum(r["p_best"] for r in answer["options"])) < 1e-9
     assert 0 < answer["p_choose"] <= 1
-    assert ('["Page", "variant"]', "earned/spent", "v1", 7) == (answer["decision"], answer["formula"],
-                                                                answer["unit"], answer["window"]["days"])
+    assert ('["Page", "variant"]', "earned/spent", "v1", 28) == (answer["decision"], answer["formula"],
+                                                                 answer["unit"], answer["window"]["days"])  # thin data
 
 
 @pytest.mark.parametrize("query, reason", [
