@@ -48,8 +48,26 @@ PARAMETERS = {
     "tzoffset": _param("tzoffset", "A fixed offset for calendar periods, hhmm (`-0700`)."),
     "recursive": _param("recursive", "Rank every dimension below (default), or only direct children "
                                      "(`false`, `0` or `no`)."),
+    "option": _param("option", "The option chosen (`b`); with no `decision`, the pk is the decision."),
+    "decision": _param("decision", "The decision's name under the pk (`language`); optional."),
+    "decided": _param("decided", "Instead of `option`: a one-item object, decision name to option "
+                                 "(`{\"language\": \"EN\"}`)."),
+    "options": _param("options", "The options to choose among: a list (`['a', 'b', 'c']`, JSON or lenient) or a "
+                                 "one-item object, decision name to options (`{\"language\": [\"EN\", \"SP\"]}`).",
+                      required=True),
+    "known_dimensions": _param("known_dimensions", "Alias of `dimensions`: what is known about the visitor."),
+    "by_metric": _param("by_metric", "The objective: a metric (its mean per decision) or a ratio of two "
+                                     "(`earned/spent`); default `value/hits`."),
+    "formula": _param("formula", "Alias of `by_metric`."),
+    "goal": _param("goal", "`max` (default) or `min`."),
+    "explain": _param("explain", "`true`: answer the explanation (estimates, intervals, P(best), driver)."),
+    "explore": _param("explore", "`false`: the best estimate, without exploring."),
+    "unit": _param("unit", "A visitor id: the same visitor gets the same draw all (UTC) day."),
 }
 EVENT_PARAMETERS = ["requiredPk", "dimensions", "dimension", "metrics", "metric", "at"]  # GET: pk needed
+DECISION_PARAMETERS = ["option", "decision", "decided"]
+DECIDE_PARAMETERS = ["requiredPk", "options", "decision", "dimensions", "dimension", "known_dimensions", "by_metric",
+                     "formula", "goal", "explain", "explore", "unit"]
 BODY_EVENT_PARAMETERS = ["pk", "dimensions", "dimension", "metrics", "metric", "at"]  # POST: defaults for the body
 QUERY_PARAMETERS = ["requiredPk", "dimensions", "dimension", "metrics", "metric", "periods", "period", "depth",
                     "sort", "limit", "tz", "tzoffset"]
@@ -200,6 +218,16 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
     if write is not None:
         flush["security"] = write
     rows = {"type": "object"}
+    decision_summary = "Count a decision: the option shown, its metrics and the visitor's dimensions."
+    count_decision = {"get": _counting(decision_summary, ok_text, write),
+                      "post": _counting(decision_summary, ok_text, write, body=True)}
+    for operation in count_decision.values():
+        operation["parameters"] += [_ref("parameters", name) for name in DECISION_PARAMETERS]
+    decide = _query("Choose an option for this visitor from the counted decisions: `{\"option\": ...}`, or the "
+                    "explanation.", DECIDE_PARAMETERS, rows, read)
+    decide["tags"] = ["decisions"]
+    for operation in count_decision.values():
+        operation["tags"] = ["decisions"]
     paths = {
         "/count": {"get": _counting(count_summary, ok_text, write),
                    "post": _counting(count_summary, ok_text, write, body=True)},
@@ -209,6 +237,8 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
                                                                      for name in BODY_EVENT_PARAMETERS],
                                               "requestBody": EVENT_BODY}},
         "/flush": {"post": flush},
+        "/count_decision": count_decision,
+        "/decide": {"get": decide},
         "/totals": {"get": _query("Totals per period, dimension and metric.", QUERY_PARAMETERS, rows, read)},
         "/plotpoints": {"get": _query("Series per dimension and metric: [epoch_ms, value] per bucket.",
                                       QUERY_PARAMETERS, rows, read)},
