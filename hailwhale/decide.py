@@ -309,12 +309,18 @@ def pick_window(candidates: Sequence[Sequence[OptionData]], known: Sequence[Know
     if pool.n < settings.min_reports or not pool.x > 1e-9 * pool.n or pool.ratio == 0:
         return 0
     r0 = pool.ratio
-    cv2 = (unit_variance(pool, r0) or 0.0) / ((pool.x / pool.n) ** 2 * r0 * r0)
+    try:
+        cv2 = (unit_variance(pool, r0) or 0.0) / ((pool.x / pool.n) ** 2 * r0 * r0)
+    except ArithmeticError:
+        return len(candidates) - 1
     used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in longest)]
     scale = _Scale if r0 > 0 else _Linear
     needs: list[tuple[float, Known | None]] = [(cv2 / settings.resolution ** 2, None)]
     for item in used:
-        m_d = _pseudo_reports(longest, item.dimension, settings, scale)
+        try:
+            m_d = _pseudo_reports(longest, item.dimension, settings, scale)
+        except ArithmeticError:
+            continue
         if math.isfinite(m_d):
             needs.append((m_d, item))
     for index, options in enumerate(candidates):
@@ -331,8 +337,12 @@ def fit(options: Sequence[OptionData], known: Sequence[Known], settings: Setting
         return None
     try:
         return _fit(options, known, settings, _Scale)
-    except _NotPositive:
+    except (_NotPositive, ArithmeticError):  # a ratio at or near zero: its log is useless
+        pass
+    try:
         return _fit(options, known, settings, _Linear)
+    except ArithmeticError:  # sums beyond what floats can square: nothing sensible to say
+        return None
 
 
 def choose(options: Sequence[OptionData], known: Sequence[Known], rng: random.Random, goal: str = "max",

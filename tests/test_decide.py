@@ -166,7 +166,7 @@ def test_exploration_floor():
 sums_lists = st.lists(st.tuples(st.floats(-50, 1000), st.one_of(st.just(0.0), st.floats(0.01, 100))), max_size=8)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(sums_lists, sums_lists), min_size=1, max_size=4), st.sampled_from(["max", "min"]),
        st.integers(0, 2**32))
 def test_any_counters_give_a_choice_and_a_finite_explanation(data, goal, seed):
@@ -178,6 +178,7 @@ def test_any_counters_give_a_choice_and_a_finite_explanation(data, goal, seed):
     result = choose(options, [known], random.Random(seed), goal=goal, explain=True)
 
     assert 0 <= result.index < len(options)
+    assert decide.pick_window([options, options], [known]) in (0, 1)
     json.dumps(result.explanation, allow_nan=False)
     assert math.isclose(1.0, sum(row["p_best"] for row in result.explanation["options"]))
 
