@@ -25,6 +25,7 @@ decision against a per-context oracle; "% optimal" is over the last 2,000 decisi
 
 import argparse
 import concurrent.futures
+import multiprocessing.util
 import math
 import random
 import statistics
@@ -294,6 +295,8 @@ def summary(world: World, regrets, chosen) -> dict:
 
 def recovery(optimal, flip_at) -> float:
     """Days after the flip until the day-long rolling % optimal is back to its level on the day before the flip."""
+    if flip_at < PER_DAY:
+        return math.nan  # a run too short to have a day before the flip
     before = sum(optimal[flip_at - PER_DAY:flip_at]) / PER_DAY
     for t in range(flip_at + PER_DAY, len(optimal) + 1, 50):
         if sum(optimal[t - PER_DAY:t]) / PER_DAY >= before - 0.02:
@@ -313,6 +316,8 @@ def _start_store():
     url = testing.valkey_url(_SERVER)
     Whale.configure(url, schema="1m:2d,1h:35d,1d:3y")
     _RAW = redis.Redis.from_url(url)
+    # a pool worker ends without running atexit handlers, but with multiprocessing's finalizers
+    multiprocessing.util.Finalize(None, _SERVER.stop, exitpriority=10)
 
 
 def one_seed(task):
