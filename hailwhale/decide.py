@@ -18,6 +18,8 @@ note (reference/decide.md, sections 0-4):
   option gets ``log R ~ N(μ, σ²)``; one draw per option, the best draw wins.
 - A small exploration floor picks uniformly at random now and then; with (almost) no
   data the choice is uniform.
+- :func:`pick_window` chooses how far back to read: the shortest window that holds
+  enough decisions (decide.md §4's rule of thumb).
 
 When the pooled ratio is not positive (negative metrics, say), the same computation
 runs on the ratio itself instead of its log, and lifts add instead of multiplying.

@@ -11,15 +11,16 @@ if there is one::
 
 so the numbers roll up to the decision (``["Product", "123", "language"]``: every option
 together) and to every pk prefix, and ``/totals`` and ``/rank`` read them.  Every sum
-metric of a decision event also counts its square (``spent.sq``) and, for events of up
-to :data:`MAX_PRODUCT_METRICS` sum metrics (``hits`` included), the product of each pair
+metric of a decision event but ``hits`` also counts its square (``spent.sq``) and, for
+events of up to :data:`MAX_PRODUCT_METRICS` such metrics, the product of each pair
 (``earned*spent``): the sums of squares and cross products the variances of
 :mod:`hailwhale.decide` need.
 
-:func:`decide_from_params` plans a ``decide``: it reads, for each option, the recent
-window's counters overall and in the visitor's known dimensions, and the longer
-window's counters for every value of those dimensions, then chooses with
-:func:`hailwhale.decide.choose`.
+:func:`decide_from_params` plans a ``decide``: it reads, for each option (one store
+call each), its counters over the last 7, 14, 21 and 28 days overall and in the
+visitor's known dimensions, and over the 28 days for every value of those dimensions;
+then :func:`hailwhale.decide.pick_window` picks the window and
+:func:`hailwhale.decide.choose` the option.
 """
 
 import datetime
