@@ -203,9 +203,14 @@ class Daemon:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
+        """Clean up: SIGTERM (so the daemon stops its embedded store too), SIGKILL if it is still there after 10 s."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
