@@ -31,11 +31,11 @@ from collections.abc import Mapping
 
 import attrs
 
-from hailwhale import decide, events, fields, formula, kinds, lenient, periods
+from hailwhale import decide, events, fields, formula, kinds, periods
 from hailwhale.decide import Known, OptionData, Sums
 from hailwhale.encoding import ROOT, Path, decode, encode
 from hailwhale.events import Event
-from hailwhale.fields import FieldError, Limits
+from hailwhale.fields import FieldError, Limits, decoded
 from hailwhale.query import Children, SumPart
 from hailwhale.query import Sums as SumsRequest
 from hailwhale.schema import Schema
@@ -78,20 +78,11 @@ def with_moments(sums: Mapping[str, float]) -> dict[str, float]:
 # -- counting ---------------------------------------------------------------------------
 
 
-def _decoded(value: object, field: str) -> object:
-    if isinstance(value, str):
-        try:
-            return lenient.decode(value)
-        except lenient.LenientError as error:
-            raise FieldError(field, str(error)) from None
-    return value
-
-
 def _decision_name(raw: Mapping[str, object], limits: Limits) -> Path:
     value = raw.get("decision")
     if value is None or value == "":
         return ()
-    value = _decoded(value, "decision")
+    value = decoded(value, "decision")
     parts = value if isinstance(value, list) else [value]
     return tuple(fields.name(part, "decision", limits) for part in parts)
 
@@ -111,7 +102,7 @@ def event_from_fields(raw: Mapping[str, object], now: float, limits: Limits) -> 
     """
     base = events.from_fields(raw, now, limits)
     name = _decision_name(raw, limits)
-    decided = _decoded(raw.get("decided"), "decided")
+    decided = decoded(raw.get("decided"), "decided")
     option = raw.get("option")
     if decided not in (None, "", {}):
         if not isinstance(decided, dict) or len(decided) != 1:
@@ -187,7 +178,7 @@ def objective(value: object) -> Objective:
 
 
 def _options(raw: Mapping[str, object], limits: Limits) -> tuple[Path, tuple[str, ...], tuple[object, ...]]:
-    value = _decoded(raw.get("options", raw.get("option")), "options")
+    value = decoded(raw.get("options", raw.get("option")), "options")
     name: Path = ()
     if isinstance(value, dict):
         if len(value) != 1:
@@ -195,7 +186,7 @@ def _options(raw: Mapping[str, object], limits: Limits) -> tuple[Path, tuple[str
                              "no_options")
         ((key, value),) = value.items()
         name = (fields.name(key, "options", limits),)
-        value = _decoded(value, "options")
+        value = decoded(value, "options")
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if value is None:

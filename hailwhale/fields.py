@@ -54,7 +54,8 @@ class FieldError(ValueError):
         self.reason = reason or f"bad_{field.split('.')[0]}"
 
 
-def _decoded(value: object, field: str) -> object:
+def decoded(value: object, field: str) -> object:
+    """A field given as text decoded leniently (JSON or a Python literal); anything else as it is."""
     if isinstance(value, str):
         try:
             return lenient.decode(value)
@@ -82,7 +83,7 @@ def name(value: object, field: str, limits: Limits) -> str:
 
 def pk(value: object, limits: Limits) -> Path:
     """The pk: a string or a path list of names."""
-    value = _decoded(value, "pk")
+    value = decoded(value, "pk")
     if value is None or value == "" or value == []:
         raise FieldError("pk", "missing")
     if isinstance(value, dict):
@@ -104,7 +105,7 @@ def leaves(value: object, limits: Limits) -> Leaves:
     per key with its value appended, nested dicts continuing the path.  A leading ``_``
     names the root, so ``_`` alone (or nothing) is the root only.
     """
-    value = _decoded(value, "dimensions")
+    value = decoded(value, "dimensions")
     if value is None or value == "" or value == [] or value == {}:
         return NO_LEAVES
     found: set[Path] = set()
@@ -196,7 +197,7 @@ def metric_values(value: object, limits: Limits) -> Metrics:
     ``hits`` is 1 unless the event sets it.  A gauge (``*.gauge``) is a level; a unique
     count (``*.unique``) takes a member name or a list of them instead of a number.
     """
-    value = _decoded(value, "metrics")
+    value = decoded(value, "metrics")
     if value is None or value == "":
         value = {}
     if isinstance(value, str):

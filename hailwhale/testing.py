@@ -44,6 +44,18 @@ def synchronous(function, *args) -> defer.Deferred:
     return defer.maybeDeferred(function, *args)
 
 
+def wait_for(check, timeout: float, what: str = "the condition"):
+    """``check()``'s first true value, polled every 0.1 s; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from hailwhale import testing
-from hailwhale.testing import CuttingProxy, Daemon
+from hailwhale.testing import CuttingProxy, Daemon, wait_for
 from hailwhale.whale import Whale
 
 # The outage the issue asks for lasts 30 s; a hung server is held for less (every flush
@@ -127,15 +127,6 @@ def stored_totals(store_url: str, pk: str) -> dict:
     return Whale.totals(pk, metrics=["hits", "v"], periods=["day"])["day"]["_"]
 
 
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def drained(daemon: Daemon):

@@ -1,13 +1,12 @@
 """/metrics (the Prometheus text format, read back with prometheus_client's parser) and /health."""
 
-import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hailwhale import metrics, testing
 from hailwhale.selfstats import SelfStats
-from hailwhale.testing import Daemon
+from hailwhale.testing import Daemon, wait_for
 from tests.test_web import Api
 
 
@@ -169,12 +168,3 @@ def daemon_metrics(daemon) -> str:
         return response.read().decode()
 
 
-def wait_for(check, timeout: float):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
