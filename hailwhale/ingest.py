@@ -159,10 +159,6 @@ class Ingest:
         self._stats.lines_bad[reason] += 1
         return False, False
 
-    def accept(self, event: Event) -> str | None:
-        """Aggregate one parsed event; the reason it was dropped, or None."""
-        return self._take(event)[0]
-
     def _take(self, event: Event) -> tuple[str | None, bool]:
         """Aggregate one parsed event: the reason it was dropped (or None), and whether no name of it was folded."""
         if self.closed:

@@ -213,22 +213,13 @@ class LineParser:
         except ValueError:  # a bad name: the general way tells which
             return None
 
-    def parse(self, line: bytes, now: float) -> tuple[Event, bool]:
-        """
-        The event of ``line``, as :func:`parse_line` reads it, and whether it is a statsd
-        line of sums only without a time (a counter, timing, histogram or distribution):
-        such a line always makes the same event but for its arrival time.
-        """
-        usual = self.usual(line, now)
-        if usual is not None:
-            return Event(*usual), False
-        counter = self.counter(line)
-        if counter is not None:
-            return Event(*counter, now), True
-        return self.unusual(line, now)
-
     def unusual(self, line: bytes, now: float) -> tuple[Event, bool]:
-        """:meth:`parse` for a line :meth:`usual` does not take."""
+        """
+        The event of a line :meth:`usual` and :meth:`counter` do not take, as :func:`parse_line`
+        reads it, and whether it is a statsd line of sums only without a time (a counter,
+        timing, histogram or distribution): such a line always makes the same event but for
+        its arrival time.
+        """
         text = _text(line, self.limits)
         event = _parse_text(text, now, self.limits)
         plain_sums = not event.levels and not event.members and "|T" not in text and _form(text) == "statsd"

@@ -197,7 +197,7 @@ def test_repeated_lines_count_as_lines_one_by_one(datagrams):
         for line in parts:
             if line.strip():
                 try:
-                    reference.accept(lines.parse_line(line, reference_clock.seconds(), reference.limits))
+                    reference.accept_all([lines.parse_line(line, reference_clock.seconds(), reference.limits)])
                 except FieldError:
                     pass
         clock.advance(wait)
