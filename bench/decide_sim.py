@@ -65,7 +65,7 @@ SCENARIOS = {
     "interactions": (12.0, 0.5, 1.0, 0.25, False),
 }
 PER_DAY = 1000
-START = 1_800_000_000  # 2027-01-15, in the future of any clock this runs on (keys expire by it)
+START = testing.upcoming()  # the next UTC midnight: ahead of the clock the store expires keys by
 LAST = 2000
 
 

@@ -4,6 +4,7 @@ helpers, Hypothesis strategies for events, builders of collectd packets, and for
 tests a daemon process and a proxy that cuts connections.
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -54,6 +55,28 @@ def wait_for(check, timeout: float, what: str = "the condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def upcoming(hour: int = 0, minute: int = 0, second: float = 0, *, where=lambda day: True,
+             after: float | None = None) -> float:
+    """
+    The first moment after ``after`` (by default the real clock) at ``hour:minute:second``
+    UTC on a day (a ``datetime.date``) that ``where`` accepts: a Saturday, a month's first
+    day, a day in winter.
+
+    Tests that write to a real store use it instead of a fixed date: the store expires keys
+    by its own clock, so data written at a date that has fallen out of a bucket's retention
+    reads back as zeros.  A moment ahead of the clock is never expired, whatever the date
+    the tests run on, and keeps the calendar situation the test needs.
+    """
+    start = time.time() if after is None else after
+    day = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).date()
+    for _ in range(10 * 366):  # a leap day recurs within 8 years
+        moment = datetime.datetime.combine(day, datetime.time(hour, minute), datetime.timezone.utc).timestamp()
+        if moment + second > start and where(day):
+            return moment + second
+        day += datetime.timedelta(days=1)
+    raise ValueError("no such day in the next ten years")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -4,10 +4,11 @@ import pytest
 import pytest_twisted
 
 from hailwhale import testing
+from hailwhale.testing import upcoming
 from hailwhale.whale import Whale
 from tests.test_daemon import eventually, get_json, send_udp, start, totals_url
 
-NOW = 1_795_830_000.0
+NOW = upcoming(1, 40)  # ahead of the clock the store expires keys by
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from hailwhale.flush import FlushService
 from hailwhale.schema import parse_schema
 from hailwhale.selfstats import SelfStats
 from hailwhale.store import Store
-from hailwhale.testing import succeeded, synchronous
+from hailwhale.testing import succeeded, synchronous, upcoming
 from hailwhale.whale import Whale
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
-NOW = 1_795_830_000.0
+NOW = upcoming(1, 40)  # ahead of the clock the store expires keys by
 
 
 class FlakyStore:

@@ -1,19 +1,11 @@
 """Gauges and unique counts on a real store: levels are never added up, members are counted once."""
 
-import datetime
-
 import pytest
 
+from hailwhale.testing import upcoming
 from hailwhale.whale import Whale
 
-UTC = datetime.timezone.utc
-
-
-def at(*args) -> float:
-    return datetime.datetime(*args, tzinfo=UTC).timestamp()
-
-
-NOW = at(2026, 11, 28, 13, 45, 30)
+NOW = upcoming(13, 45, 30)  # mid-hour, ahead of the clock the store expires keys by
 EARLIER = NOW - 120  # two minutes before, in the same hour
 
 

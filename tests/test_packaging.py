@@ -3,6 +3,7 @@ The plugin ships and is found: the wheel holds the dropin, and after a plain
 ``pip install`` into a fresh venv, ``twistd --help`` lists hailwhale.
 """
 
+import os
 import subprocess
 import sys
 import venv
@@ -14,6 +15,15 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 
 ROOT = Path(__file__).parent.parent
+
+
+def real_clock_environment() -> dict[str, str]:
+    """
+    This environment without faketime's clock (``./test --shifted``): pip fetches from PyPI,
+    whose TLS certificates are valid by the world's calendar, not by a shifted one.
+    """
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("FAKETIME") and not (name == "LD_PRELOAD" and "faketime" in value)}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +54,7 @@ def test_twistd_lists_hailwhale_after_pip_install(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     subprocess.run([env_dir / "bin" / "pip", "install", "-q", str(wheel)], check=True, capture_output=True,
-                   cwd=tmp_path)
+                   cwd=tmp_path, env=real_clock_environment())
 
     listing = subprocess.run([env_dir / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True,
                              cwd=tmp_path).stdout

@@ -5,16 +5,20 @@ import datetime
 import pytest
 
 from hailwhale.fields import FieldError
+from hailwhale.testing import upcoming
 from hailwhale.whale import Whale
 
-UTC = datetime.timezone.utc
+HOUR, DAY = 3600, 86400
 
 
-def at(*args) -> float:
-    return datetime.datetime(*args, tzinfo=UTC).timestamp()
+def in_winter(day: datetime.date) -> bool:
+    """Los Angeles keeps standard time (-08:00) from December to February."""
+    return day.month in (12, 1, 2)
 
 
-NOW = at(2026, 11, 28, 13, 45, 30)
+# Mid-afternoon UTC on a winter day, ahead of the clock the store expires keys by.
+NOW = upcoming(13, 45, 30, where=in_winter)
+MIDNIGHT = NOW // DAY * DAY  # the UTC day NOW falls in starts here
 
 
 @pytest.fixture(autouse=True)
@@ -132,10 +136,10 @@ def test_rank_ratio_as_the_original():
 
 
 def test_month_boundary():
-    """At 00:00:30 on December 1st, mtd holds only December, yesterday only November 30th, seven both."""
-    now = at(2026, 12, 1, 0, 0, 30)
-    Whale.count_now("edge", at=at(2026, 11, 30, 23, 59, 59), now=now)
-    Whale.count_now("edge", at=at(2026, 12, 1, 0, 0, 0), now=now)
+    """At 00:00:30 on a month's first day, mtd holds only that day, yesterday only the last of the month before."""
+    now = upcoming(0, 0, 30, where=lambda day: day.day == 1)
+    Whale.count_now("edge", at=now - 31, now=now)  # 23:59:59 on the last day of the month before
+    Whale.count_now("edge", at=now - 30, now=now)  # 00:00:00 on the first
 
     assert (1.0, 1.0, 2.0, 1.0) == tuple(Whale.total("edge", period=p, now=now)
                                          for p in ("mtd", "yesterday", "seven", "today"))
@@ -143,9 +147,9 @@ def test_month_boundary():
 
 def test_hour_boundary():
     """Minute and hour windows split exactly at the boundary."""
-    now = at(2026, 11, 28, 13, 0, 10)
-    Whale.count_now("hb", at=at(2026, 11, 28, 12, 59, 59), now=now)
-    Whale.count_now("hb", at=at(2026, 11, 28, 13, 0, 0), now=now)
+    now = upcoming(13, 0, 10)
+    Whale.count_now("hb", at=now - 11, now=now)  # 12:59:59
+    Whale.count_now("hb", at=now - 10, now=now)  # 13:00:00
 
     assert (1.0, 2.0, 2.0) == (Whale.total("hb", period="1h:1h", now=now), Whale.total("hb", period="1m:2m", now=now),
                                Whale.total("hb", period="day", now=now))
@@ -153,8 +157,8 @@ def test_hour_boundary():
 
 def test_time_zone_moves_today():
     """'today' in Los Angeles starts at 08:00 UTC: an event at 07:00 UTC is yesterday there."""
-    Whale.count_now("tz", at=at(2026, 11, 28, 7, 0), now=NOW)
-    Whale.count_now("tz", at=at(2026, 11, 28, 9, 0), now=NOW)
+    Whale.count_now("tz", at=MIDNIGHT + 7 * HOUR, now=NOW)
+    Whale.count_now("tz", at=MIDNIGHT + 9 * HOUR, now=NOW)
 
     assert (2.0, 1.0, 1.0, 1.0) == (
         Whale.total("tz", period="today", now=NOW),
@@ -166,14 +170,16 @@ def test_time_zone_moves_today():
 
 def test_local_days_in_series():
     """With tz, daily points are that zone's days, read from hourly buckets."""
-    Whale.count_now("tzs", at=at(2026, 11, 27, 7, 0), now=NOW)  # Nov 26, 23:00 in Los Angeles
-    Whale.count_now("tzs", at=at(2026, 11, 27, 9, 0), now=NOW)  # Nov 27, 01:00 there
+    Whale.count_now("tzs", at=MIDNIGHT - DAY + 7 * HOUR, now=NOW)  # 23:00 two days back in Los Angeles
+    Whale.count_now("tzs", at=MIDNIGHT - DAY + 9 * HOUR, now=NOW)  # 01:00 the day after there
 
     points = Whale.plotpoints("tzs", metrics="hits", period="seven", tz="America/Los_Angeles", now=NOW)["_"]["hits"]
 
     la = datetime.timezone(datetime.timedelta(hours=-8))
-    days = {datetime.datetime.fromtimestamp(ms / 1000, la).strftime("%m-%d"): value for ms, value in points}
-    assert ({"11-26": 1.0, "11-27": 1.0}, 7) == ({d: v for d, v in days.items() if v}, len(points))
+    days = {datetime.datetime.fromtimestamp(ms / 1000, la).date(): value for ms, value in points}
+    la_today = datetime.datetime.fromtimestamp(NOW, la).date()
+    expected = {la_today - datetime.timedelta(days=2): 1.0, la_today - datetime.timedelta(days=1): 1.0}
+    assert (expected, 7) == ({d: v for d, v in days.items() if v}, len(points))
 
 
 def test_unanswerable_windows_say_so():

@@ -1,21 +1,24 @@
 """The store against a real Valkey server."""
 
+import time
+
 from hailwhale import events, keys, query, rollup, store as store_module
 from hailwhale.fields import Limits
 from hailwhale.schema import parse_schema
+from hailwhale.testing import upcoming
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
-NOW = 1_795_830_000
+NOW = int(upcoming(1, 40))  # ahead of the clock the store expires keys by
 
 
-def plan_for(*raw_events):
+def plan_for(*raw_events, now=NOW):
     entries = {}
     for raw in raw_events:
-        event = events.from_fields(raw, NOW, Limits())
+        event = events.from_fields(raw, now, Limits())
         totals = entries.setdefault((event.pk, event.dimensions, int(event.at // 60) * 60), {})
         for metric, value in event.metrics.items():
             totals[metric] = totals.get(metric, 0) + value
-    return rollup.plan(entries, SCHEMA, NOW)
+    return rollup.plan(entries, SCHEMA, now)
 
 
 def totals(store, pk, dimension="_", metrics=("hits",), period="today", **more):
@@ -58,6 +61,22 @@ def test_keys_expire_with_their_retention(store, raw):
     minute = NOW // 60 * 60
     key = keys.data_key(keys.tag(("p",)), 60, minute, "hits", keys.ROOT_PARENT)
     assert minute + 60 + 2 * 86400 == raw.expiretime(key)
+
+
+def test_the_store_drops_a_bucket_when_its_retention_ends_by_its_own_clock(store, raw):
+    """Written just before and just after its retention ends by the store's clock, a minute bucket is gone or kept."""
+    clock = int(time.time())
+    for pk, moment in (("gone", clock - 2 * 86400 - 120), ("kept", clock - 2 * 86400 + 120)):
+        store.apply(plan_for({"pk": pk}, now=moment), 1, set())
+
+    def exists(pk, interval, moment):
+        return bool(raw.exists(keys.data_key(keys.tag((pk,)), interval, moment // interval * interval, "hits",
+                                        keys.ROOT_PARENT)))
+
+    assert ((False, True), (True, True)) == ((exists("gone", 60, clock - 2 * 86400 - 120),
+                                              exists("gone", 3600, clock - 2 * 86400 - 120)),
+                                             (exists("kept", 60, clock - 2 * 86400 + 120),
+                                              exists("kept", 3600, clock - 2 * 86400 + 120)))
 
 
 def test_dimension_tree(store):

@@ -18,12 +18,12 @@ from hailwhale.schema import parse_schema
 from hailwhale.selfstats import SelfStats
 from hailwhale.service import Reader
 from hailwhale.store import Store
-from hailwhale.testing import succeeded, synchronous
+from hailwhale.testing import succeeded, synchronous, upcoming
 from hailwhale.web import PIXEL, HailwhaleWeb
 from tests.test_flush import FlakyStore
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
-NOW = 1_795_830_000.0  # 2026-11-28 01:40 UTC
+NOW = upcoming(1, 40)  # early in a UTC day, ahead of the clock the store expires keys by
 
 
 class Api:

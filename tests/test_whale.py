@@ -4,9 +4,10 @@ import time
 
 import pytest
 
+from hailwhale.testing import upcoming
 from hailwhale.whale import Whale
 
-NOW = 1_795_830_000.0  # 2026-11-28 01:40 UTC
+NOW = upcoming(1, 40)  # ahead of the clock the store expires keys by
 
 
 @pytest.fixture(autouse=True)
