@@ -6,7 +6,7 @@ import shlex
 from twisted.application.service import Application
 
 from hailwhale import service
-from hailwhale.config import Options
+from hailwhale.tap import Options
 
 options = Options()
 options.parseOptions(shlex.split(os.environ.get("HAILWHALE_OPTIONS", "")))

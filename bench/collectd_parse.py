@@ -24,16 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from twisted.internet import task  # noqa: E402
 
 from hailwhale import typesdb  # noqa: E402
-from hailwhale.accumulator import Accumulator  # noqa: E402
-from hailwhale.cardinality import Cardinality  # noqa: E402
-from hailwhale.collectd import TIME_HR, Security, SecurityLevel, parse_packet  # noqa: E402
-from hailwhale.collectd_events import ValueListEvents  # noqa: E402
-from hailwhale.cumulative import Cumulative  # noqa: E402
-from hailwhale.fields import Limits  # noqa: E402
-from hailwhale.ingest import Ingest  # noqa: E402
-from hailwhale.protocols.collectd import AuthFile, CollectdReceiver  # noqa: E402
-from hailwhale.selfstats import SelfStats  # noqa: E402
-from hailwhale.testing import collectd_encrypted, collectd_signed  # noqa: E402
+from hailwhale.aggregate.accumulator import Accumulator  # noqa: E402
+from hailwhale.aggregate.cardinality import Cardinality  # noqa: E402
+from hailwhale.formats.collectd import TIME_HR, Security, SecurityLevel, parse_packet  # noqa: E402
+from hailwhale.formats.collectd_events import ValueListEvents  # noqa: E402
+from hailwhale.formats.cumulative import Cumulative  # noqa: E402
+from hailwhale.model.fields import Limits  # noqa: E402
+from hailwhale.aggregate.ingest import Ingest  # noqa: E402
+from hailwhale.receivers.collectd import AuthFile, CollectdReceiver  # noqa: E402
+from hailwhale.aggregate.selfstats import SelfStats  # noqa: E402
+from hailwhale.testing.collectd import collectd_encrypted, collectd_signed  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hailwhale import rollup, store as store_module, testing  # noqa: E402
-from hailwhale.schema import parse_schema  # noqa: E402
+from hailwhale import testing  # noqa: E402
+from hailwhale.aggregate import rollup
+from hailwhale.store import client as store_module
+from hailwhale.model.schema import parse_schema  # noqa: E402
 from hailwhale.store import Store  # noqa: E402
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")

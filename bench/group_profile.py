@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import query_groupby  # noqa: E402
 
-from hailwhale import keys, periods, testing  # noqa: E402
+from hailwhale import testing  # noqa: E402
+from hailwhale.model import keys
+from hailwhale.query import periods
 from hailwhale.store import Store  # noqa: E402
 
 STEPS = """

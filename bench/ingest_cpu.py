@@ -1,6 +1,6 @@
 """
 Ingest CPU cost per line, in process: native JSON events and statsd lines through the
-real parse + aggregate path (:meth:`hailwhale.ingest.Ingest.datagram`), no sockets and
+real parse + aggregate path (:meth:`hailwhale.aggregate.ingest.Ingest.datagram`), no sockets and
 no store.  For profiling the hot path; ``--profile`` prints the top of a cProfile.
 
     .venv/bin/python bench/ingest_cpu.py [--datagrams 20000] [--profile native|statsd|statsd1|varying]
@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hailwhale.accumulator import Accumulator  # noqa: E402
-from hailwhale.cardinality import Cardinality  # noqa: E402
+from hailwhale.aggregate.accumulator import Accumulator  # noqa: E402
+from hailwhale.aggregate.cardinality import Cardinality  # noqa: E402
 from hailwhale.config import Config  # noqa: E402
-from hailwhale.ingest import Ingest  # noqa: E402
-from hailwhale.selfstats import SelfStats  # noqa: E402
+from hailwhale.aggregate.ingest import Ingest  # noqa: E402
+from hailwhale.aggregate.selfstats import SelfStats  # noqa: E402
 
 COUNTRIES, DEVICES = ["US", "UK", "DE", "FR", "BR"], ["mac", "win", "ios", "android"]
 

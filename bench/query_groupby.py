@@ -28,10 +28,11 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hailwhale import events, keys, rollup  # noqa: E402
-from hailwhale.encoding import encode  # noqa: E402
-from hailwhale.fields import Limits  # noqa: E402
-from hailwhale.schema import DAY, parse_schema  # noqa: E402
+from hailwhale import rollup  # noqa: E402
+from hailwhale.model import events
+from hailwhale.model import keys
+from hailwhale.model.fields import Limits  # noqa: E402
+from hailwhale.model.schema import DAY, parse_schema  # noqa: E402
 from hailwhale.store import Store  # noqa: E402
 from hailwhale.testing import free_port  # noqa: E402
 from hailwhale.whale import Whale  # noqa: E402

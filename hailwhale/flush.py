@@ -21,12 +21,12 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from hailwhale import rollup
-from hailwhale.accumulator import Accumulator, Batch
-from hailwhale.encoding import Path
-from hailwhale.rollup import Plan
-from hailwhale.schema import Schema
-from hailwhale.selfstats import SelfStats
+from hailwhale.aggregate import rollup
+from hailwhale.aggregate.accumulator import Accumulator, Batch
+from hailwhale.model.paths import Path
+from hailwhale.aggregate.rollup import WritePlan
+from hailwhale.model.schema import Schema
+from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.store import Store
 
 Runner = Callable[..., defer.Deferred]
@@ -37,7 +37,7 @@ PART_INCREMENTS = 250_000  # sorted-set increments planned at once: about 100 MB
 class _Queued:
     batch: Batch
     rest: Iterator  # the batch's entries not planned yet
-    plan: Plan | None = None  # the part being written
+    plan: WritePlan | None = None  # the part being written
     token: int = 0  # the part's sequence number, for the store's tokens
     done: set[Path] = attrs.field(factory=set)
 

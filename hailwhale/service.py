@@ -18,19 +18,24 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from hailwhale import __version__, access, metrics, openapi, query, typesdb
-from hailwhale.accumulator import Accumulator
-from hailwhale.cardinality import Cardinality
-from hailwhale.collectd_events import ValueListEvents
+from hailwhale import __version__
+from hailwhale.web import access
+from hailwhale.web import prometheus
+from hailwhale.web import openapi
+from hailwhale.formats import typesdb
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.aggregate.cardinality import Cardinality
+from hailwhale.formats.collectd_events import ValueListEvents
 from hailwhale.config import DEFAULT_TYPESDB, Config
-from hailwhale.cumulative import Cumulative
-from hailwhale.embedded import EmbeddedValkey
+from hailwhale.formats.cumulative import Cumulative
+from hailwhale.store.embedded import EmbeddedValkey
 from hailwhale.flush import FlushService
-from hailwhale.ingest import Ingest
-from hailwhale.protocols import collectd, udp
-from hailwhale.selfstats import SelfStats
+from hailwhale.aggregate.ingest import Ingest
+from hailwhale.receivers import collectd, udp
+from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.store import Store
-from hailwhale.web import HailwhaleWeb
+from hailwhale.store.threaded import Reader, in_pool
+from hailwhale.web.app import HailwhaleWeb
 
 log = Logger()
 
@@ -110,17 +115,6 @@ class ThreadPoolService(Service):
         self.pool.stop()
 
 
-class Reader:
-    """Runs query plans against the store in the thread pool."""
-
-    def __init__(self, store: Store, run):
-        self._store = store
-        self._run = run
-
-    def answer(self, plan) -> defer.Deferred:
-        return self._run(query.run, plan, self._store)
-
-
 class HailwhaleService(SequentialMultiService):
     def __init__(self, store: Store, schema_text: str, run, stats: SelfStats, clock: Callable[[], float]):
         super().__init__()
@@ -160,16 +154,13 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     flush_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-flush")
     query_pool = ThreadPool(minthreads=1, maxthreads=4, name="hailwhale-query")
 
-    def in_pool(pool: ThreadPool):
-        return lambda function, *args: threads.deferToThreadPool(reactor, pool, function, *args)
-
     accumulator = Accumulator(config.schema.finest.interval, config.max_pending_keys)
     cardinality = Cardinality(config.max_children, config.max_tracked_children)
     ingest = Ingest(
         accumulator, stats, cardinality, config.event_limits, reactor.seconds,
         lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
     )
-    flusher = FlushService(accumulator, store, config.schema, stats, reactor, in_pool(flush_pool),
+    flusher = FlushService(accumulator, store, config.schema, stats, reactor, in_pool(reactor, flush_pool),
                            config.flush_interval, config.stop_timeout)
     udp_listener = Listener(lambda: udp.listen(reactor, config.udp_port, config.interface, udp.EventReceiver(ingest),
                                                config.udp_receive_buffer, batching=True))
@@ -194,15 +185,15 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         }
 
     policy = access_policy(config)
-    scraped = metrics.registry(snapshot)
-    web = HailwhaleWeb(ingest, flusher, Reader(store, in_pool(query_pool)), snapshot, reactor, config.schema,
+    scraped = prometheus.registry(snapshot)
+    web = HailwhaleWeb(ingest, flusher, Reader(store, in_pool(reactor, query_pool)), snapshot, reactor, config.schema,
                        config.max_body_bytes, config.count_now_timeout, policy,
                        health=lambda: stats.health(stopping=ingest.closed),
-                       metrics=lambda accept: metrics.exposition(scraped, accept),
+                       metrics=lambda accept: prometheus.exposition(scraped, accept),
                        openapi=openapi.describe(read_token=policy.read_token is not None,
                                                 write_token=policy.write_token is not None))
 
-    root = HailwhaleService(store, str(config.schema), in_pool(query_pool), stats, reactor.seconds)
+    root = HailwhaleService(store, str(config.schema), in_pool(reactor, query_pool), stats, reactor.seconds)
     if embedded is not None:
         EmbeddedStoreService(embedded).setServiceParent(root)
     ThreadPoolService(flush_pool).setServiceParent(root)

@@ -1,9 +1,55 @@
-"""twistd glue: the ``hailwhale`` plugin's Options and makeService."""
+"""
+twistd glue: the ``hailwhale`` plugin's ``Options`` and ``makeService``.
 
-from hailwhale import service
-from hailwhale.config import Options
+The options are made from :mod:`hailwhale.config`'s table: one per setting, with its
+default, help and reader; ``postOptions`` only builds the :class:`~hailwhale.config.Config`
+(which checks itself) and does no IO.
+"""
+
+from twisted.python import usage
+
+from hailwhale import config, service
 
 __all__ = ["Options", "makeService"]
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Real-time counting of rolled-up, multi-dimensional metrics. Events come in over UDP "
+        "and HTTP, add up in memory and are flushed to Redis; with no --redis the daemon runs "
+        "its own embedded Valkey server with its data in --data-dir."
+    )
+    optFlags = [[item.option, None, item.help] for item in config.settings() if item.flag]
+    optParameters = [[item.option, None, item.default, item.help, item.coerce]
+                     for item in config.settings() if not item.flag and not item.repeatable]
+
+    def __init__(self):
+        super().__init__()
+        for item in config.settings():
+            if item.repeatable:
+                self[item.option] = []
+
+    def postOptions(self) -> None:
+        values = {item.option: bool(self[item.option]) if item.flag else self[item.option]
+                  for item in config.settings()}
+        try:
+            self["config"] = config.from_options(values)
+        except (config.ConfigError, ValueError) as error:
+            raise usage.UsageError(str(error)) from None
+
+
+def _repeatable(item: config.Setting):
+    def handler(self: Options, value: str) -> None:
+        self[item.option].append(value)
+
+    handler.__doc__ = item.help
+    return handler
+
+
+for _item in config.settings():
+    if _item.repeatable:
+        setattr(Options, "opt_" + _item.option.replace("-", "_"), _repeatable(_item))
 
 
 def makeService(options: Options):

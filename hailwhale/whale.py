@@ -19,10 +19,15 @@ import random
 import threading
 import time
 
-from hailwhale import decisions, embedded, encoding, events, query, rollup
-from hailwhale.accumulator import Accumulator
-from hailwhale.fields import Limits
-from hailwhale.schema import DEFAULT, Schema, parse_schema
+from hailwhale.decide import counting, planning
+from hailwhale.store import embedded
+from hailwhale.model import paths
+from hailwhale.model import events
+from hailwhale.query import planner, rank, requests
+from hailwhale.aggregate import rollup
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.model.fields import Limits
+from hailwhale.model.schema import DEFAULT, Schema, parse_schema
 from hailwhale.store import Store
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -93,7 +98,7 @@ class Whale:
         now = time.time() if now is None else now
         raw = {"pk": pk, "decided": decided, "option": option, "decision": decision, "dimensions": dimensions,
                "metrics": metrics if metrics is not None else metric, "at": at}
-        cls._write(decisions.event_from_fields(raw, now, cls.limits.bounded_in_past(
+        cls._write(counting.event_from_fields(raw, now, cls.limits.bounded_in_past(
             cls.schema().longest_retention())), now)
 
     @classmethod
@@ -111,23 +116,23 @@ class Whale:
 
     @classmethod
     def _run(cls, plan):
-        return query.run(plan, cls.store())
+        return requests.run(plan, cls.store())
 
     @classmethod
     def totals(cls, pk, dimensions=None, metrics=None, periods=None, *, metric=None, period=None, dimension=None,
                depth=0, sort=None, limit=0, tz=None, tzoffset=None, now: float | None = None) -> dict:
         """``{period: {dimension: {metric: total}}}`` (grouped rows with ``depth``), as ``/totals`` answers."""
-        params = {"pk": pk, "dimensions": _first(dimensions, dimension), "metrics": _first(metrics, metric),
-                  "periods": _first(periods, period), "depth": depth, "sort": sort, "limit": limit, "tz": tz,
+        params = {"pk": pk, "dimensions": dimensions, "dimension": dimension, "metrics": metrics, "metric": metric,
+                  "periods": periods, "period": period, "depth": depth, "sort": sort, "limit": limit, "tz": tz,
                   "tzoffset": tzoffset}
-        return cls._run(query.totals_from_params(params, _now(now), cls.schema(), cls.limits))
+        return cls._run(planner.totals_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
     def total(cls, pk, metric="hits", dimension=None, period=None, *, dimensions=None, tz=None, tzoffset=None,
               now: float | None = None) -> float:
         """One number: ``metric`` (a name or a formula) over ``period`` (default: thirty)."""
-        label = period or query.DEFAULT_PLOTPOINTS_PERIOD
-        answer = cls.totals(pk, _first(dimension, dimensions), [metric], [label], tz=tz, tzoffset=tzoffset, now=now)
+        label = period or planner.DEFAULT_PLOTPOINTS_PERIOD
+        answer = cls.totals(pk, dimension, [metric], [label], dimension=dimensions, tz=tz, tzoffset=tzoffset, now=now)
         (by_node,) = answer[label].values()
         return by_node[metric]
 
@@ -135,9 +140,9 @@ class Whale:
     def plotpoints(cls, pk, dimensions=None, metrics=None, period=None, *, metric=None, dimension=None, depth=0,
                    sort=None, limit=0, tz=None, tzoffset=None, now: float | None = None) -> dict:
         """``{dimension: {metric: [[epoch_ms, value], ...]}}`` (grouped rows with ``depth``), as ``/plotpoints``."""
-        params = {"pk": pk, "dimensions": _first(dimensions, dimension), "metrics": _first(metrics, metric),
+        params = {"pk": pk, "dimensions": dimensions, "dimension": dimension, "metrics": metrics, "metric": metric,
                   "period": period, "depth": depth, "sort": sort, "limit": limit, "tz": tz, "tzoffset": tzoffset}
-        return cls._run(query.plotpoints_from_params(params, _now(now), cls.schema(), cls.limits))
+        return cls._run(planner.plotpoints_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
     def rank(cls, pk, metric="hits", dimension=None, period=None, *, recursive=True, tz=None, tzoffset=None,
@@ -145,7 +150,7 @@ class Whale:
         """Which sub-dimensions of ``dimension`` matter for ``metric`` (a name or a ratio), as ``/rank``."""
         params = {"pk": pk, "dimension": dimension, "metric": [metric], "period": period, "recursive": recursive,
                   "tz": tz, "tzoffset": tzoffset}
-        return cls._run(query.rank_from_params(params, _now(now), cls.schema(), cls.limits))
+        return cls._run(rank.rank_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
     def decide(cls, pk, options=None, known_dimensions=None, by_metric=None, *, formula=None, goal=None,
@@ -158,10 +163,10 @@ class Whale:
         with ``explain=True`` the explanation dict, as ``/decide`` answers.  ``unit`` (a
         visitor id) makes the answer sticky; ``rng`` (a ``random.Random``) makes it reproducible.
         """
-        params = {"pk": pk, "options": options, "dimensions": _first(known_dimensions, dimensions),
-                  "by_metric": _first(by_metric, formula), "goal": goal, "explain": explain, "unit": unit,
+        params = {"pk": pk, "options": options, "known_dimensions": known_dimensions, "dimensions": dimensions,
+                  "by_metric": by_metric, "formula": formula, "goal": goal, "explain": explain, "unit": unit,
                   "explore": explore, "decision": decision}
-        plan = decisions.decide_from_params(params, _now(now), cls.schema(), cls.limits,
+        plan = planning.decide_from_params(params, _now(now), cls.schema(), cls.limits,
                                             rng if rng is not None else random.Random())
         answer = cls._run(plan)
         return answer if explain else answer["option"]
@@ -169,22 +174,15 @@ class Whale:
     @classmethod
     def get_subdimensions(cls, pk, dimension="_") -> list:
         """The direct children of ``dimension``: names, or lists for deeper paths."""
-        rows = cls._run(query.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": 1}, cls.limits))
-        return [encoding.plain(tuple(row["path"])) for row in rows[1:]]
+        rows = cls._run(planner.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": 1}, cls.limits))
+        return [paths.plain(tuple(row["path"])) for row in rows[1:]]
 
     @classmethod
     def all_subdimensions(cls, pk, dimension="_") -> list:
         """``dimension`` itself, then everything below it, depth first."""
-        rows = cls._run(query.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": query.MAX_DEPTH},
+        rows = cls._run(planner.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": planner.MAX_DEPTH},
                                                      cls.limits))
-        return [encoding.plain(tuple(row["path"])) for row in rows]
-
-
-def _first(*values):
-    for value in values:
-        if value is not None:
-            return value
-    return None
+        return [paths.plain(tuple(row["path"])) for row in rows]
 
 
 def _now(now: float | None) -> float:

@@ -6,10 +6,12 @@ import pytest
 from treq.testing import StubTreq
 from twisted.python import usage
 
-from hailwhale import access
-from hailwhale.config import Config, Options
+from hailwhale.web import access
+from hailwhale.config import Config
+from hailwhale.tap import Options
 from hailwhale.service import access_policy
-from hailwhale.testing import Daemon, succeeded
+from hailwhale.testing import succeeded
+from hailwhale.testing.processes import Daemon
 from tests.test_web import Api
 
 READ, WRITE = "r3ad-t0ken", "wr1te-t0ken"
@@ -319,7 +321,7 @@ def test_a_bug_is_a_json_500(store):
 
 
 def _web_with_reader(api, reader):
-    from hailwhale.web import HailwhaleWeb
+    from hailwhale.web.app import HailwhaleWeb
     from tests.test_web import SCHEMA
 
     return HailwhaleWeb(api.ingest, api.flusher, reader, api.stats.snapshot, api.clock, SCHEMA)

@@ -1,5 +1,5 @@
-from hailwhale.accumulator import Accumulator
-from hailwhale.events import Event
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.model.events import Event
 
 
 def event(pk="p", at=120.5, **metrics):

@@ -22,7 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from hailwhale import openapi, testing
+from hailwhale.testing import processes
+from hailwhale.web import openapi
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ def daemon(tmp_path_factory):
     directory = tmp_path_factory.mktemp("schemathesis")
     (directory / "read.token").write_text(READ_TOKEN + "\n")
     (directory / "write.token").write_text(WRITE_TOKEN + "\n")
-    daemon = testing.Daemon(directory, "--collectd-port", "0", "--read-token-file", "read.token",
+    daemon = processes.Daemon(directory, "--collectd-port", "0", "--read-token-file", "read.token",
                             "--write-token-file", "write.token")
     daemon.store = redis.Redis(unix_socket_path=str(directory / "hailwhale-data" / "valkey.sock"))
     yield daemon

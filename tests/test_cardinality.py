@@ -3,9 +3,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale.cardinality import OVERFLOW, Cardinality
-from hailwhale.rollup import nodes, prefixes
-from hailwhale.testing import names
+from hailwhale.aggregate.cardinality import OVERFLOW, Cardinality
+from hailwhale.aggregate.rollup import nodes, prefixes
+from hailwhale.testing.strategies import names
 
 
 def admit(guard, pk, *leaves):

@@ -8,14 +8,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hailwhale.collectd import (
+from hailwhale.formats.collectd import (
     ABSOLUTE, COUNTER, DERIVE, GAUGE, HOST, INTERVAL, MESSAGE, PLUGIN, SEVERITY, TIME, TIME_HR, TYPE, Packet,
     PacketError, Security, SecurityLevel, ValueList, aes256_ofb, parse_auth_file, parse_packet, signature,
 )
-from hailwhale.testing import (
-    collectd_encrypted, collectd_number, collectd_part, collectd_signed, collectd_string, collectd_value_list,
-    collectd_values,
-)
+from hailwhale.testing.collectd import collectd_encrypted, collectd_number, collectd_part, collectd_signed, collectd_string, collectd_value_list, collectd_values
 
 DATA = Path(__file__).parent / "data"
 A = bytes.fromhex(

@@ -12,20 +12,18 @@ from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.logger import capturedLogs
 
-from hailwhale import typesdb
-from hailwhale.accumulator import Accumulator
-from hailwhale.cardinality import Cardinality
-from hailwhale.collectd import ABSOLUTE, COUNTER, DERIVE, GAUGE, SecurityLevel, parse_packet
-from hailwhale.collectd_events import ValueListEvents
-from hailwhale.cumulative import Cumulative
-from hailwhale.fields import Limits
-from hailwhale.ingest import Ingest
-from hailwhale.protocols.collectd import AuthFile, CollectdReceiver
-from hailwhale.schema import parse_schema
-from hailwhale.selfstats import SelfStats
-from hailwhale.testing import (
-    collectd_encrypted, collectd_number, collectd_signed, collectd_string, collectd_value_list,
-)
+from hailwhale.formats import typesdb
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.aggregate.cardinality import Cardinality
+from hailwhale.formats.collectd import ABSOLUTE, COUNTER, DERIVE, GAUGE, SecurityLevel, parse_packet
+from hailwhale.formats.collectd_events import ValueListEvents
+from hailwhale.formats.cumulative import Cumulative
+from hailwhale.model.fields import Limits
+from hailwhale.aggregate.ingest import Ingest
+from hailwhale.receivers.collectd import AuthFile, CollectdReceiver
+from hailwhale.model.schema import parse_schema
+from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.testing.collectd import collectd_encrypted, collectd_number, collectd_signed, collectd_string, collectd_value_list
 from tests.test_collectd import A, B, C, D
 
 NOW = 1700000030.0

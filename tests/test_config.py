@@ -1,10 +1,11 @@
 import pytest
 from twisted.python import usage
 
-from hailwhale.collectd import SecurityLevel
-from hailwhale.config import Config, Options
-from hailwhale.fields import Limits
-from hailwhale.schema import parse_schema
+from hailwhale.formats.collectd import SecurityLevel
+from hailwhale.config import Config
+from hailwhale.tap import Options
+from hailwhale.model.fields import Limits
+from hailwhale.model.schema import parse_schema
 from hailwhale.service import collectd_types, makeService
 
 

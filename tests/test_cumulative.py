@@ -5,8 +5,8 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale.collectd import COUNTER, DERIVE
-from hailwhale.cumulative import Cumulative
+from hailwhale.formats.collectd import COUNTER, DERIVE
+from hailwhale.formats.cumulative import Cumulative
 
 
 def run(samples, max_series=10):

@@ -14,7 +14,7 @@ import redis
 import treq
 from twisted.internet import reactor, task
 
-from hailwhale.config import Options
+from hailwhale.tap import Options
 from hailwhale.service import makeService
 from hailwhale.testing import free_port
 

@@ -8,8 +8,9 @@ import statistics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hailwhale import decide, decisions
-from hailwhale.decide import Known, OptionData, Sums, choose, unit_variance
+from hailwhale.decide import thompson
+from hailwhale.decide import counting
+from hailwhale.decide.thompson import Known, OptionData, Sums, choose, unit_variance
 
 
 def reports(pairs) -> Sums:
@@ -45,7 +46,7 @@ def test_moments_are_added_to_a_decision_event():
     """Each sum but hits gets its square; each pair of up to six sums but hits gets its product."""
     expected = {"earned": 3, "spent": 2, "hits": 1, "earned.sq": 9, "spent.sq": 4, "earned*spent": 6}
 
-    assert expected == decisions.with_moments({"earned": 3, "spent": 2, "hits": 1})
+    assert expected == counting.with_moments({"earned": 3, "spent": 2, "hits": 1})
 
 
 def test_no_data_is_uniform():
@@ -178,7 +179,7 @@ def test_any_counters_give_a_choice_and_a_finite_explanation(data, goal, seed):
     result = choose(options, [known], random.Random(seed), goal=goal, explain=True)
 
     assert 0 <= result.index < len(options)
-    assert decide.pick_window([options, options], [known]) in (0, 1)
+    assert thompson.pick_window([options, options], [known]) in (0, 1)
     json.dumps(result.explanation, allow_nan=False)
     assert math.isclose(1.0, sum(row["p_best"] for row in result.explanation["options"]))
 
@@ -190,5 +191,5 @@ def test_the_shortest_window_with_enough_decisions_is_picked():
 
     few, many, more = converting(20), converting(3000), converting(9000)
 
-    assert (0, 1, 1) == (decide.pick_window([many, more], []), decide.pick_window([few, more], []),
-                         decide.pick_window([few, few], []))
+    assert (0, 1, 1) == (thompson.pick_window([many, more], []), thompson.pick_window([few, more], []),
+                         thompson.pick_window([few, few], []))

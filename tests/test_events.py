@@ -5,10 +5,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale import events, lines
-from hailwhale.events import Event
-from hailwhale.fields import FieldError, Limits
-from hailwhale.testing import dimension_values, metric_dicts
+from hailwhale.model import events
+from hailwhale.formats import lines
+from hailwhale.model.events import Event
+from hailwhale.model.fields import FieldError, Limits
+from hailwhale.testing.strategies import dimension_values, metric_dicts
 
 NOW = 1_795_830_000.0
 LIMITS = Limits()

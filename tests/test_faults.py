@@ -17,7 +17,8 @@ import pytest
 import redis
 
 from hailwhale import testing
-from hailwhale.testing import CuttingProxy, Daemon, wait_for
+from hailwhale.testing import wait_for
+from hailwhale.testing.processes import CuttingProxy, Daemon
 from hailwhale.whale import Whale
 
 # The outage the issue asks for lasts 30 s; a hung server is held for less (every flush

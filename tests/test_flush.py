@@ -4,11 +4,11 @@ import pytest
 import redis
 from twisted.internet import task
 
-from hailwhale.accumulator import Accumulator
-from hailwhale.events import Event
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.model.events import Event
 from hailwhale.flush import FlushService
-from hailwhale.schema import parse_schema
-from hailwhale.selfstats import SelfStats
+from hailwhale.model.schema import parse_schema
+from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.store import Store
 from hailwhale.testing import succeeded, synchronous, upcoming
 from hailwhale.whale import Whale

@@ -2,8 +2,8 @@ import datetime
 
 import pytest
 
-from hailwhale import formula
-from hailwhale.formula import FormulaError
+from hailwhale.query import formula
+from hailwhale.query.formula import FormulaError
 
 DAY = 86400
 NOV_28 = int(datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc).timestamp())

@@ -2,10 +2,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from hailwhale import events, keys, rollup
-from hailwhale.fields import Limits
-from hailwhale.schema import parse_schema
-from hailwhale.testing import dimension_values, names
+from hailwhale.model import events
+from hailwhale.model import keys
+from hailwhale.aggregate import rollup
+from hailwhale.model.fields import Limits
+from hailwhale.model.schema import parse_schema
+from hailwhale.testing.strategies import dimension_values, names
 
 NOW = 1_795_830_000
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale import lenient
+from hailwhale.model import lenient
 
 
 @pytest.mark.parametrize(

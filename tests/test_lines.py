@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale import lines
-from hailwhale.events import Event
-from hailwhale.fields import FieldError, Limits
-from hailwhale.lines import LineParser
+from hailwhale.formats import lines
+from hailwhale.model.events import Event
+from hailwhale.model.fields import FieldError, Limits
+from hailwhale.formats.lines import LineParser
 
 NOW = 1_795_830_000.0
 LIMITS = Limits(max_past_seconds=86400 * 400)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hailwhale import openapi
-from hailwhale.web import READ_PATHS, WRITE_PATHS, HailwhaleWeb
+from hailwhale.web import openapi
+from hailwhale.web.app import READ_PATHS, WRITE_PATHS, HailwhaleWeb
 
 
 def routes() -> set[tuple[str, str]]:

@@ -43,6 +43,14 @@ def test_wheel_contents(wheel):
         True, [n for n in names if n.startswith("twisted/") and n.endswith("__init__.py")], True)
 
 
+def test_wheel_holds_every_module_and_script(wheel):
+    """Every module of every subpackage and every Lua script of the source tree is in the wheel."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = {str(path.relative_to(ROOT)) for pattern in ("*.py", "*.lua") for path in (ROOT / "hailwhale").rglob(pattern)}
+
+    assert (set(), True) == (source - names, "hailwhale/store/lua/apply.lua" in source)
+
+
 def test_plugin_is_discovered():
     """Twisted's plugin system finds the hailwhale ServiceMaker."""
     assert "hailwhale" in {maker.tapname for maker in getPlugins(IServiceMaker)}
@@ -50,7 +58,7 @@ def test_plugin_is_discovered():
 
 @pytest.mark.slow
 def test_twistd_lists_hailwhale_after_pip_install(wheel, tmp_path):
-    """In a fresh venv, `pip install <wheel>` is enough for `twistd --help` to list hailwhale."""
+    """In a fresh venv, `pip install <wheel>` is enough for `twistd --help` to list hailwhale, and for its options."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     subprocess.run([env_dir / "bin" / "pip", "install", "-q", str(wheel)], check=True, capture_output=True,
@@ -59,4 +67,8 @@ def test_twistd_lists_hailwhale_after_pip_install(wheel, tmp_path):
     listing = subprocess.run([env_dir / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True,
                              cwd=tmp_path).stdout
 
-    assert ["hailwhale"] == [line.split()[0] for line in listing.splitlines() if "hailwhale" in line]
+    own_help = subprocess.run([env_dir / "bin" / "twistd", "hailwhale", "--help"], check=True, capture_output=True,
+                              text=True, cwd=tmp_path).stdout
+
+    assert (["hailwhale"], True) == ([line.split()[0] for line in listing.splitlines() if "hailwhale" in line],
+                                     "--max-pending-keys" in own_help)

@@ -3,9 +3,9 @@ import zoneinfo
 
 import pytest
 
-from hailwhale import periods
-from hailwhale.periods import Piece, PeriodError
-from hailwhale.schema import parse_schema
+from hailwhale.query import periods
+from hailwhale.query.periods import Piece, PeriodError
+from hailwhale.model.schema import parse_schema
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
 UTC = datetime.timezone.utc

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from hailwhale.fields import FieldError
+from hailwhale.model.fields import FieldError
 from hailwhale.testing import upcoming
 from hailwhale.whale import Whale
 

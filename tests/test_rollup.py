@@ -3,11 +3,13 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale import events, keys, rollup
-from hailwhale.encoding import encode
-from hailwhale.fields import Limits, leaves
-from hailwhale.schema import parse_schema
-from hailwhale.testing import dimension_values, metric_dicts
+from hailwhale.model import events
+from hailwhale.model import keys, paths
+from hailwhale.aggregate import rollup
+from hailwhale.model.paths import encode
+from hailwhale.model.fields import Limits, leaves
+from hailwhale.model.schema import parse_schema
+from hailwhale.testing.strategies import dimension_values, metric_dicts
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
 NOW = 1_795_830_000  # 2026-11-28 01:40 UTC
@@ -95,7 +97,7 @@ def test_root_totals_equal_the_sum_of_events(batch):
 
     for resolution in SCHEMA.stored:
         bucket = resolution.bucket(NOW)
-        root = {m: write.increments[keys.data_key(keys.tag(("p",)), resolution.interval, bucket, m, keys.ROOT_PARENT)]["_"]
+        root = {m: write.increments[keys.data_key(keys.tag(("p",)), resolution.interval, bucket, m, paths.ROOT_PARENT)]["_"]
                 for m in expected}
         assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
 

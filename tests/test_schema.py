@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale.schema import DEFAULT, Resolution, SchemaError, parse_duration, parse_schema
+from hailwhale.model.schema import DEFAULT, Resolution, SchemaError, parse_duration, parse_schema
 
 
 def test_default_schema():

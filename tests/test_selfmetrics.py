@@ -4,9 +4,11 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hailwhale import metrics, testing
-from hailwhale.selfstats import SelfStats
-from hailwhale.testing import Daemon, wait_for
+from hailwhale import testing
+from hailwhale.web import prometheus
+from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.testing import wait_for
+from hailwhale.testing.processes import Daemon
 from tests.test_web import Api
 
 
@@ -26,11 +28,11 @@ def expected_samples(snapshot: dict, prefix: str = "hailwhale") -> dict:
     found = {}
     for field, value in snapshot.items():
         name = f"{prefix}_{field}"
-        if field in metrics.SKIPPED or value is None or isinstance(value, str):
+        if field in prometheus.SKIPPED or value is None or isinstance(value, str):
             continue
-        suffix = "" if field in metrics.GAUGES or field.endswith("_total") else "_total"
+        suffix = "" if field in prometheus.GAUGES or field.endswith("_total") else "_total"
         if isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
-            label = metrics.LABELS.get(field, "key")
+            label = prometheus.LABELS.get(field, "key")
             found.update({(name + suffix, ((label, str(key)),)): float(count) for key, count in value.items()})
         elif isinstance(value, dict):
             found.update(expected_samples(value, name))
@@ -67,9 +69,9 @@ def test_metrics_types_and_info(api):
     """Counts are counters, levels are gauges, and hailwhale_info (a gauge of 1, in the text format) carries the version and schema."""
     api.get("/count?pk=test")
     api.flush()
-    registry = metrics.registry(lambda: {**api.stats.snapshot(), "version": "1.2", "schema": "1m:2d"}, process=False)
+    registry = prometheus.registry(lambda: {**api.stats.snapshot(), "version": "1.2", "schema": "1m:2d"}, process=False)
 
-    families = {f.name: f for f in text_string_to_metric_families(metrics.exposition(registry, None)[0].decode())}
+    families = {f.name: f for f in text_string_to_metric_families(prometheus.exposition(registry, None)[0].decode())}
 
     assert ("counter", "counter", "gauge", "gauge", "gauge") == tuple(
         families[name].type for name in ("hailwhale_datagrams", "hailwhale_lines_bad", "hailwhale_last_flush_seconds",
@@ -82,8 +84,8 @@ def test_every_stats_field_is_exported():
     snapshot = {"new_counter": 3, "new_level": True, "new_counts": {"x": 1}, "section": {"inner": 2.5, "by": {"a": 1}},
                 "text": "not exported", "unknown_yet": None}
 
-    registry = metrics.registry(lambda: snapshot, process=False)
-    scraped = samples(metrics.exposition(registry, None)[0].decode())
+    registry = prometheus.registry(lambda: snapshot, process=False)
+    scraped = samples(prometheus.exposition(registry, None)[0].decode())
 
     assert {("hailwhale_new_counter_total", ()): 3.0, ("hailwhale_new_level_total", ()): 1.0,
             ("hailwhale_new_counts_total", (("key", "x"),)): 1.0,

@@ -2,9 +2,13 @@
 
 import time
 
-from hailwhale import events, keys, query, rollup, store as store_module
-from hailwhale.fields import Limits
-from hailwhale.schema import parse_schema
+from hailwhale.model import events
+from hailwhale.model import keys, paths
+from hailwhale.query import planner, requests
+from hailwhale.aggregate import rollup
+from hailwhale.store import client as store_module
+from hailwhale.model.fields import Limits
+from hailwhale.model.schema import parse_schema
 from hailwhale.testing import upcoming
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
@@ -23,7 +27,7 @@ def plan_for(*raw_events, now=NOW):
 
 def totals(store, pk, dimension="_", metrics=("hits",), period="today", **more):
     params = {"pk": pk, "dimension": dimension, "metrics": list(metrics), "period": period, **more}
-    return query.run(query.totals_from_params(params, NOW, SCHEMA, Limits()), store)[period]
+    return requests.run(planner.totals_from_params(params, NOW, SCHEMA, Limits()), store)[period]
 
 
 def test_apply_then_read(store):
@@ -59,7 +63,7 @@ def test_keys_expire_with_their_retention(store, raw):
     store.apply(plan_for({"pk": "p"}), 1, set())
 
     minute = NOW // 60 * 60
-    key = keys.data_key(keys.tag(("p",)), 60, minute, "hits", keys.ROOT_PARENT)
+    key = keys.data_key(keys.tag(("p",)), 60, minute, "hits", paths.ROOT_PARENT)
     assert minute + 60 + 2 * 86400 == raw.expiretime(key)
 
 
@@ -71,7 +75,7 @@ def test_the_store_drops_a_bucket_when_its_retention_ends_by_its_own_clock(store
 
     def exists(pk, interval, moment):
         return bool(raw.exists(keys.data_key(keys.tag((pk,)), interval, moment // interval * interval, "hits",
-                                        keys.ROOT_PARENT)))
+                                        paths.ROOT_PARENT)))
 
     assert ((False, True), (True, True)) == ((exists("gone", 60, clock - 2 * 86400 - 120),
                                               exists("gone", 3600, clock - 2 * 86400 - 120)),
@@ -83,7 +87,7 @@ def test_dimension_tree(store):
     """The children sets let the tree be walked, depth first."""
     store.apply(plan_for({"pk": "t", "dimensions": {"a": 1, "b": {"c": 2}}}), 1, set())
 
-    rows = query.run(query.tree(("t",), (), 8), store)
+    rows = requests.run(planner.tree(("t",), (), 8), store)
 
     assert [[], ["a"], ["a", "1"], ["b"], ["b", "c"], ["b", "c", "2"]] == [row["path"] for row in rows]
 
@@ -96,7 +100,7 @@ def test_large_writes_are_chunked_and_complete(store, monkeypatch):
     store.apply(plan, 1, set())
 
     assert {"n": {"hits": 20.0}} == totals(store, "p", "n")
-    assert 21 == len(query.run(query.tree(("p",), ("n",), 1), store))
+    assert 21 == len(requests.run(planner.tree(("p",), ("n",), 1), store))
 
 
 def test_group_sorts_and_limits_on_the_server(store):
@@ -122,7 +126,7 @@ def test_a_refused_tag_writes_nothing_and_does_not_hold_back_the_others(store, r
     """A tag the store refuses (foreign data in one of its keys) writes nothing, is reported, and the rest land."""
     plan = plan_for({"pk": "good"}, {"pk": "bad"})
     day = NOW // 86400 * 86400
-    blocker = keys.data_key(keys.tag(("bad",)), 86400, day, "hits", keys.ROOT_PARENT)
+    blocker = keys.data_key(keys.tag(("bad",)), 86400, day, "hits", paths.ROOT_PARENT)
     raw.set(blocker, "not a sorted set")
     done = set()
 

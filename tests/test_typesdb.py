@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hailwhale import typesdb
+from hailwhale.formats import typesdb
 
 SYSTEM_TYPESDB = Path("/usr/share/collectd/types.db")  # installed with collectd-core (.ci/run installs it)
 

@@ -6,15 +6,15 @@ from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
 
-from hailwhale import lines
-from hailwhale.accumulator import Accumulator
-from hailwhale.cardinality import Cardinality
-from hailwhale.fields import FieldError, Limits
-from hailwhale.ingest import BAD_LINES_LOGGED_PER_MINUTE, Ingest
-from hailwhale.protocols import udp
-from hailwhale.protocols.udp import EventReceiver, set_receive_buffer
-from hailwhale.schema import parse_schema
-from hailwhale.selfstats import SelfStats
+from hailwhale.formats import lines
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.aggregate.cardinality import Cardinality
+from hailwhale.model.fields import FieldError, Limits
+from hailwhale.aggregate.ingest import BAD_LINES_LOGGED_PER_MINUTE, Ingest
+from hailwhale.receivers import udp
+from hailwhale.receivers.udp import EventReceiver, set_receive_buffer
+from hailwhale.model.schema import parse_schema
+from hailwhale.aggregate.selfstats import SelfStats
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
 

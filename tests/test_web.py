@@ -8,18 +8,20 @@ import treq
 from treq.testing import StubTreq
 from twisted.internet import task
 
-from hailwhale import access, metrics, openapi
-from hailwhale.accumulator import Accumulator
-from hailwhale.cardinality import Cardinality
-from hailwhale.fields import Limits
+from hailwhale.web import access
+from hailwhale.web import prometheus
+from hailwhale.web import openapi
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.aggregate.cardinality import Cardinality
+from hailwhale.model.fields import Limits
 from hailwhale.flush import FlushService
-from hailwhale.ingest import Ingest
-from hailwhale.schema import parse_schema
-from hailwhale.selfstats import SelfStats
+from hailwhale.aggregate.ingest import Ingest
+from hailwhale.model.schema import parse_schema
+from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.service import Reader
 from hailwhale.store import Store
 from hailwhale.testing import succeeded, synchronous, upcoming
-from hailwhale.web import PIXEL, HailwhaleWeb
+from hailwhale.web.app import PIXEL, HailwhaleWeb
 from tests.test_flush import FlakyStore
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
@@ -35,11 +37,11 @@ class Api:
         accumulator = Accumulator(60, max_keys)
         self.ingest = ingest = Ingest(accumulator, self.stats, Cardinality(1000, 100_000), Limits(max_past_seconds=SCHEMA.longest_retention()), self.clock.seconds, lambda line, message: None)
         self.flusher = FlushService(accumulator, self.store, SCHEMA, self.stats, self.clock, synchronous, 1.0)
-        registry = metrics.registry(self.stats.snapshot, process=False)
+        registry = prometheus.registry(self.stats.snapshot, process=False)
         web = HailwhaleWeb(ingest, self.flusher, Reader(query_store or store, synchronous), self.stats.snapshot, self.clock, SCHEMA,
                            max_body_bytes=4096, count_now_timeout=5.0, policy=policy,
                            health=lambda: self.stats.health(stopping=ingest.closed),
-                           metrics=lambda accept: metrics.exposition(registry, accept),
+                           metrics=lambda accept: prometheus.exposition(registry, accept),
                            openapi=openapi.describe(policy.read_token is not None, policy.write_token is not None))
         self.client = StubTreq(web.resource())
 
@@ -99,7 +101,7 @@ def test_a_bad_event_in_a_batch_rejects_the_batch(api):
     response = api.post("/count", b'[{"pk": "test"}, {"pk": "test", "metrics": {"a": "lots"}}]')
     api.flush()
 
-    assert (400, "metrics.a", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
+    assert (400, "prometheus.a", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,7 @@ def _count_five():
 
 def test_an_event_older_than_every_retention_raises():
     """count_now of an event no bucket would keep raises naming 'at', instead of writing nothing silently."""
-    from hailwhale.fields import FieldError
+    from hailwhale.model.fields import FieldError
 
     with pytest.raises(FieldError) as caught:
         Whale.count_now("old", at=NOW - 4 * 365 * 86400, now=NOW)

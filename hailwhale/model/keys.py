@@ -1,0 +1,45 @@
+"""
+The Redis key schema, in one place.
+
+Every key of one pk carries the pk's hash tag, so a Redis Cluster keeps a pk in one
+slot and each script call touches one slot only:
+
+- ``hw:{<pk>}:z:<size>:<bucket>:<metric>:<parent>``: ZSET, member ``<node>``, score
+  the node's total of the metric in the bucket (of ``size`` seconds, starting at epoch
+  second ``bucket``).  A node's numbers live in its parent's sets, so one set holds a
+  whole group of siblings: the shape a group-by reads, and sums on the server with
+  ZUNION.  The root ``_`` lives in the sets whose parent part is empty.  For a gauge
+  (``*.gauge``) the score is the last value reported in the bucket, not a sum.
+- ``hw:{<pk>}:u:<size>:<bucket>:<metric>:<node>``: HyperLogLog of the members of a
+  unique count (``*.unique``) at one node in one bucket.
+- ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
+- ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
+  the tag (exactly-once); it expires a week after the writer's last write.
+
+``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.model.paths` strings; the tag
+escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
+"""
+
+from hailwhale.model.paths import Path, encode
+
+
+
+def tag(pk: Path) -> str:
+    escaped = encode(pk).replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+    return "{" + escaped + "}"
+
+
+def data_key(pk_tag: str, size: int, bucket: int, metric: str, parent_encoding: str) -> str:
+    return f"hw:{pk_tag}:z:{size}:{bucket}:{metric}:{parent_encoding}"
+
+
+def unique_key(pk_tag: str, size: int, bucket: int, metric: str, node_encoding: str) -> str:
+    return f"hw:{pk_tag}:u:{size}:{bucket}:{metric}:{node_encoding}"
+
+
+def children_key(pk_tag: str, node_encoding: str) -> str:
+    return f"hw:{pk_tag}:sub:{node_encoding}"
+
+
+def applied_key(pk_tag: str, writer_id: str) -> str:
+    return f"hw:{pk_tag}:applied:{writer_id}"

@@ -1,1 +1,0 @@
-"""The network receivers: thin adapters that hand bytes to :class:`hailwhale.ingest.Ingest`."""

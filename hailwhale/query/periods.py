@@ -1,0 +1,209 @@
+"""
+Periods: from words like ``thirty`` or ``1h:1d`` to windows of points, and from windows to
+the stored buckets that answer them.
+
+A window is a run of points (the x values of a series), each ``[start, end)`` in epoch
+seconds.  Calendar words (``today``, ``seven``, ``mtd``, date ranges, ...) follow the
+days of a time zone (UTC unless ``tz``/``|tzoffset`` says otherwise); rolling words
+(``hour``, ``day``, ``interval:length``) are the last N stored buckets.  Each point, or a
+whole window, is read as the fewest stored buckets that tile it exactly
+(:func:`pieces`); a window that the retained buckets cannot tile is an error that says
+so, never silent zeros.
+"""
+
+import datetime
+import re
+import zoneinfo
+
+import attrs
+
+from hailwhale.model.fields import FieldError
+from hailwhale.model.schema import Schema, SchemaError, format_duration, parse_duration
+
+HOUR = 3600
+MINUTE = 60
+MAX_POINTS = 10_000
+MAX_PIECES = 100_000
+UTC = datetime.timezone.utc
+
+# rolling word -> (point interval, number of points ending with the current one)
+_ROLLING = {"hour": (MINUTE, 60), "day": (HOUR, 24), "24h": (HOUR, 24)}
+# calendar word -> number of days ending with today
+_LAST_DAYS = {"seven": 7, "thirty": 30, "year": 365}
+CALENDAR_WORDS = ("today", "yesterday", "wtd", "mtd", "ytd")
+WORDS = tuple(_ROLLING) + tuple(_LAST_DAYS) + CALENDAR_WORDS
+_US_RANGE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s*-\s*(\d{1,2})/(\d{1,2})/(\d{4})$")
+_ISO_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})$")
+_OFFSET = re.compile(r"^([+-]?)(\d{1,4})$")
+
+
+class PeriodError(FieldError):
+    def __init__(self, message: str, field: str = "period"):
+        super().__init__(field, message, "bad_period")
+
+
+@attrs.frozen
+class Window:
+    label: str
+    boundaries: tuple[int, ...]  # point i is [boundaries[i], boundaries[i + 1])
+
+    @property
+    def start(self) -> int:
+        return self.boundaries[0]
+
+    @property
+    def end(self) -> int:
+        return self.boundaries[-1]
+
+    @property
+    def points(self) -> list[tuple[int, int]]:
+        return list(zip(self.boundaries, self.boundaries[1:]))
+
+
+@attrs.frozen
+class Piece:
+    """One stored bucket (or block): ``size`` seconds from epoch second ``start``."""
+
+    size: int
+    start: int
+
+
+def zone(tz: str | None = None, tzoffset: str | None = None) -> datetime.tzinfo:
+    """The time zone named by an IANA name (``America/Los_Angeles``) or an hhmm offset (``-0700``, ``+0530``)."""
+    if tz:
+        try:
+            return zoneinfo.ZoneInfo(tz.strip())
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise PeriodError(f"unknown time zone {tz!r}; use an IANA name like America/Los_Angeles", "tz") from None
+    if tzoffset not in (None, ""):
+        match = _OFFSET.match(str(tzoffset).strip())
+        if not match:
+            raise PeriodError(f"tzoffset {tzoffset!r} is not hhmm like -0700 or +0530", "tzoffset")
+        digits = match.group(2)
+        hours, minutes = (int(digits), 0) if len(digits) <= 2 else (int(digits[:-2]), int(digits[-2:]))
+        if hours > 14 or minutes >= 60:
+            raise PeriodError(f"tzoffset {tzoffset!r} is out of range", "tzoffset")
+        sign = -1 if match.group(1) == "-" else 1
+        return datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
+    return UTC
+
+
+def resolve(text: str, now: float, tz: datetime.tzinfo = UTC) -> Window:
+    """The window that period ``text`` names at ``now``; ``text|hhmm`` overrides ``tz``."""
+    label = text.strip()
+    word, bar, offset = label.partition("|")
+    word = word.strip()
+    if bar:
+        tz = zone(tzoffset=offset)
+    if word in _ROLLING:
+        interval, count = _ROLLING[word]
+        return _rolling(label, interval, count, now)
+    if ":" in word:
+        interval_text, _, length_text = word.partition(":")
+        try:
+            interval, length = parse_duration(interval_text), parse_duration(length_text)
+        except SchemaError as error:
+            raise PeriodError(f"{label!r}: {error}") from None
+        return _rolling(label, interval, max(length // interval, 1), now)
+    today = datetime.datetime.fromtimestamp(now, tz).date()
+    if word == "today":
+        return _hours(label, today, today, now, tz)
+    if word == "yesterday":
+        yesterday = today - datetime.timedelta(days=1)
+        return _hours(label, yesterday, yesterday, None, tz)
+    if word in _LAST_DAYS:
+        return _days(label, today - datetime.timedelta(days=_LAST_DAYS[word] - 1), today, tz)
+    if word == "wtd":
+        return _days(label, today - datetime.timedelta(days=today.weekday()), today, tz)
+    if word == "mtd":
+        return _days(label, today.replace(day=1), today, tz)
+    if word == "ytd":
+        return _days(label, today.replace(month=1, day=1), today, tz)
+    first, last = _date_range(word, label)
+    if last < first:
+        raise PeriodError(f"{label!r}: the range ends before it starts")
+    return _days(label, first, last, tz)
+
+
+def _date_range(word: str, label: str) -> tuple[datetime.date, datetime.date]:
+    try:
+        us = _US_RANGE.match(word)
+        if us:
+            m1, d1, y1, m2, d2, y2 = map(int, us.groups())
+            return datetime.date(y1, m1, d1), datetime.date(y2, m2, d2)
+        iso = _ISO_RANGE.match(word)
+        if iso:
+            return datetime.date.fromisoformat(iso.group(1)), datetime.date.fromisoformat(iso.group(2))
+    except ValueError as error:
+        raise PeriodError(f"{label!r}: {error}") from None
+    raise PeriodError(
+        f"unknown period {label!r}; use one of {', '.join(WORDS)}, interval:length like 1h:1d, "
+        "or a date range like 11/01/2026-11/30/2026 or 2026-11-01..2026-11-30"
+    )
+
+
+def _rolling(label: str, interval: int, count: int, now: float) -> Window:
+    if count > MAX_POINTS:
+        raise PeriodError(f"{label!r} has more than {MAX_POINTS} points")
+    end = (int(now // interval) + 1) * interval
+    return Window(label, tuple(range(end - count * interval, end + 1, interval)))
+
+
+def _midnight(day: datetime.date, tz: datetime.tzinfo) -> int:
+    return int(datetime.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+
+
+def _day_after(day: datetime.date, days: int = 1) -> datetime.date:
+    try:
+        return day + datetime.timedelta(days=days)
+    except OverflowError:
+        raise PeriodError(f"{day.isoformat()} is too close to the end of the calendar") from None
+
+
+def _days(label: str, first: datetime.date, last: datetime.date, tz: datetime.tzinfo) -> Window:
+    count = (last - first).days + 1
+    if count > MAX_POINTS:
+        raise PeriodError(f"{label!r} has more than {MAX_POINTS} points")
+    return Window(label, tuple(_midnight(_day_after(first, i), tz) for i in range(count + 1)))
+
+
+def _hours(label: str, first: datetime.date, last: datetime.date, now: float | None, tz: datetime.tzinfo) -> Window:
+    start, end = _midnight(first, tz), _midnight(_day_after(last), tz)
+    if now is not None:
+        end = min(end, start + (int((now - start) // HOUR) + 1) * HOUR)
+    return Window(label, tuple(range(start, end, HOUR)) + (end,))
+
+
+def pieces(start: int, end: int, schema: Schema, now: float, label: str = "") -> list[Piece]:
+    """
+    The fewest stored buckets (within retention) that tile ``[start, end)`` exactly, taking
+    the largest aligned one at each step.
+    """
+    found: list[Piece] = []
+    sizes = sorted(schema.stored, key=lambda r: -r.interval)
+    moment = start
+    while moment < end:
+        for resolution in sizes:
+            size = resolution.interval
+            if moment % size == 0 and moment + size <= end and resolution.expires_at(moment) > now:
+                found.append(Piece(size, moment))
+                moment += size
+                break
+        else:
+            raise PeriodError(_untileable(label, moment, end, schema, now))
+        if len(found) > MAX_PIECES:
+            raise PeriodError(f"{label!r} needs more than {MAX_PIECES} stored buckets")
+    return found
+
+
+def _untileable(label: str, moment: int, end: int, schema: Schema, now: float) -> str:
+    aligned = [r for r in schema.resolutions if moment % r.interval == 0 and moment + r.interval <= end]
+    when = datetime.datetime.fromtimestamp(moment, UTC).isoformat()
+    if not aligned:
+        return (f"{label!r} starts or ends at {when}, which no stored interval "
+                f"({', '.join(format_duration(i) for i in schema.intervals)}) is aligned to")
+    longest = aligned[-1]
+    return (f"{label!r} reaches back to {when}, but {format_duration(longest.interval)} buckets "
+            f"are kept for {format_duration(longest.retention)}")
+
+

@@ -1,0 +1,363 @@
+"""
+The HTTP API (Klein): counting, the pixel, flushing, queries, self-stats, health and the
+API's own OpenAPI description.
+
+Handlers do three steps: turn the request into core values, run core functions plus at
+most one store call (through the injected reader), and render JSON, text or a GIF.
+
+Access (see :mod:`hailwhale.web.access`): the *read* endpoints (queries, ``/stats``,
+``/metrics``) need the read token when one is set, and their CORS answers name only the
+allowed origins; the *write* endpoints (``/count``, ``/count_now``, ``/flush``) need the
+write token when one is set.  The pixel, ``/health`` and ``/openapi.json`` are always open,
+and their CORS answers allow any origin.  Every error is JSON with a ``reason`` (the pixel's
+is in ``X-Hailwhale-Error``), unknown paths and methods included.
+"""
+
+import json
+import random
+import re
+from collections.abc import Callable
+
+from klein import Klein
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from hailwhale.web import access
+from hailwhale.decide import counting, planning
+from hailwhale.model import events
+from hailwhale.query import planner, rank
+from hailwhale.query.requests import StoreUnavailable
+from hailwhale.model.fields import FieldError
+
+# The 43-byte transparent 1x1 GIF (protocols.md E.1).
+PIXEL = bytes.fromhex("4749463839610100010080000000000000000021f90401000000002c00000000010001000002024401003b")
+JSON_TYPES = (b"application/json", b"text/json")
+
+
+READ_PATHS = frozenset({b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/decide", b"/stats", b"/metrics"})
+WRITE_PATHS = frozenset({b"/count", b"/count_now", b"/count_decision", b"/flush"})
+log = Logger()
+
+
+class Dropped(Exception):
+    """Some events of a request were understood but not accepted (see ``/stats``)."""
+
+
+class Unauthorized(Exception):
+    def __init__(self, denied: access.Denied):
+        super().__init__(denied.message)
+        self.denied = denied
+
+
+def _healthy() -> tuple[bool, dict]:
+    return True, {"status": "ok"}
+
+
+class HailwhaleWeb:
+    app = Klein()
+
+    def __init__(self, ingest, flusher, reader, stats_snapshot: Callable[[], dict], clock: IReactorTime, schema,
+                 max_body_bytes: int = 1 << 20, count_now_timeout: float = 10.0,
+                 policy: access.Policy = access.Policy(),
+                 health: Callable[[], tuple[bool, dict]] = _healthy,
+                 metrics: Callable[[str | None], tuple[bytes, str]] | None = None,
+                 openapi: dict | None = None, rng: random.Random | None = None):
+        self._ingest = ingest
+        self._flusher = flusher
+        self._reader = reader
+        self._stats_snapshot = stats_snapshot
+        self._clock = clock
+        self._schema = schema
+        self._max_body = max_body_bytes
+        self._count_now_timeout = count_now_timeout
+        self._policy = policy
+        self._health = health
+        self._metrics = metrics
+        self._openapi = openapi
+        self._rng = rng if rng is not None else random.Random()
+
+    def resource(self):
+        return self.app.resource()
+
+    def _require(self, request: IRequest, token: str | None) -> None:
+        """Raise :class:`Unauthorized` unless the request presents ``token`` (when one is required)."""
+        if token is None:
+            return
+        denied = access.check(token, access.presented(request.getHeader(b"Authorization"), _args(request)))
+        if denied is not None:
+            raise Unauthorized(denied)
+
+    # -- counting ---------------------------------------------------------------------
+
+    @app.route("/count", methods=["GET", "POST"])
+    def count(self, request: IRequest):
+        self._require(request, self._policy.write_token)
+        self._accept(request)
+        _allow_any_origin(request)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"OK"
+
+    @app.route("/count.gif", methods=["GET", "POST"])
+    def pixel(self, request: IRequest):
+        _allow_any_origin(request)
+        request.setHeader(b"Content-Type", b"image/gif")
+        request.setHeader(b"Cache-Control", b"no-store, no-cache, must-revalidate")
+        request.setHeader(b"Pragma", b"no-cache")
+        request.setHeader(b"Expires", b"0")
+        try:
+            self._accept(request)
+        except FieldError as error:
+            self._ingest.count_http_error(error.reason)
+            request.setResponseCode(400)
+            request.setHeader(b"X-Hailwhale-Error", str(error).encode("ascii", "backslashreplace")[:400])
+            request.setHeader(b"X-Hailwhale-Reason", error.reason.encode("ascii", "backslashreplace"))
+        except Dropped as error:
+            request.setResponseCode(503)
+            request.setHeader(b"X-Hailwhale-Error", str(error).encode("ascii"))
+            request.setHeader(b"X-Hailwhale-Reason", b"dropped")
+        return PIXEL
+
+    @app.route("/count_decision", methods=["GET", "POST"])
+    def count_decision(self, request: IRequest):
+        """Counts decisions (see :mod:`hailwhale.decide.counting`) through the same ingest path as ``/count``."""
+        self._require(request, self._policy.write_token)
+        self._accept(request, counting.event_from_fields)
+        _allow_any_origin(request)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"OK"
+
+    @app.route("/count", methods=["OPTIONS"])
+    @app.route("/count_decision", methods=["OPTIONS"])
+    @app.route("/count.gif", methods=["OPTIONS"])
+    @app.route("/count_now", methods=["OPTIONS"])
+    @app.route("/flush", methods=["OPTIONS"])
+    def preflight(self, request: IRequest):
+        """Counting from any page: the asking origin is allowed, with credentials (cookies) and the write token."""
+        origin = request.getHeader(b"Origin") or b"*"
+        request.setHeader(b"Access-Control-Allow-Origin", origin)
+        request.setHeader(b"Access-Control-Allow-Credentials", b"true")
+        request.setHeader(b"Access-Control-Allow-Methods", b"GET, POST, OPTIONS")
+        request.setHeader(b"Access-Control-Allow-Headers", b"Authorization, Content-Type")
+        request.setHeader(b"Access-Control-Max-Age", b"86400")
+        request.setHeader(b"Vary", b"Origin")
+        request.setResponseCode(204)
+        return b""
+
+    @app.route("/totals", methods=["OPTIONS"])
+    @app.route("/plotpoints", methods=["OPTIONS"])
+    @app.route("/rank", methods=["OPTIONS"])
+    @app.route("/dimensions", methods=["OPTIONS"])
+    @app.route("/decide", methods=["OPTIONS"])
+    @app.route("/stats", methods=["OPTIONS"])
+    @app.route("/metrics", methods=["OPTIONS"])
+    @app.route("/health", methods=["OPTIONS"])
+    @app.route("/openapi.json", methods=["OPTIONS"])
+    def read_preflight(self, request: IRequest):
+        """Reading from a page: only allowed origins (every one unless --cors-origin), the read token as a header."""
+        self._allow_origin(request)
+        request.setHeader(b"Access-Control-Allow-Methods", b"GET, OPTIONS")
+        request.setHeader(b"Access-Control-Allow-Headers", b"Authorization")
+        request.setHeader(b"Access-Control-Max-Age", b"86400")
+        request.setResponseCode(204)
+        return b""
+
+    @app.route("/count_now", methods=["GET", "POST"])
+    @defer.inlineCallbacks
+    def count_now(self, request: IRequest):
+        self._require(request, self._policy.write_token)
+        seq = self._ingest.accumulator.next_seq
+        self._accept(request)
+        _allow_any_origin(request)
+        durable = self._flusher.when_durable(seq)
+        self._flusher.flush()
+        durable.addTimeout(self._count_now_timeout, self._clock)
+        try:
+            yield durable
+        except defer.TimeoutError:
+            return self._json(request, 503, {"error": "accepted, but not yet written to the store; it will be retried",
+                                        "reason": "store_unavailable"})
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"OK"
+
+    @app.route("/flush", methods=["POST"])
+    @defer.inlineCallbacks
+    def flush(self, request: IRequest):
+        self._require(request, self._policy.write_token)
+        emptied = yield self._flusher.flush()
+        status = 200 if emptied else 503
+        return self._json(request, status, {"flushed": emptied, "backlog_events": self._flusher.backlog_events})
+
+    def _accept(self, request: IRequest, parse=events.from_fields) -> None:
+        now = self._clock.seconds()
+        batch = [parse(raw, now, self._ingest.limits) for raw in self._event_fields(request)]
+        dropped = self._ingest.accept_all(batch)
+        if dropped:
+            raise Dropped(f"{len(batch)} events not accepted ({dropped}); nothing of this request was counted")
+        self._ingest.count_http(len(batch))
+
+    def _event_fields(self, request: IRequest) -> list[dict]:
+        params = _args(request)
+        if request.method != b"POST":
+            return [params]
+        body = request.content.read(self._max_body + 1) if request.content is not None else b""
+        if len(body) > self._max_body:
+            raise FieldError("body", f"longer than {self._max_body} bytes", "body_too_long")
+        content_type = (request.getHeader(b"Content-Type") or b"").split(b";")[0].strip().lower()
+        text = _text(body, "body").strip()
+        if not text or content_type in (b"application/x-www-form-urlencoded", b"multipart/form-data"):
+            return [params]
+        if content_type in JSON_TYPES or text[0] in "[{":
+            try:
+                decoded = json.loads(text)
+            except (ValueError, RecursionError):
+                raise FieldError("body", "not valid JSON (or nested too deeply)", "bad_json") from None
+            items = decoded if isinstance(decoded, list) else [decoded]
+            if not items or not all(isinstance(item, dict) for item in items):
+                raise FieldError("body", "a JSON body is an event object or a list of them", "bad_json")
+            return [{**params, **item} for item in items]
+        return [{**params, **events.query_fields(text)}]
+
+    # -- queries ----------------------------------------------------------------------
+
+    @app.route("/totals", methods=["GET"])
+    def totals(self, request: IRequest):
+        return self._answer(request, planner.totals_from_params)
+
+    @app.route("/plotpoints", methods=["GET"])
+    def plotpoints(self, request: IRequest):
+        return self._answer(request, planner.plotpoints_from_params)
+
+    @app.route("/rank", methods=["GET"])
+    def rank(self, request: IRequest):
+        return self._answer(request, rank.rank_from_params)
+
+    @app.route("/dimensions", methods=["GET"])
+    def dimensions(self, request: IRequest):
+        return self._answer(request, lambda params, now, schema, limits: planner.dimensions_from_params(params, limits))
+
+    @app.route("/decide", methods=["GET"])
+    def decide(self, request: IRequest):
+        """Chooses an option (see :mod:`hailwhale.decide.planning`); the draw has its own generator, seeded from ours."""
+        rng = random.Random(self._rng.getrandbits(64))
+        return self._answer(request, lambda params, now, schema, limits: planning.decide_from_params(
+            params, now, schema, limits, rng))
+
+    @defer.inlineCallbacks
+    def _answer(self, request: IRequest, planner):
+        """Plan the query from the request (a bad parameter is a 400), run it in the store's threads, answer JSON."""
+        self._require(request, self._policy.read_token)
+        plan = planner(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
+        answer = yield self._reader.answer(plan)
+        return self._json(request, 200, answer)
+
+    # -- the daemon itself --------------------------------------------------------------
+
+    @app.route("/stats", methods=["GET"])
+    def stats(self, request: IRequest):
+        self._require(request, self._policy.read_token)
+        return self._json(request, 200, self._stats_snapshot())
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request: IRequest):
+        self._require(request, self._policy.read_token)
+        if self._metrics is None:
+            raise NotFound()
+        accept = request.getHeader(b"Accept")
+        body, content_type = self._metrics(accept.decode("latin-1") if accept else None)
+        self._allow_origin(request)
+        request.setHeader(b"Content-Type", content_type.encode("ascii"))
+        return body
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request: IRequest):
+        healthy, answer = self._health()
+        request.setHeader(b"Cache-Control", b"no-store")
+        return self._json(request, 200 if healthy else 503, answer)
+
+    @app.route("/openapi.json", methods=["GET"])
+    def openapi(self, request: IRequest):
+        if self._openapi is None:
+            raise NotFound()
+        return self._json(request, 200, self._openapi)
+
+    # -- errors -------------------------------------------------------------------------
+
+    @app.handle_errors(Unauthorized)
+    def unauthorized(self, request: IRequest, failure):
+        denied = failure.value.denied
+        self._ingest.count_http_error(denied.reason)
+        challenge = b'Bearer realm="hailwhale"'
+        if denied is access.WRONG:
+            challenge += b', error="invalid_token"'
+        request.setHeader(b"WWW-Authenticate", challenge)
+        return self._json(request, 401, {"error": denied.message, "reason": denied.reason})
+
+    @app.handle_errors(FieldError)
+    def bad_input(self, request: IRequest, failure):
+        error = failure.value
+        self._ingest.count_http_error(error.reason)
+        return self._json(request, 400, {"error": str(error), "field": error.field, "reason": error.reason})
+
+    @app.handle_errors(StoreUnavailable)
+    def store_unavailable(self, request: IRequest, failure):
+        self._ingest.count_http_error("store_unavailable")
+        return self._json(request, 503, {"error": f"the store did not answer: {failure.value}",
+                                         "reason": "store_unavailable"})
+
+    @app.handle_errors(Dropped)
+    def dropped(self, request: IRequest, failure):
+        return self._json(request, 503, {"error": str(failure.value), "reason": "dropped"})
+
+    @app.handle_errors(HTTPException)
+    def http_error(self, request: IRequest, failure):
+        """Unknown paths (404) and methods (405, with Allow), and werkzeug's other refusals, as JSON."""
+        error = failure.value
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            request.setHeader(b"Allow", ", ".join(error.valid_methods).encode("ascii"))
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(error.code, f"http_{error.code}")
+        return self._json(request, error.code, {"error": error.description, "reason": reason})
+
+    @app.handle_errors(Exception)
+    def server_error(self, request: IRequest, failure):
+        """A bug: logged, and answered as a JSON 500 rather than Twisted's HTML page."""
+        log.failure("while answering {method} {path}", failure, method=request.method, path=request.path)
+        return self._json(request, 500, {"error": "internal error (logged)", "reason": "internal_error"})
+
+    # -- answers ------------------------------------------------------------------------
+
+    def _allow_origin(self, request: IRequest) -> None:
+        """CORS: a read answer names only the allowed origins; every other answer allows any origin."""
+        # the router merges repeated slashes (//totals is /totals), so this must too
+        if re.sub(rb"/+", b"/", request.path) not in READ_PATHS or not self._policy.cors_origins:
+            _allow_any_origin(request)
+            return
+        request.setHeader(b"Vary", b"Origin")
+        origin = access.allowed_origin(self._policy.cors_origins, request.getHeader(b"Origin"))
+        if origin is not None:
+            request.setHeader(b"Access-Control-Allow-Origin", origin)
+
+    def _json(self, request: IRequest, status: int, body: object) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"application/json")
+        self._allow_origin(request)
+        return json.dumps(body).encode("utf-8")
+
+
+def _allow_any_origin(request: IRequest) -> None:
+    request.setHeader(b"Access-Control-Allow-Origin", b"*")
+
+
+def _text(raw: bytes, field: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FieldError(field, "not UTF-8", "not_utf8") from None
+
+
+def _args(request: IRequest) -> dict[str, str]:
+    """The first value of each query (or form) argument, as text."""
+    return {_text(key, "request"): _text(values[0], _text(key, "request")) for key, values in (request.args or {}).items() if values}
+
