@@ -101,7 +101,7 @@ def test_a_bad_event_in_a_batch_rejects_the_batch(api):
     response = api.post("/count", b'[{"pk": "test"}, {"pk": "test", "metrics": {"a": "lots"}}]')
     api.flush()
 
-    assert (400, "prometheus.a", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
+    assert (400, "metrics.a", 0.0) == (response.code, api.json(response)["field"], api.totals()["today"]["_"]["hits"])
 
 
 @pytest.mark.parametrize(
