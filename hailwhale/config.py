@@ -125,6 +125,8 @@ class Config:
     udp_port: int = setting(8125, "UDP port for event lines.", parse_port)
     http_port: int = setting(8085, "HTTP port for counting and queries.", parse_port)
     interface: str = setting("127.0.0.1", "Address to listen on (UDP and HTTP).")
+    http_listen: str | None = setting(None, "Where HTTP listens, as a Twisted endpoint (unix:/run/hailwhale.sock, "
+                                            "tcp6:8085:interface=\\:\\:1); default: --http-port on --interface.")
     flush_interval: float = setting(1.0, "Seconds between flushes to the store.", parse_positive_float)
     redis_url: str | None = setting(None, "Store URL (redis://host:port/db, rediss://..., unix:///path.sock); "
                                           "default: an embedded Valkey server in --data-dir.", option="redis")

@@ -84,7 +84,22 @@ class FlushService(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._loop.start(self._interval, now=False)
+        self._start_loop()
+
+    def _start_loop(self) -> None:
+        self._loop.start(self._interval, now=False).addErrback(self._loop_failed)
+
+    def _loop_failed(self, failure) -> None:
+        """
+        A tick raised what :meth:`flush` does not expect (a bug): the timer stopped.  Log
+        it, count it, and start the timer again, so that flushing never stops silently.
+        """
+        self._stats.flush_loop_restarts += 1
+        self._stats.last_error = f"flush timer: {failure.getErrorMessage()}"
+        self._stats.last_error_at = self._clock.seconds()
+        self.log.failure("the flush timer stopped on an unexpected error; starting it again", failure)
+        if self.running:
+            self._start_loop()
 
     @defer.inlineCallbacks
     def stopService(self):

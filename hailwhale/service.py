@@ -11,9 +11,11 @@ import gc
 import os
 from collections.abc import Callable
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet import defer, threads
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet import abstract, defer, endpoints, threads
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.python import failure
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
@@ -32,7 +34,8 @@ from hailwhale.store.embedded import EmbeddedValkey
 from hailwhale.flush import FlushService
 from hailwhale.aggregate.ingest import Ingest
 from hailwhale.receivers import collectd, udp
-from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.aggregate import selfstats
+from hailwhale.aggregate.selfstats import DaemonStatus, SelfStats
 from hailwhale.store import Store
 from hailwhale.store.threaded import Reader, in_pool
 from hailwhale.web.app import HailwhaleWeb
@@ -48,7 +51,25 @@ class QuietSite(Site):
 
 
 class SequentialMultiService(MultiService):
-    """A MultiService that stops its children in reverse order, each after the last has finished."""
+    """
+    A MultiService that stops its children in reverse order, each after the last has
+    finished.  If a child fails to start (a port taken), the children already started
+    are stopped before the error goes on, so that their threads and the embedded store do
+    not keep a failed process alive.
+    """
+
+    def startService(self) -> None:
+        Service.startService(self)
+        started = []
+        try:
+            for child in self:
+                child.startService()
+                started.append(child)
+        except BaseException:
+            Service.stopService(self)
+            for child in reversed(started):
+                child.stopService()
+            raise
 
     def stopService(self):
         Service.stopService(self)
@@ -60,15 +81,28 @@ class SequentialMultiService(MultiService):
 
 
 class Listener(Service):
-    """Listens while running (``listen()`` gives the port); ``port`` is the listening port once started."""
+    """
+    Listens while running: ``listen()`` gives the port, or a Deferred of it (an endpoint's
+    ``listen``); ``port`` is the listening port once started.  TCP and UNIX endpoints fire
+    at once, so a port that cannot be had fails the start, as a plain ``listenTCP`` would.
+    """
 
-    def __init__(self, listen: Callable[[], IListeningPort]):
+    def __init__(self, listen: Callable[[], IListeningPort | defer.Deferred]):
         self._listen = listen
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
-        self.port = self._listen()
+        listening = self._listen()
+        if isinstance(listening, defer.Deferred):
+            got: list = []
+            listening.addBoth(got.append)
+            if not got:
+                raise RuntimeError("the endpoint did not start listening at once")
+            if isinstance(got[0], failure.Failure):
+                got[0].raiseException()
+            listening = got[0]
+        self.port = listening
 
     def stopService(self):
         super().stopService()
@@ -78,8 +112,9 @@ class Listener(Service):
 
 
 class EmbeddedStoreService(Service):
-    def __init__(self, embedded: EmbeddedValkey):
+    def __init__(self, embedded: EmbeddedValkey, reactor):
         self.embedded = embedded
+        self._reactor = reactor
 
     def startService(self) -> None:
         self.embedded.start()
@@ -88,6 +123,9 @@ class EmbeddedStoreService(Service):
 
     def stopService(self):
         super().stopService()
+        if not self._reactor.running:  # a start that failed before the reactor ran: no threads to defer to
+            self.embedded.stop()
+            return defer.succeed(None)
         return threads.deferToThread(self.embedded.stop)
 
 
@@ -167,22 +205,22 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     cumulative = Cumulative(config.collectd_max_series, stats.collectd.cumulative)
 
     def snapshot() -> dict:
-        return {
-            **stats.snapshot(),
-            "events_accepted": accumulator.events_added,
-            "dimension_names_folded": dict(cardinality.folded),
-            "dimension_names_tracked": cardinality.tracked,
-            "pending_keys": accumulator.pending_keys,
-            "pending_events": accumulator.pending_events,
-            "backlog_events": flusher.backlog_events,
-            "store_url": access.redacted_url(url),
-            "schema": str(config.schema),
-            "udp_receive_buffer": udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
-            "collectd_series": len(cumulative),
-            "udp_kernel_drops": udp.kernel_drops(udp_listener.port.socket) if udp_listener.port else None,
-            "uptime_seconds": reactor.seconds() - started_at,
-            "version": __version__,
-        }
+        status = DaemonStatus(
+            events_accepted=accumulator.events_added,
+            dimension_names_folded=dict(cardinality.folded),
+            dimension_names_tracked=cardinality.tracked,
+            pending_keys=accumulator.pending_keys,
+            pending_events=accumulator.pending_events,
+            backlog_events=flusher.backlog_events,
+            store_url=access.redacted_url(url),
+            schema=str(config.schema),
+            udp_receive_buffer=udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
+            collectd_series=len(cumulative),
+            udp_kernel_drops=udp.kernel_drops(udp_listener.port.socket) if udp_listener.port else None,
+            uptime_seconds=reactor.seconds() - started_at,
+            version=__version__,
+        )
+        return {**stats.snapshot(), **selfstats.snapshot(status)}
 
     policy = access_policy(config)
     scraped = prometheus.registry(snapshot)
@@ -195,7 +233,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
 
     root = HailwhaleService(store, str(config.schema), in_pool(reactor, query_pool), stats, reactor.seconds)
     if embedded is not None:
-        EmbeddedStoreService(embedded).setServiceParent(root)
+        EmbeddedStoreService(embedded, reactor).setServiceParent(root)
     ThreadPoolService(flush_pool).setServiceParent(root)
     ThreadPoolService(query_pool).setServiceParent(root)
     flusher.setName("flush")
@@ -205,19 +243,23 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         udp_listener.setName("udp")
         udp_listener.setServiceParent(root)
     if config.collectd_port:
+        auth_file = collectd.AuthFile(config.collectd_auth_file) if config.collectd_auth_file else None
         receiver = collectd.CollectdReceiver(
             ingest, ValueListEvents(collectd_types(config.collectd_typesdb), config.event_limits, cumulative,
                                     stats.collectd.values_skipped),
-            config.collectd_security_level,
-            collectd.AuthFile(config.collectd_auth_file) if config.collectd_auth_file else None,
-            stats.collectd, reactor.seconds)
+            config.collectd_security_level, auth_file, stats.collectd, reactor.seconds)
+        if auth_file is not None:
+            watcher = TimerService(collectd.AUTH_FILE_CHECK_SECONDS, auth_file.current)
+            watcher.clock = reactor
+            watcher.setName("collectd-auth-file")
+            watcher.setServiceParent(root)
         collectd_listener = Listener(lambda: udp.listen(reactor, config.collectd_port, config.interface, receiver,
                                                         config.udp_receive_buffer,
                                                         f"collectd packets (level {config.collectd_security_level})"))
         collectd_listener.setName("collectd")
         collectd_listener.setServiceParent(root)
-    if config.http_port:
-        http = Listener(lambda: _listen_http(reactor, config.http_port, config.interface, QuietSite(web.resource())))
+    if config.http_port or config.http_listen:
+        http = Listener(lambda: _listen_http(http_endpoint(reactor, config), QuietSite(web.resource())))
         http.setName("http")
         http.setServiceParent(root)
     return root
@@ -263,7 +305,18 @@ def collectd_types(path: str | None) -> typesdb.Types:
     return types
 
 
-def _listen_http(reactor, port: int, interface: str, site: QuietSite) -> IListeningPort:
-    listening = reactor.listenTCP(port, site, interface=interface)
-    log.info("HTTP on http://{host}:{port}/", host=interface, port=listening.getHost().port)
-    return listening
+def http_endpoint(reactor, config: Config) -> IStreamServerEndpoint:
+    """Where HTTP listens: ``--http-listen``'s endpoint, or TCP on ``--http-port`` and ``--interface``."""
+    if config.http_listen:
+        return endpoints.serverFromString(reactor, config.http_listen)
+    if abstract.isIPv6Address(config.interface):
+        return endpoints.TCP6ServerEndpoint(reactor, config.http_port, interface=config.interface)
+    return endpoints.TCP4ServerEndpoint(reactor, config.http_port, interface=config.interface)
+
+
+def _listen_http(endpoint: IStreamServerEndpoint, site: QuietSite) -> defer.Deferred:
+    def listening(port: IListeningPort) -> IListeningPort:
+        log.info("HTTP on {address}", address=port.getHost())
+        return port
+
+    return endpoint.listen(site).addCallback(listening)

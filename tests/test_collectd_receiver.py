@@ -195,17 +195,38 @@ def test_encrypt_level_takes_encrypted_packets_only(tmp_path):
 
 
 def test_auth_file_is_read_again_when_it_changes(tmp_path):
-    """A changed auth file is in force from the next packet on; an unreadable one keeps the users last read."""
+    """A changed auth file is in force once checked; an unreadable one keeps the users last read."""
     auth = auth_file(tmp_path, "alice: secret\n")
     rig = Rig(SecurityLevel.SIGN, auth).send(C)
     path = tmp_path / "auth"
     path.write_text("alice: changed\n")
     os.utime(path, ns=(os.stat(path).st_mtime_ns + 10**9,) * 2)
+    auth.current()
     rig.send(C, collectd_signed(A, b"alice", b"changed"))
     path.unlink()
+    auth.current()
     rig.send(collectd_signed(A, b"alice", b"changed"))
 
     assert ({"bad_signature": 1}, 3) == (rig.collectd["packets_bad"], rig.collectd["value_lists"])
+
+
+def test_packets_never_look_at_the_auth_file(tmp_path, monkeypatch):
+    """Packets take the users last read; only the timer's check looks at the file (no system call per packet)."""
+    auth = auth_file(tmp_path, "alice: secret\n")
+    rig = Rig(SecurityLevel.SIGN, auth)
+    path = tmp_path / "auth"
+    path.write_text("bob: other\n")
+    os.utime(path, ns=(os.stat(path).st_mtime_ns + 10**9,) * 2)
+    looked, stat = [], os.stat
+    monkeypatch.setattr(os, "stat", lambda name, *args, **kwargs: (looked.append(name) if str(name) == str(path)
+                                                                   else None) or stat(name, *args, **kwargs))
+
+    rig.send(*[collectd_signed(A, b"bob", b"other")] * 100)
+    before_the_check = (len(looked), rig.collectd["value_lists"])
+    auth.current()
+    rig.send(collectd_signed(A, b"bob", b"other"))
+
+    assert ((0, 0), 1, 1) == (before_the_check, len(looked), rig.collectd["value_lists"])
 
 
 def test_rejections_are_logged_once_a_minute_per_reason():

@@ -4,7 +4,10 @@ loopback ports, the real store (the shared test Valkey, or the embedded one).
 """
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from urllib.parse import quote
 
@@ -12,11 +15,13 @@ import pytest
 import pytest_twisted
 import redis
 import treq
-from twisted.internet import reactor, task
+from twisted.internet import reactor, task, threads
+from twisted.internet.error import CannotListenError
 
 from hailwhale.tap import Options
 from hailwhale.service import makeService
 from hailwhale.testing import free_port
+from hailwhale.testing.processes import PACKAGE_ROOT
 
 
 def start(*args: str):
@@ -25,9 +30,9 @@ def start(*args: str):
                           "--collectd-port", str(free_port(socket.SOCK_DGRAM)), *args])
     service = makeService(options["config"], reactor)
     service.startService()
-    http = service.getServiceNamed("http").port.getHost().port
+    http = service.getServiceNamed("http").port.getHost()
     udp = service.getServiceNamed("udp").port.getHost().port
-    return service, f"http://127.0.0.1:{http}", udp
+    return service, f"http://127.0.0.1:{getattr(http, 'port', None)}", udp
 
 
 def send_udp(port: int, payload: bytes) -> None:
@@ -165,3 +170,55 @@ async def test_every_limit_is_an_option_and_every_overflow_is_counted(store_url)
     assert ({**refused, "line_too_long": 1}, {**refused, "body_too_long": 1}) == (stats["lines_bad"],
                                                                                  stats["http_bad_requests"])
     assert {"hits": 2.0, "m": 2.0} == totals
+
+
+@pytest_twisted.ensureDeferred
+async def test_http_on_a_unix_socket(store_url, tmp_path):
+    """--http-listen takes a Twisted endpoint: here a unix socket, as a reverse proxy on the same host would use."""
+    path = tmp_path / "http.sock"
+    service, _, _ = start("--redis", store_url, "--http-listen", f"unix:{path}")
+    try:
+        def ask() -> bytes:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                sock.sendall(b"GET /openapi.json HTTP/1.0\r\nHost: hw\r\n\r\n")
+                return b"".join(iter(lambda: sock.recv(65536), b""))
+
+        answer = await threads.deferToThread(ask)
+
+        assert (b"HTTP/1.0 200", True) == (answer[:12], b'"openapi": "3.1' in answer)
+    finally:
+        await service.stopService()
+
+
+def test_a_port_in_use_fails_the_start(store_url):
+    """If the HTTP port is taken, starting fails at once (twistd exits) rather than running without HTTP."""
+    taken = socket.create_server(("127.0.0.1", 0))
+    options = Options()
+    options.parseOptions(["--redis", store_url, "--udp-port", "0", "--collectd-port", "0", "--http-port",
+                          str(taken.getsockname()[1])])
+    service = makeService(options["config"], reactor)
+    try:
+        with pytest.raises(CannotListenError):
+            service.startService()
+    finally:
+        taken.close()
+        service.stopService()
+
+
+@pytest.mark.slow
+def test_twistd_exits_when_its_port_is_taken(tmp_path):
+    """twistd with a taken HTTP port logs why and exits, its embedded store and threads stopped (it used to hang)."""
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        process = subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
+             f"--logfile={tmp_path / 'twistd.log'}", "hailwhale", "--http-port", str(taken.getsockname()[1]),
+             "--udp-port", "0", "--collectd-port", "0", "--data-dir", str(tmp_path / "data")],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}, timeout=60, capture_output=True)
+    finally:
+        taken.close()
+    log = (tmp_path / "twistd.log").read_text()
+
+    assert (True, True, False) == (process.returncode != 0, "Address already in use" in log,
+                                   (tmp_path / "data" / "valkey.sock").exists())

@@ -125,6 +125,30 @@ def test_the_timer_survives_failures(parts, clock, store_url):
     flusher.stopService()
 
 
+def test_the_timer_restarts_after_an_unexpected_error(parts, clock, store_url):
+    """A tick that raises what a flush does not expect is logged and counted, and the timer goes on."""
+    accumulator, _, stats, flusher = parts
+    flusher.startService()
+    swap = accumulator.swap
+    failures = [RuntimeError("a bug in the accumulator")]
+
+    def swap_failing_once():
+        if failures:
+            raise failures.pop()
+        return swap()
+
+    accumulator.swap = swap_failing_once
+    accumulator.add(event())
+
+    clock.advance(1)
+    clock.advance(1)
+    clock.advance(1)
+
+    assert (1, "flush timer: a bug in the accumulator", 1.0) == (stats.flush_loop_restarts, stats.last_error,
+                                                                 hits(store_url))
+    flusher.stopService()
+
+
 def test_stop_flushes(parts, store_url):
     """stopService writes what is pending and its Deferred fires after."""
     accumulator, _, _, flusher = parts

@@ -6,6 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hailwhale import testing
 from hailwhale.web import prometheus
+from hailwhale.aggregate import selfstats
 from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.testing import wait_for
 from hailwhale.testing.processes import Daemon
@@ -28,12 +29,13 @@ def expected_samples(snapshot: dict, prefix: str = "hailwhale") -> dict:
     found = {}
     for field, value in snapshot.items():
         name = f"{prefix}_{field}"
-        if field in prometheus.SKIPPED or value is None or isinstance(value, str):
+        if field in selfstats.SUMMED.values() or value is None or isinstance(value, str):
             continue
-        suffix = "" if field in prometheus.GAUGES or field.endswith("_total") else "_total"
-        if isinstance(value, dict) and all(isinstance(v, (int, float)) for v in value.values()):
-            label = prometheus.LABELS.get(field, "key")
-            found.update({(name + suffix, ((label, str(key)),)): float(count) for key, count in value.items()})
+        section = prefix.removeprefix("hailwhale").lstrip("_") + "." if prefix != "hailwhale" else ""
+        described = selfstats.describe(field, section)
+        suffix = "" if described.kind == selfstats.GAUGE or field.endswith("_total") else "_total"
+        if isinstance(value, dict) and described.kind != selfstats.SECTION:
+            found.update({(name + suffix, ((described.label, str(key)),)): float(count) for key, count in value.items()})
         elif isinstance(value, dict):
             found.update(expected_samples(value, name))
         else:
@@ -92,6 +94,16 @@ def test_every_stats_field_is_exported():
             ("hailwhale_section_inner_total", ()): 2.5,
             ("hailwhale_section_by_total", (("key", "a"),)): 1.0} == {k: v for k, v in scraped.items()
                                                              if not k[0].endswith("_created")}
+
+
+def test_every_stats_field_is_described_once():
+    """The fields of /stats are the described ones, each with a help text: one list for /stats and /metrics."""
+    shown = {**SelfStats().snapshot(), **selfstats.snapshot(selfstats.DaemonStatus())}
+    names = {("", name) for name in shown if name not in selfstats.SUMMED.values()}
+    names |= {("collectd.", name) for name in shown["collectd"]}
+
+    assert (set(), []) == ({name for name in names if selfstats.describe(name[1], name[0]) is None},
+                           [name for name in names if not selfstats.describe(name[1], name[0]).help])
 
 
 def test_openmetrics_when_asked(api):

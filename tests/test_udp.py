@@ -1,10 +1,13 @@
 import socket
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import task
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
 
 from hailwhale.formats import lines
 from hailwhale.aggregate.accumulator import Accumulator
@@ -226,6 +229,27 @@ def test_batching_port_hands_over_what_waits():
     port.stopListening()
 
     assert ((3, 4), (4, 5)) == (first, (stats.datagrams, stats.lines_ok))
+
+
+def test_the_batching_port_survives_errors_but_not_exits():
+    """An error while counting is logged and reading goes on; SystemExit and KeyboardInterrupt are not swallowed."""
+    raised = [ValueError("a bug"), SystemExit(3)]
+
+    class Failing(DatagramProtocol):
+        def datagramsReceived(self, batch):
+            raise raised.pop(0)
+
+    port = udp.BatchingPort(0, Failing(), "127.0.0.1", udp.MAX_DATAGRAM, MemoryReactorClock())
+    port.startListening()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sending, capturedLogs() as logged:
+        sending.sendto(b"a:1|c", ("127.0.0.1", port.getHost().port))
+        port.doRead()
+        sending.sendto(b"a:1|c", ("127.0.0.1", port.getHost().port))
+        with pytest.raises(SystemExit):
+            port.doRead()
+    port.stopListening()
+
+    assert (1, []) == (len(logged), raised)
 
 
 def test_whole_counters_are_counted_name_by_name():

@@ -1,53 +1,82 @@
-"""The daemon's counters about itself, shown at ``/stats``: what came in, what was dropped and why, how flushes went."""
+"""
+The daemon's counters about itself: what came in, what was dropped and why, how flushes
+went, and the state of the moment.
+
+This module is the one list of self-stats fields: each field of :class:`SelfStats`,
+:class:`CollectdStats` and :class:`DaemonStatus` says what it is (:func:`stat`), and
+``/stats`` (:func:`snapshot`), ``/metrics`` (:mod:`hailwhale.web.prometheus`, through
+:func:`describe`) and the snapshot all follow from those fields.
+"""
 
 from collections import Counter
+from collections.abc import Mapping
 
 import attrs
+
+COUNTER = "counter"  # only grows; a dict of them is a count by its key (reason, interval, outcome)
+GAUGE = "gauge"  # a level that goes up and down, or a moment
+TEXT = "text"  # shown in /stats, not exported
+INFO = "info"  # text exported as a label of hailwhale_info
+SECTION = "section"  # a group of stats of its own, prefixed with its name
+
+
+@attrs.frozen
+class Stat:
+    help: str
+    kind: str = COUNTER
+    label: str | None = None  # the label naming a count's key
+
+
+def stat(help: str, kind: str = COUNTER, *, label: str | None = None, default: object = 0,
+         factory: type | None = None):
+    """A self-stats field: what it means, its kind, and for a count by key the label that names the key."""
+    metadata = {"stat": Stat(help, kind, label)}
+    if factory is not None:
+        return attrs.field(factory=factory, metadata=metadata)
+    return attrs.field(default=default, metadata=metadata)
 
 
 @attrs.define
 class CollectdStats:
-    packets_ok: int = 0
-    packets_bad: Counter = attrs.field(factory=Counter)  # reason -> packets rejected whole
-    value_lists: int = 0  # accepted for aggregation (one event each)
-    notifications: int = 0  # read and ignored
-    values_skipped: Counter = attrs.field(factory=Counter)  # reason -> values not counted
-    cumulative: Counter = attrs.field(factory=Counter)  # outcome -> COUNTER/DERIVE samples (see cumulative.py)
+    packets_ok: int = stat("collectd packets taken in.")
+    packets_bad: Counter = stat("collectd packets rejected whole, by reason.", label="reason", factory=Counter)
+    value_lists: int = stat("collectd value lists taken in (one event each).")
+    notifications: int = stat("collectd notifications read and ignored.")
+    values_skipped: Counter = stat("collectd values not counted, by reason.", label="reason", factory=Counter)
+    cumulative: Counter = stat("collectd COUNTER/DERIVE samples, by outcome.", label="outcome", factory=Counter)
 
     def snapshot(self) -> dict:
-        return {
-            "packets_ok": self.packets_ok,
-            "packets_bad": dict(self.packets_bad),
-            "value_lists": self.value_lists,
-            "notifications": self.notifications,
-            "values_skipped": dict(self.values_skipped),
-            "cumulative": dict(self.cumulative),
-        }
+        return snapshot(self)
 
 
 @attrs.define
 class SelfStats:
-    datagrams: int = 0
-    lines_ok: int = 0
-    lines_bad: Counter = attrs.field(factory=Counter)  # reason -> lines
-    http_events_ok: int = 0
-    http_bad_requests: Counter = attrs.field(factory=Counter)  # reason -> requests
-    events_dropped: Counter = attrs.field(factory=Counter)  # reason -> parsed events not accepted
-    unique_members_dropped: int = 0  # members of unique counts past the bound per key between flushes
-    buckets_expired: Counter = attrs.field(factory=Counter)  # interval -> aggregation keys past retention at flush
-    flushes_ok: int = 0
-    flushes_failed: int = 0
-    writes_refused: int = 0  # tag writes the store refused for good (dropped, see last_error)
-    writes_repeated: int = 0  # script calls the store had already applied: retries after a lost reply, not counted again
-    events_flushed: int = 0
-    last_flush_at: float | None = None
-    last_flush_seconds: float | None = None
-    flush_seconds_total: float = 0.0  # over every flush that succeeded
-    last_error: str | None = None
-    last_error_at: float | None = None
-    store_reachable: bool | None = None  # how the last flush or check went; None before the first
-    store_unreachable_since: float | None = None
-    collectd: CollectdStats = attrs.field(factory=CollectdStats)
+    datagrams: int = stat("UDP datagrams read.")
+    lines_ok: int = stat("UDP lines counted.")
+    lines_bad: Counter = stat("UDP lines rejected, by reason.", label="reason", factory=Counter)
+    http_events_ok: int = stat("Events taken in over HTTP.")
+    http_bad_requests: Counter = stat("HTTP requests rejected, by reason.", label="reason", factory=Counter)
+    events_dropped: Counter = stat("Parsed events not taken in, by reason (limits, stopping).", label="reason",
+                                   factory=Counter)
+    unique_members_dropped: int = stat("Members of unique counts past the bound per key between flushes.")
+    buckets_expired: Counter = stat("Aggregation keys skipped at flush as past retention, by interval (seconds).",
+                                    label="interval", factory=Counter)
+    flushes_ok: int = stat("Flushes (batches or parts of batches) written.")
+    flushes_failed: int = stat("Flush attempts that failed (the batch is kept for retry).")
+    flush_loop_restarts: int = stat("Times the flush timer stopped on an unexpected error and was started again.")
+    writes_refused: int = stat("Tag writes the store refused for good (dropped).")
+    writes_repeated: int = stat("Writes a retry found already applied (not counted twice).")
+    events_flushed: int = stat("Events written to the store.")
+    last_flush_at: float | None = stat("Unix time of the last flush that succeeded.", GAUGE, default=None)
+    last_flush_seconds: float | None = stat("Seconds the last flush that succeeded took.", GAUGE, default=None)
+    flush_seconds_total: float = stat("Seconds spent in flushes that succeeded (divide by flushes_ok for the "
+                                      "mean).", default=0.0)
+    last_error: str | None = stat("The last store or flush error.", TEXT, default=None)
+    last_error_at: float | None = stat("Unix time of the last store error.", GAUGE, default=None)
+    store_reachable: bool | None = stat("1 if the store answered the last flush or check, 0 if not.", GAUGE,
+                                        default=None)
+    store_unreachable_since: float | None = stat("Unix time the store stopped answering.", GAUGE, default=None)
+    collectd: CollectdStats = stat("The collectd receiver.", SECTION, factory=CollectdStats)
 
     def store_answered(self) -> None:
         self.store_reachable, self.store_unreachable_since = True, None
@@ -70,27 +99,59 @@ class SelfStats:
         return True, {"status": "ok"}
 
     def snapshot(self) -> dict:
-        return {
-            "datagrams": self.datagrams,
-            "lines_ok": self.lines_ok,
-            "lines_bad": dict(self.lines_bad),
-            "lines_bad_total": sum(self.lines_bad.values()),
-            "http_events_ok": self.http_events_ok,
-            "http_bad_requests": dict(self.http_bad_requests),
-            "events_dropped": dict(self.events_dropped),
-            "unique_members_dropped": self.unique_members_dropped,
-            "buckets_expired": {str(k): v for k, v in self.buckets_expired.items()},
-            "flushes_ok": self.flushes_ok,
-            "flushes_failed": self.flushes_failed,
-            "writes_refused": self.writes_refused,
-            "writes_repeated": self.writes_repeated,
-            "events_flushed": self.events_flushed,
-            "last_flush_at": self.last_flush_at,
-            "last_flush_seconds": self.last_flush_seconds,
-            "flush_seconds_total": self.flush_seconds_total,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-            "store_reachable": self.store_reachable,
-            "store_unreachable_since": self.store_unreachable_since,
-            "collectd": self.collectd.snapshot(),
-        }
+        return snapshot(self)
+
+
+@attrs.frozen
+class DaemonStatus:
+    """The state of the daemon at one moment, gathered from its parts when ``/stats`` or ``/metrics`` asks."""
+
+    events_accepted: int = stat("Events taken in (every input) since the start.")
+    dimension_names_folded: Mapping[str, int] = stat("Dimension names counted as _other, by reason (cardinality "
+                                                     "limits).", label="reason", factory=dict)
+    dimension_names_tracked: int = stat("Dimension names remembered to enforce --max-children.", GAUGE)
+    pending_keys: int = stat("Aggregation keys waiting for the next flush.", GAUGE)
+    pending_events: int = stat("Events waiting for the next flush.", GAUGE)
+    backlog_events: int = stat("Events in a batch a failed flush left for retry.", GAUGE)
+    store_url: str = stat("The store's URL, its password masked.", TEXT, default="")
+    schema: str = stat("The schema the daemon writes with.", INFO, default="")
+    udp_receive_buffer: int | None = stat("Bytes of UDP receive buffer the kernel granted.", GAUGE, default=None)
+    collectd_series: int = stat("collectd COUNTER/DERIVE series remembered.", GAUGE)
+    udp_kernel_drops: int | None = stat("Datagrams the kernel dropped for a full receive buffer.", default=None)
+    uptime_seconds: float = stat("Seconds since the daemon started.", GAUGE, default=0.0)
+    version: str = stat("The daemon's version.", INFO, default="")
+
+
+SUMMED = {"lines_bad": "lines_bad_total"}  # counts by key also shown as their sum in /stats
+
+
+def snapshot(record) -> dict:
+    """A self-stats record (or several, merged in order) as ``/stats`` shows it: counts by key as dicts."""
+    found: dict = {}
+    for field in attrs.fields(type(record)):
+        value = getattr(record, field.name)
+        if attrs.has(type(value)):
+            value = snapshot(value)
+        elif isinstance(value, Mapping):
+            value = {str(key): count for key, count in value.items()}
+        found[field.name] = value
+        if field.name in SUMMED:
+            found[SUMMED[field.name]] = sum(value.values())
+    return found
+
+
+def _descriptions(record: type, section: str = "") -> dict[tuple[str, str], Stat]:
+    found = {}
+    for field in attrs.fields(record):
+        found[section, field.name] = field.metadata["stat"]
+        if field.metadata["stat"].kind == SECTION:
+            found.update(_descriptions(field.default.factory, f"{section}{field.name}."))
+    return found
+
+
+_DESCRIBED = {**_descriptions(SelfStats), **_descriptions(DaemonStatus)}
+
+
+def describe(name: str, section: str = "") -> Stat | None:
+    """What the field ``name`` of a snapshot (inside ``section``, as ``collectd.``) is; None if not a stats field."""
+    return _DESCRIBED.get((section, name))

@@ -4,6 +4,8 @@ The collectd receiver: collectd's network plugin sends value lists here over UDP
 Each datagram is parsed, verified or decrypted whole (:mod:`hailwhale.formats.collectd`), turned
 into events (:mod:`hailwhale.formats.collectd_events`) and handed to the ingest all or nothing.
 A rejected packet is counted by reason; each reason is logged at most once a minute.
+The auth file is looked at on a timer (:data:`AUTH_FILE_CHECK_SECONDS`), never per packet:
+a packet costs no system call beyond its own read.
 """
 
 import os
@@ -18,13 +20,15 @@ from hailwhale.aggregate.ingest import Ingest
 from hailwhale.aggregate.selfstats import CollectdStats
 
 COMPLAINT_EVERY_SECONDS = 60.0
+AUTH_FILE_CHECK_SECONDS = 1.0
 log = Logger()
 
 
 class AuthFile:
     """
-    collectd's AuthFile (``user: password`` lines), read again whenever its modification
-    time changes; if it becomes unreadable the users last read stay in force.
+    collectd's AuthFile (``user: password`` lines), read again by :meth:`current` when its
+    modification time has changed (the daemon calls it every :data:`AUTH_FILE_CHECK_SECONDS`);
+    if it becomes unreadable the users last read stay in force.
     """
 
     def __init__(self, path: str):
@@ -67,7 +71,7 @@ class CollectdReceiver(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr) -> None:
         now = self._seconds()
-        if self._auth is not None and self._auth.current() is not self._security.users:
+        if self._auth is not None and self._auth.users is not self._security.users:
             self._security = Security(self._security.level, self._auth.users)
         try:
             packet = parse_packet(data, self._security)

@@ -59,7 +59,7 @@ class BatchingPort(udp.Port):
         if batch:
             try:
                 self.protocol.datagramsReceived(batch)
-            except BaseException:
+            except Exception:
                 log.failure("while counting {count} datagrams", count=len(batch))
 
 
