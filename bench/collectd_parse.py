@@ -21,19 +21,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twisted.internet import task  # noqa: E402
+from twisted.internet import task
 
-from hailwhale import typesdb  # noqa: E402
-from hailwhale.aggregate.accumulator import Accumulator  # noqa: E402
-from hailwhale.aggregate.cardinality import Cardinality  # noqa: E402
-from hailwhale.formats.collectd import TIME_HR, Security, SecurityLevel, parse_packet  # noqa: E402
-from hailwhale.formats.collectd_events import ValueListEvents  # noqa: E402
-from hailwhale.formats.cumulative import Cumulative  # noqa: E402
-from hailwhale.model.fields import Limits  # noqa: E402
-from hailwhale.aggregate.ingest import Ingest  # noqa: E402
-from hailwhale.receivers.collectd import AuthFile, CollectdReceiver  # noqa: E402
-from hailwhale.aggregate.selfstats import SelfStats  # noqa: E402
-from hailwhale.testing.collectd import collectd_encrypted, collectd_signed  # noqa: E402
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.aggregate.cardinality import Cardinality
+from hailwhale.aggregate.ingest import Ingest
+from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.formats import typesdb
+from hailwhale.formats.collectd import TIME_HR, Security, SecurityLevel, parse_packet
+from hailwhale.formats.collectd_events import ValueListEvents
+from hailwhale.formats.cumulative import Cumulative
+from hailwhale.model.fields import Limits
+from hailwhale.receivers.collectd import AuthFile, CollectdReceiver
+from hailwhale.testing.collectd import collectd_encrypted, collectd_signed
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
@@ -55,8 +55,9 @@ def receiver(now: float, auth: AuthFile | None = None):
     stats = SelfStats()
     accumulator = Accumulator(60, 10**7)
     ingest = Ingest(accumulator, stats, Cardinality(10**6, 10**7), Limits(), clock.seconds, lambda *_: None)
-    to_events = ValueListEvents(typesdb.BUILTIN, Limits(), Cumulative(10**6, stats.collectd.cumulative),
-                                stats.collectd.values_skipped)
+    to_events = ValueListEvents(
+        typesdb.BUILTIN, Limits(), Cumulative(10**6, stats.collectd.cumulative), stats.collectd.values_skipped
+    )
     return CollectdReceiver(ingest, to_events, SecurityLevel.NONE, auth, stats.collectd, clock.seconds), ingest, stats
 
 
@@ -94,9 +95,9 @@ def main() -> None:
     print(f"{'':>10} {'parse packets/s':>16} {'parse lists/s':>14} {'receiver packets/s':>19} {'receiver lists/s':>17}")
     baseline = None
     for name, packets in variants.items():
-        parse_seconds = best(args.repeat, lambda: timed(lambda p: parse_packet(p, security), packets))
+        parse_seconds = best(args.repeat, lambda packets=packets: timed(lambda p: parse_packet(p, security), packets))
 
-        def receive() -> float:
+        def receive(packets=packets) -> float:
             protocol, _, stats = receiver(last_time + 1, AuthFile(str(auth_path)))
             took = timed(lambda p: protocol.datagramReceived(p, ("127.0.0.1", 1)), packets)
             assert stats.collectd.packets_ok == args.packets and stats.collectd.value_lists == value_lists, stats
@@ -104,14 +105,24 @@ def main() -> None:
 
         receive_seconds = best(args.repeat, receive)
         baseline = baseline or receive_seconds
-        print(f"{name:>10} {args.packets / parse_seconds:>16,.0f} {value_lists / parse_seconds:>14,.0f}"
-              f" {args.packets / receive_seconds:>19,.0f} {value_lists / receive_seconds:>17,.0f}"
-              f"   ({receive_seconds / baseline:.2f}x plain's receiver time)")
+        print(
+            f"{name:>10} {args.packets / parse_seconds:>16,.0f} {value_lists / parse_seconds:>14,.0f}"
+            f" {args.packets / receive_seconds:>19,.0f} {value_lists / receive_seconds:>17,.0f}"
+            f"   ({receive_seconds / baseline:.2f}x plain's receiver time)"
+        )
 
-    lines = [json.dumps({"pk": ["collectd", "host", "interface"], "dimensions": ["if_octets", f"eth{i % 8}"],
-                         "metrics": {"rx": i, "tx": i}, "at": last_time - i % 3000}).encode()
-             for i in range(value_lists)]
-    datagrams = [b"\n".join(lines[i:i + 20]) for i in range(0, len(lines), 20)]
+    lines = [
+        json.dumps(
+            {
+                "pk": ["collectd", "host", "interface"],
+                "dimensions": ["if_octets", f"eth{i % 8}"],
+                "metrics": {"rx": i, "tx": i},
+                "at": last_time - i % 3000,
+            }
+        ).encode()
+        for i in range(value_lists)
+    ]
+    datagrams = [b"\n".join(lines[i : i + 20]) for i in range(0, len(lines), 20)]
 
     def ingest_lines() -> float:
         _, ingest, stats = receiver(last_time + 1)
@@ -120,8 +131,10 @@ def main() -> None:
         return took
 
     line_seconds = best(args.repeat, ingest_lines)
-    print(f"native JSON event lines (20 per datagram) through the ingest: {value_lists / line_seconds:,.0f} events/s; "
-          f"time per event, JSON line / plain collectd value list: {line_seconds / baseline:.2f}")
+    print(
+        f"native JSON event lines (20 per datagram) through the ingest: {value_lists / line_seconds:,.0f} events/s; "
+        f"time per event, JSON line / plain collectd value list: {line_seconds / baseline:.2f}"
+    )
 
 
 if __name__ == "__main__":

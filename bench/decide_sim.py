@@ -25,8 +25,8 @@ decision against a per-context oracle; "% optimal" is over the last 2,000 decisi
 
 import argparse
 import concurrent.futures
-import multiprocessing.util
 import math
+import multiprocessing.util
 import random
 import statistics
 import sys
@@ -35,10 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis  # noqa: E402
+import redis
 
-from hailwhale import testing  # noqa: E402
-from hailwhale.whale import Whale  # noqa: E402
+from hailwhale import testing
+from hailwhale.whale import Whale
 
 OPTIONS = ("a", "b", "c", "d")
 COUNTRIES = {"US": 0.35, "GB": 0.15, "DE": 0.15, "BR": 0.20, "IN": 0.15}
@@ -145,12 +145,23 @@ class Ours:
         self.pk = f"sim{seed}"  # options under [pk, option], as /decide?pk=...&options=[...]
 
     def choose(self, t, c, d):
-        return Whale.decide(self.pk, list(OPTIONS), {"country": c, "device": d}, "earned/spent",
-                            rng=self.rng, now=START + t * 86400 / PER_DAY)
+        return Whale.decide(
+            self.pk,
+            list(OPTIONS),
+            {"country": c, "device": d},
+            "earned/spent",
+            rng=self.rng,
+            now=START + t * 86400 / PER_DAY,
+        )
 
     def count(self, t, c, d, option, spent, earned):
-        Whale.count_decision(self.pk, option=option, metric={"spent": spent, "earned": earned},
-                             dimensions={"country": c, "device": d}, now=START + t * 86400 / PER_DAY)
+        Whale.count_decision(
+            self.pk,
+            option=option,
+            metric={"spent": spent, "earned": earned},
+            dimensions={"country": c, "device": d},
+            now=START + t * 86400 / PER_DAY,
+        )
 
 
 class Memory:
@@ -287,8 +298,8 @@ def summary(world: World, regrets, chosen) -> dict:
     optimal = [world.optimal(t, o) for t, o in enumerate(chosen)]
     result = {"regret": sum(regrets), "optimal_last": 100 * sum(optimal[-LAST:]) / min(LAST, decisions)}
     if world.flip_at is not None:
-        result["regret_before"] = sum(regrets[:world.flip_at])
-        result["regret_after"] = sum(regrets[world.flip_at:])
+        result["regret_before"] = sum(regrets[: world.flip_at])
+        result["regret_after"] = sum(regrets[world.flip_at :])
         result["recovery_days"] = recovery(optimal, world.flip_at)
     return result
 
@@ -297,9 +308,9 @@ def recovery(optimal, flip_at) -> float:
     """Days after the flip until the day-long rolling % optimal is back to its level on the day before the flip."""
     if flip_at < PER_DAY:
         return math.nan  # a run too short to have a day before the flip
-    before = sum(optimal[flip_at - PER_DAY:flip_at]) / PER_DAY
+    before = sum(optimal[flip_at - PER_DAY : flip_at]) / PER_DAY
     for t in range(flip_at + PER_DAY, len(optimal) + 1, 50):
-        if sum(optimal[t - PER_DAY:t]) / PER_DAY >= before - 0.02:
+        if sum(optimal[t - PER_DAY : t]) / PER_DAY >= before - 0.02:
             return (t - flip_at) / PER_DAY
     return math.inf
 
@@ -333,8 +344,11 @@ def one_seed(task):
     results[Heuristic.name] = run(Heuristic(seed), world, decisions)
     results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions)
     results["best fixed option"] = run_fixed(world, decisions)
-    print(f"  {scenario} seed {seed}: " + ", ".join(f"{name} {r['regret']:.0f}" for name, r in results.items()),
-          file=sys.stderr, flush=True)
+    print(
+        f"  {scenario} seed {seed}: " + ", ".join(f"{name} {r['regret']:.0f}" for name, r in results.items()),
+        file=sys.stderr,
+        flush=True,
+    )
     return scenario, results, per_decision
 
 
@@ -356,10 +370,15 @@ def main() -> None:
     for scenario in scenarios:
         example = World(scenario, 0, 10)
         ratios = {o: round(global_ratio(example.before, o), 3) for o in OPTIONS}
-        not_global = sum(weight(c, d) for c, d in contexts()
-                         if max(OPTIONS, key=lambda o: example.before[o, c, d]) != max(ratios, key=ratios.get))
-        print(f"\n### {scenario} (seed 0: global ratios {ratios}; {100 * not_global:.0f}% of traffic has a best "
-              f"option other than the global best)\n")
+        not_global = sum(
+            weight(c, d)
+            for c, d in contexts()
+            if max(OPTIONS, key=lambda o: example.before[o, c, d]) != max(ratios, key=ratios.get)
+        )
+        print(
+            f"\n### {scenario} (seed 0: global ratios {ratios}; {100 * not_global:.0f}% of traffic has a best "
+            f"option other than the global best)\n"
+        )
         results: dict[str, list] = {}
         timing = []
         for name, found, per_decision in done:
@@ -391,8 +410,11 @@ def report(scenario, results, args, timing) -> None:
             days = [r["recovery_days"] for r in runs]
             row += f" {before:,.0f} / {after:,.0f} | {', '.join(f'{d:g}' for d in days)} |"
         print(row)
-    print(f"\n({args.seeds} seeds x {args.decisions:,} decisions; ours: {1000 * statistics.mean(timing):.2f} ms per "
-          "decide + count_decision on the real store)", flush=True)
+    print(
+        f"\n({args.seeds} seeds x {args.decisions:,} decisions; ours: {1000 * statistics.mean(timing):.2f} ms per "
+        "decide + count_decision on the real store)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

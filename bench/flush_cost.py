@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hailwhale import testing  # noqa: E402
+from hailwhale import testing
 from hailwhale.aggregate import rollup
+from hailwhale.model.schema import parse_schema
+from hailwhale.store import Store
 from hailwhale.store import client as store_module
-from hailwhale.model.schema import parse_schema  # noqa: E402
-from hailwhale.store import Store  # noqa: E402
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
 
@@ -57,8 +57,10 @@ def main() -> None:
         written = time.perf_counter()
         increments = sum(len(m) for w in plan.writes for m in w.increments.values())
         total = written - started
-        print(f"| {count} | {1000 * (planned - started):.0f} | {1000 * (written - planned):.0f} | {len(calls)} "
-              f"| {len(plan.writes)} | {increments} | {1e6 * total / count:.0f} |")
+        print(
+            f"| {count} | {1000 * (planned - started):.0f} | {1000 * (written - planned):.0f} | {len(calls)} "
+            f"| {len(plan.writes)} | {increments} | {1e6 * total / count:.0f} |"
+        )
     print(f"\n(chunks hold up to {store_module.CHUNK_FIELDS} members each)")
     server.stop()
 

@@ -13,12 +13,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import query_groupby  # noqa: E402
+import query_groupby
 
-from hailwhale import testing  # noqa: E402
+from hailwhale import testing
 from hailwhale.model import keys
 from hailwhale.query import periods
-from hailwhale.store import Store  # noqa: E402
+from hailwhale.store import Store
 
 STEPS = """
 local function ms() return os.clock() * 1000 end
@@ -61,13 +61,22 @@ def main() -> None:
     server = testing.start_valkey(config={"save": "", "appendonly": "no"})
     store = Store.connect(testing.valkey_url(server))
     now = time.time()
-    query_groupby.load(store, "big", 10_000, {"revenue": lambda i, d: (i * 7919 % 10_000) / 100 + d,
-                                              "visitors": lambda i, d: 1 + i % 13}, now, 2)
+    query_groupby.load(
+        store,
+        "big",
+        10_000,
+        {"revenue": lambda i, d: (i * 7919 % 10_000) / 100 + d, "visitors": lambda i, d: 1 + i % 13},
+        now,
+        2,
+    )
     window = periods.resolve("thirty", now)
     pieces = periods.pieces(window.start, window.end, query_groupby.SCHEMA, now)
     tag = keys.tag(("big",))
-    data_keys = [keys.data_key(tag, p.size, p.start, metric, "country")
-                 for metric in ("hits", "revenue", "visitors") for p in pieces]
+    data_keys = [
+        keys.data_key(tag, p.size, p.start, metric, "country")
+        for metric in ("hits", "revenue", "visitors")
+        for p in pieces
+    ]
     script = store._client.register_script(STEPS)
     print(f"thirty = {len(pieces)} pieces; each step's median of 20 runs:")
     runs = [[line.decode() for line in script(keys=data_keys)] for _ in range(21)][1:]

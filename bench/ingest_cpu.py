@@ -21,21 +21,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hailwhale.aggregate.accumulator import Accumulator  # noqa: E402
-from hailwhale.aggregate.cardinality import Cardinality  # noqa: E402
-from hailwhale.config import Config  # noqa: E402
-from hailwhale.aggregate.ingest import Ingest  # noqa: E402
-from hailwhale.aggregate.selfstats import SelfStats  # noqa: E402
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.aggregate.cardinality import Cardinality
+from hailwhale.aggregate.ingest import Ingest
+from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.config import Config
 
 COUNTRIES, DEVICES = ["US", "UK", "DE", "FR", "BR"], ["mac", "win", "ios", "android"]
 
 
 def native_datagrams(lines: int = 20) -> list[bytes]:
     """Datagrams of native events: 2-level pk, 2 dimensions, 3 metrics (as bench/ingest_udp.py sends)."""
-    return [b"\n".join(
-        json.dumps({"pk": ["bench", "native"], "dimensions": {"country": COUNTRIES[(i + j) % 5], "device": DEVICES[j % 4]},
-                    "metrics": {"revenue": 1.5, "visitors": 1, "clicks": 2}}, separators=(",", ":")).encode()
-        for j in range(lines)) for i in range(50)]
+    return [
+        b"\n".join(
+            json.dumps(
+                {
+                    "pk": ["bench", "native"],
+                    "dimensions": {"country": COUNTRIES[(i + j) % 5], "device": DEVICES[j % 4]},
+                    "metrics": {"revenue": 1.5, "visitors": 1, "clicks": 2},
+                },
+                separators=(",", ":"),
+            ).encode()
+            for j in range(lines)
+        )
+        for i in range(50)
+    ]
 
 
 def statsd_datagrams(lines: int) -> list[bytes]:
@@ -45,15 +55,22 @@ def statsd_datagrams(lines: int) -> list[bytes]:
 
 def varying_datagrams(lines: int) -> list[bytes]:
     """Datagrams of statsd counters over 100 names whose values vary, so that lines seldom repeat."""
-    return [b"\n".join(f"bench.counter{(i * lines + j) % 100}:{(i * lines + j) % 997 + 1}|c".encode()
-                        for j in range(lines)) for i in range(5000)]
+    return [
+        b"\n".join(f"bench.counter{(i * lines + j) % 100}:{(i * lines + j) % 997 + 1}|c".encode() for j in range(lines))
+        for i in range(5000)
+    ]
 
 
 def ingest() -> Ingest:
     config = Config()
-    return Ingest(Accumulator(config.schema.finest.interval, config.max_pending_keys), SelfStats(),
-                  Cardinality(config.max_children, config.max_tracked_children), config.event_limits,
-                  time.time, lambda line, message: None)
+    return Ingest(
+        Accumulator(config.schema.finest.interval, config.max_pending_keys),
+        SelfStats(),
+        Cardinality(config.max_children, config.max_tracked_children),
+        config.event_limits,
+        time.time,
+        lambda line, message: None,
+    )
 
 
 def run(packets: list[bytes], count: int) -> tuple[float, int]:

@@ -20,8 +20,9 @@ One command; it builds what it needs in a temporary folder (gcc compiles
 
 The sender is pinned to CPU 0 and the receivers to CPU 1 (``taskset``).  Each rate runs
 ``--repeat`` times; the tables give the best and the median loss, and for hailwhale the
-lag of the best run (a loss-free one if any): seconds from the last send until ``/totals`` showed everything (a lag past two flush
-intervals means the receive buffer hid a backlog: the daemon was not keeping up).  A
+lag of the best run (a loss-free one if any): seconds from the last send until
+``/totals`` showed everything (a lag past two flush intervals means the receive buffer
+hid a backlog: the daemon was not keeping up).  A
 receiver's "loss-free rate" is the highest rate up to which every rate had a run that
 lost at most 0.1 % (and, for hailwhale, lagged at most 2 s).
 
@@ -75,18 +76,36 @@ def statsd_packets(prefix: str, lines: int, names: int = 100, varying: bool = Fa
     ``varying`` a value from 1 to 997 (so that a line seldom repeats).
     """
     if not varying:
-        return [b"\n".join(f"{prefix}.c{(i * lines + j) % names}:1|c".encode() for j in range(lines))
-                for i in range(max(names, 50))]
-    return [b"\n".join(f"{prefix}.c{(i * lines + j) % names}:{(i * lines + j) % 997 + 1}|c".encode()
-                        for j in range(lines)) for i in range(5000)]
+        return [
+            b"\n".join(f"{prefix}.c{(i * lines + j) % names}:1|c".encode() for j in range(lines))
+            for i in range(max(names, 50))
+        ]
+    return [
+        b"\n".join(f"{prefix}.c{(i * lines + j) % names}:{(i * lines + j) % 997 + 1}|c".encode() for j in range(lines))
+        for i in range(5000)
+    ]
 
 
 def native_packets(tag: str, count: int = 500) -> list[bytes]:
     """Datagrams of 20 native events: 2-level pk, 2 dimensions, 3 metrics, values varying by line."""
-    return [b"\n".join(json.dumps(
-        {"pk": ["bench", tag], "dimensions": {"country": COUNTRIES[(i + j) % 5], "device": DEVICES[j % 4]},
-         "metrics": {"revenue": round(1 + (i * 20 + j) % 997 / 100, 2), "visitors": 1, "clicks": (i + j) % 3}},
-        separators=(",", ":")).encode() for j in range(20)) for i in range(count)]
+    return [
+        b"\n".join(
+            json.dumps(
+                {
+                    "pk": ["bench", tag],
+                    "dimensions": {"country": COUNTRIES[(i + j) % 5], "device": DEVICES[j % 4]},
+                    "metrics": {
+                        "revenue": round(1 + (i * 20 + j) % 997 / 100, 2),
+                        "visitors": 1,
+                        "clicks": (i + j) % 3,
+                    },
+                },
+                separators=(",", ":"),
+            ).encode()
+            for j in range(20)
+        )
+        for i in range(count)
+    ]
 
 
 class Sender:
@@ -99,8 +118,12 @@ class Sender:
         """Datagrams sent and the seconds it took."""
         path = self.workdir / "packets.bin"
         write_packets(path, packets)
-        out = subprocess.run(["taskset", "-c", SENDER_CPU, str(self.binary), str(port), str(rate), str(seconds),
-                              str(path)], check=True, capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            ["taskset", "-c", SENDER_CPU, str(self.binary), str(port), str(rate), str(seconds), str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         return int(out[0]), float(out[1])
 
 
@@ -116,10 +139,27 @@ class Hailwhale:
         data = workdir / f"hailwhale-{self.http}"
         data.mkdir()
         self.process = subprocess.Popen(
-            pinned([str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", f"--logfile={data}/twistd.log",
-                    "hailwhale", "--http-port", str(self.http), "--udp-port", str(self.udp), "--collectd-port", "0",
-                    "--data-dir", str(data), *options]),
-            cwd=data, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            pinned(
+                [
+                    str(Path(sys.executable).parent / "twistd"),
+                    "-n",
+                    "--pidfile=",
+                    f"--logfile={data}/twistd.log",
+                    "hailwhale",
+                    "--http-port",
+                    str(self.http),
+                    "--udp-port",
+                    str(self.udp),
+                    "--collectd-port",
+                    "0",
+                    "--data-dir",
+                    str(data),
+                    *options,
+                ]
+            ),
+            cwd=data,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         self.base = f"http://127.0.0.1:{self.http}"
         for _ in range(300):
             try:
@@ -138,7 +178,10 @@ class Hailwhale:
         return int(get_json(url)["today"].get("_", {}).get("hits", 0))
 
     def counted(self, pk, at_least: int, settle: float = 1.5, most: float = 20.0) -> tuple[int, float]:
-        """What /totals counts for ``pk`` once it stops changing (or reaches ``at_least``), and when it first showed that."""
+        """
+        What /totals counts for ``pk`` once it stops changing (or reaches ``at_least``), and when it first
+        showed that.
+        """
         start = time.perf_counter()
         last, since = -1, start
         while time.perf_counter() - start < most:
@@ -182,14 +225,30 @@ class EtsyStatsd:
 
     def __init__(self, workdir: Path):
         folder = workdir / "etsy"
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(folder),
-                        "statsd@0.9.0"], check=True, capture_output=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(folder), "statsd@0.9.0"],
+            check=True,
+            capture_output=True,
+        )
         self.udp, self.admin = free_port(socket.SOCK_DGRAM), free_port()
         config = folder / "config.js"
-        config.write_text(json.dumps({"port": self.udp, "mgmt_port": self.admin, "mgmt_address": "127.0.0.1",
-                                      "address": "127.0.0.1", "flushInterval": 3_600_000, "backends": []}))
-        self.process = subprocess.Popen(pinned(["node", str(folder / "node_modules" / "statsd" / "stats.js"),
-                                                str(config)]), stdout=subprocess.DEVNULL, cwd=folder)
+        config.write_text(
+            json.dumps(
+                {
+                    "port": self.udp,
+                    "mgmt_port": self.admin,
+                    "mgmt_address": "127.0.0.1",
+                    "address": "127.0.0.1",
+                    "flushInterval": 3_600_000,
+                    "backends": [],
+                }
+            )
+        )
+        self.process = subprocess.Popen(
+            pinned(["node", str(folder / "node_modules" / "statsd" / "stats.js"), str(config)]),
+            stdout=subprocess.DEVNULL,
+            cwd=folder,
+        )
         for _ in range(300):
             try:
                 self.received()
@@ -218,8 +277,9 @@ class EtsyStatsd:
         self.process.wait(30)
 
 
-def run_statsd(receiver, sender: Sender, run: str, lines: int, rate_lines: int, seconds: float,
-               varying: bool) -> tuple[int, int, float | None]:
+def run_statsd(
+    receiver, sender: Sender, run: str, lines: int, rate_lines: int, seconds: float, varying: bool
+) -> tuple[int, int, float | None]:
     """
     (lines sent, lines counted, seconds after the last send until all were counted) for one
     run of statsd counters at ``rate_lines`` lines per second; statsd counts as it receives,
@@ -245,11 +305,14 @@ def loss(sent: int, counted: int) -> float:
     return 100.0 * (sent - counted) / sent if sent else 0.0
 
 
-def statsd_section(args, sender: Sender, receivers: list, lines: int, rates: list[int], runs: list[int],
-                   varying: bool = False) -> dict:
+def statsd_section(
+    args, sender: Sender, receivers: list, lines: int, rates: list[int], runs: list[int], varying: bool = False
+) -> dict:
     what = "values 1 to 997, lines seldom repeat" if varying else "each counts 1"
-    print(f"\n## statsd counters ({what}), {lines} line(s) per datagram, {args.seconds:g} s per run, best / median "
-          f"of {args.repeat}")
+    print(
+        f"\n## statsd counters ({what}), {lines} line(s) per datagram, {args.seconds:g} s per run, best / median "
+        f"of {args.repeat}"
+    )
     print(f"{'lines/s':>10} | " + " | ".join(f"{r.name:>11} sent  loss% best / median  lag s" for r in receivers))
     results: dict[str, dict[int, list[tuple[int, float, float | None]]]] = {r.name: {} for r in receivers}
     given_up: set[str] = set()
@@ -283,11 +346,14 @@ def statsd_section(args, sender: Sender, receivers: list, lines: int, rates: lis
             best[receiver.name] = rate
         capped[receiver.name] = best[receiver.name] == rates[-1]
     names = [r.name for r in receivers]
-    print(f"loss-free (every rate up to it had a run losing <= {LOSS_FREE} %, and counted within {CAUGHT_UP:g} s of the "
-          f"last send): " + ", ".join(f"{n} {'>= ' if capped[n] else ''}{best[n]:,} lines/s" for n in names))
+    print(
+        f"loss-free (every rate up to it had a run losing <= {LOSS_FREE} %, and counted within {CAUGHT_UP:g} s of the "
+        f"last send): " + ", ".join(f"{n} {'>= ' if capped[n] else ''}{best[n]:,} lines/s" for n in names)
+    )
     if len(names) == 2 and best[names[1]]:
-        print(f"ratio {names[0]} / {names[1]}: {'>= ' if capped[names[0]] else ''}"
-              f"{best[names[0]] / best[names[1]]:.2f}x")
+        print(
+            f"ratio {names[0]} / {names[1]}: {'>= ' if capped[names[0]] else ''}{best[names[0]] / best[names[1]]:.2f}x"
+        )
     return best
 
 
@@ -297,8 +363,10 @@ def _clean(result: tuple[int, float, float | None]) -> bool:
 
 
 def native_section(args, sender: Sender, daemon: Hailwhale, rates: list[int]) -> None:
-    print(f"\n## native events, 20 per datagram, {args.seconds:g} s per run, end to end into the store "
-          f"(flush every 1 s), best / median of {args.repeat}")
+    print(
+        f"\n## native events, 20 per datagram, {args.seconds:g} s per run, end to end into the store "
+        f"(flush every 1 s), best / median of {args.repeat}"
+    )
     print(f"{'events/s':>10} {'sent':>10} {'loss% best':>11} {'median':>7} {'in /totals after (s), worst':>28}")
     for rate in rates:
         found, visible = [], []
@@ -308,8 +376,10 @@ def native_section(args, sender: Sender, daemon: Hailwhale, rates: list[int]) ->
             counted, after = daemon.counted(["bench", tag], sent * 20, settle=2.5)
             found.append(loss(sent * 20, counted))
             visible.append(after)
-        print(f"{rate:>10,} {sent * 20:>10,} {min(found):>11.3f} {statistics.median(found):>7.3f} "
-              f"{max(visible):>28.2f}", flush=True)
+        print(
+            f"{rate:>10,} {sent * 20:>10,} {min(found):>11.3f} {statistics.median(found):>7.3f} {max(visible):>28.2f}",
+            flush=True,
+        )
 
 
 def memory_section(args, sender: Sender, daemon: Hailwhale) -> None:
@@ -325,9 +395,11 @@ def memory_section(args, sender: Sender, daemon: Hailwhale) -> None:
         time.sleep(0.2)
     stats = daemon.stats()
     after, keys = daemon.rss_kib(), stats["pending_keys"] - keys_before
-    print(f"{keys:,} distinct keys pending (statsd counters mem.k<i>, hits + count each): RSS {before / 1024:.1f} -> "
-          f"{after / 1024:.1f} MiB, {(after - before) * 1024 / keys:.0f} bytes per key; peak RSS "
-          f"{_status(daemon.process.pid, 'VmHWM') / 1024:.1f} MiB")
+    print(
+        f"{keys:,} distinct keys pending (statsd counters mem.k<i>, hits + count each): RSS {before / 1024:.1f} -> "
+        f"{after / 1024:.1f} MiB, {(after - before) * 1024 / keys:.0f} bytes per key; peak RSS "
+        f"{_status(daemon.process.pid, 'VmHWM') / 1024:.1f} MiB"
+    )
 
 
 def flush_section(args, sender: Sender, daemon: Hailwhale) -> None:
@@ -335,32 +407,42 @@ def flush_section(args, sender: Sender, daemon: Hailwhale) -> None:
     store = redis.Redis.from_url(daemon.stats()["store_url"])
     get_json(daemon.base + "/flush", b"")
     print("(round trips: script calls from the daemon; commands: every command run, inside scripts too)")
-    print(f"{'distinct keys':>13} {'events':>9} {'round trips':>11} {'commands':>9} {'store µs':>10} {'flush s':>8}  "
-          f"commands by name")
+    print(
+        f"{'distinct keys':>13} {'events':>9} {'round trips':>11} {'commands':>9} {'store µs':>10} {'flush s':>8}  "
+        f"commands by name"
+    )
     for keys in args.flush_keys:
         for per_key in (1, 10):
             tag = f"f{time.time_ns()}"
             lines = [f"{tag}.k{i}:1|c".encode() for i in range(keys)] * per_key
-            packets = [b"\n".join(lines[i:i + 20]) for i in range(0, len(lines), 20)]
+            packets = [b"\n".join(lines[i : i + 20]) for i in range(0, len(lines), 20)]
             sender.send(daemon.udp, packets, 5_000, max(len(packets) / 5_000, 0.01))
             while daemon.stats()["pending_events"] < len(lines):
                 time.sleep(0.1)
             before = _commandstats(store)
             get_json(daemon.base + "/flush", b"")
             after = _commandstats(store)
-            delta = {c: (after[c][0] - before.get(c, (0, 0))[0], after[c][1] - before.get(c, (0, 0))[1])
-                     for c in after if c not in ("info", "ping")}
+            delta = {
+                c: (after[c][0] - before.get(c, (0, 0))[0], after[c][1] - before.get(c, (0, 0))[1])
+                for c in after
+                if c not in ("info", "ping")
+            }
             delta = {c: d for c, d in delta.items() if d[0]}
             trips = sum(d[0] for c, d in delta.items() if c in ("evalsha", "eval", "fcall", "evalsha_ro"))
             calls, usec = sum(d[0] for d in delta.values()), sum(d[1] for d in delta.values())
             named = ", ".join(f"{c} {d[0]:,}" for c, d in sorted(delta.items(), key=lambda item: -item[1][0])[:4])
-            print(f"{keys:>13,} {len(lines):>9,} {trips:>11,} {calls:>9,} {usec:>10,} "
-                  f"{daemon.stats()['last_flush_seconds']:>8.3f}  {named}", flush=True)
+            print(
+                f"{keys:>13,} {len(lines):>9,} {trips:>11,} {calls:>9,} {usec:>10,} "
+                f"{daemon.stats()['last_flush_seconds']:>8.3f}  {named}",
+                flush=True,
+            )
 
 
 def _commandstats(store) -> dict[str, tuple[int, int]]:
-    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
-            for name, v in store.info("commandstats").items()}
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for name, v in store.info("commandstats").items()
+    }
 
 
 def main() -> None:
@@ -368,20 +450,27 @@ def main() -> None:
     parser.add_argument("--only", choices=["statsd", "native", "memory", "flush"], action="append")
     parser.add_argument("--seconds", type=float, default=2.0, help="per run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per rate and receiver")
-    parser.add_argument("--rates-1", default="50000,100000,200000,300000,400000,500000",
-                        help="statsd lines/s at 1 line per datagram")
-    parser.add_argument("--rates-20", default="200000,600000,1000000,2000000,3000000",
-                        help="statsd lines/s at 20 lines per datagram")
-    parser.add_argument("--rates-varying", default="200000,400000,1000000,1500000",
-                        help="statsd lines/s at 20 lines per datagram, values varying")
+    parser.add_argument(
+        "--rates-1", default="50000,100000,200000,300000,400000,500000", help="statsd lines/s at 1 line per datagram"
+    )
+    parser.add_argument(
+        "--rates-20", default="200000,600000,1000000,2000000,3000000", help="statsd lines/s at 20 lines per datagram"
+    )
+    parser.add_argument(
+        "--rates-varying",
+        default="200000,400000,1000000,1500000",
+        help="statsd lines/s at 20 lines per datagram, values varying",
+    )
     parser.add_argument("--rates-native", default="200000,250000,300000,350000", help="native events/s")
     parser.add_argument("--keys", type=int, default=200_000, help="distinct keys for the memory figure")
     parser.add_argument("--flush-keys", default="1000,10000", help="distinct keys for the flush figures")
     args = parser.parse_args()
     args.flush_keys = [int(k) for k in args.flush_keys.split(",")]
     only = set(args.only or ["statsd", "native", "memory", "flush"])
-    print(f"# ingest over UDP; python {sys.version.split()[0]}, sender on CPU {SENDER_CPU}, receivers on CPU "
-          f"{RECEIVER_CPU}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"# ingest over UDP; python {sys.version.split()[0]}, sender on CPU {SENDER_CPU}, receivers on CPU "
+        f"{RECEIVER_CPU}, load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         sender = Sender(workdir)
@@ -390,15 +479,18 @@ def main() -> None:
             etsy = EtsyStatsd(workdir) if "statsd" in only else None
             try:
                 stats = daemon.stats()
-                print(f"hailwhale UDP receive buffer {stats['udp_receive_buffer']:,} bytes; etsy statsd 0.9.0 as "
-                      f"shipped (the system's default receive buffer)")
+                print(
+                    f"hailwhale UDP receive buffer {stats['udp_receive_buffer']:,} bytes; etsy statsd 0.9.0 as "
+                    f"shipped (the system's default receive buffer)"
+                )
                 if etsy is not None:
                     runs = [0]
                     receivers = [daemon, etsy]
                     statsd_section(args, sender, receivers, 1, [int(r) for r in args.rates_1.split(",")], runs)
                     statsd_section(args, sender, receivers, 20, [int(r) for r in args.rates_20.split(",")], runs)
-                    statsd_section(args, sender, receivers, 20, [int(r) for r in args.rates_varying.split(",")], runs,
-                                   varying=True)
+                    statsd_section(
+                        args, sender, receivers, 20, [int(r) for r in args.rates_varying.split(",")], runs, varying=True
+                    )
                 if "native" in only:
                     native_section(args, sender, daemon, [int(r) for r in args.rates_native.split(",")])
                 print(f"\nhailwhale /stats: udp_kernel_drops {daemon.stats()['udp_kernel_drops']}")

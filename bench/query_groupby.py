@@ -28,9 +28,8 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hailwhale import rollup  # noqa: E402
-from hailwhale.model import events
-from hailwhale.model import keys
+from hailwhale.aggregate import rollup  # noqa: E402
+from hailwhale.model import events, keys  # noqa: E402
 from hailwhale.model.fields import Limits  # noqa: E402
 from hailwhale.model.schema import DAY, parse_schema  # noqa: E402
 from hailwhale.store import Store  # noqa: E402
@@ -48,9 +47,16 @@ def load(store: Store, pk: str, children: int, metrics: dict, now: float, seq: i
     for day in range(30):
         when = today - day * DAY + 3600
         for i in range(children):
-            event = events.from_fields({"pk": pk, "dimensions": {"country": f"C{i:05d}"},
-                                        "metrics": {name: make(i, day) for name, make in metrics.items()},
-                                        "at": when}, now, Limits(max_dimension_nodes=64))
+            event = events.from_fields(
+                {
+                    "pk": pk,
+                    "dimensions": {"country": f"C{i:05d}"},
+                    "metrics": {name: make(i, day) for name, make in metrics.items()},
+                    "at": when,
+                },
+                now,
+                Limits(max_dimension_nodes=64),
+            )
             entries[(event.pk, event.dimensions, int(event.at // 60) * 60)] = dict(event.metrics)
         if len(entries) > 20_000 or day == 29:
             store.apply(rollup.plan(entries, SCHEMA, now), seq * 100 + day, set())
@@ -62,8 +68,7 @@ def settle(client) -> None:
     time.sleep(1)
     for _ in range(600):
         info = client.info("persistence")
-        if not (info["rdb_bgsave_in_progress"] or info["aof_rewrite_in_progress"]
-                or info.get("aof_rewrite_scheduled")):
+        if not (info["rdb_bgsave_in_progress"] or info["aof_rewrite_in_progress"] or info.get("aof_rewrite_scheduled")):
             return
         time.sleep(0.5)
 
@@ -105,7 +110,7 @@ def naive(client, pk: str, metrics: list[str], sort: tuple[str, str], limit: int
                 if value is not None:
                     totals[child][metric] += value
     ratio = lambda t: t[sort[0]] / t[sort[1]] if t[sort[1]] else 0.0  # noqa: E731
-    ranked = sorted(children, key=lambda c: (-ratio(totals[c]), c))[:limit or None]
+    ranked = sorted(children, key=lambda c: (-ratio(totals[c]), c))[: limit or None]
     return [(c, totals[c]) for c in ranked]
 
 
@@ -117,9 +122,23 @@ def main() -> None:
     twistd = Path(sys.executable).parent / "twistd"
     with tempfile.TemporaryDirectory() as data_dir:
         daemon = subprocess.Popen(
-            [str(twistd), "-n", "--pidfile=", "--logfile=" + os.path.join(data_dir, "twistd.log"), "hailwhale",
-             "--http-port", str(http_port), "--udp-port", "0", "--collectd-port", "0", "--data-dir", data_dir],
-            cwd=data_dir, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            [
+                str(twistd),
+                "-n",
+                "--pidfile=",
+                "--logfile=" + os.path.join(data_dir, "twistd.log"),
+                "hailwhale",
+                "--http-port",
+                str(http_port),
+                "--udp-port",
+                "0",
+                "--collectd-port",
+                "0",
+                "--data-dir",
+                data_dir,
+            ],
+            cwd=data_dir,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         try:
             connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
@@ -142,19 +161,48 @@ def main() -> None:
             Whale.configure(url)
             now = time.time()
             started = time.perf_counter()
-            load(store, "shop", 200, {"impressions": lambda i, d: 1000 + i, "clicks": lambda i, d: 50 + i % 7,
-                                      "visitors": lambda i, d: 100 + i, "sales": lambda i, d: 1 + i % 5,
-                                      "revenue": lambda i, d: (i * 37 % 200) + d}, now, 1)
-            load(store, "big", 10_000, {"revenue": lambda i, d: (i * 7919 % 10_000) / 100 + d,
-                                        "visitors": lambda i, d: 1 + i % 13}, now, 2)
-            print(f"loaded 200 x 30 x 6 and 10,000 x 30 x 2 through the flush path in "
-                  f"{time.perf_counter() - started:.0f} s")
+            load(
+                store,
+                "shop",
+                200,
+                {
+                    "impressions": lambda i, d: 1000 + i,
+                    "clicks": lambda i, d: 50 + i % 7,
+                    "visitors": lambda i, d: 100 + i,
+                    "sales": lambda i, d: 1 + i % 5,
+                    "revenue": lambda i, d: (i * 37 % 200) + d,
+                },
+                now,
+                1,
+            )
+            load(
+                store,
+                "big",
+                10_000,
+                {"revenue": lambda i, d: (i * 7919 % 10_000) / 100 + d, "visitors": lambda i, d: 1 + i % 13},
+                now,
+                2,
+            )
+            print(
+                f"loaded 200 x 30 x 6 and 10,000 x 30 x 2 through the flush path in "
+                f"{time.perf_counter() - started:.0f} s"
+            )
             settle(store._client)
 
-            headline = ("/totals?pk=shop&dimensions=country&depth=1&metrics=" + quote(json.dumps(HEADLINE_METRICS))
-                        + "&period=thirty&sort=" + quote("-revenue/visitors") + "&limit=20")
-            top20 = ("/totals?pk=big&dimensions=country&depth=1&metrics=" + quote('["revenue","visitors"]')
-                     + "&period=thirty&sort=" + quote("-revenue/visitors") + "&limit=20")
+            headline = (
+                "/totals?pk=shop&dimensions=country&depth=1&metrics="
+                + quote(json.dumps(HEADLINE_METRICS))
+                + "&period=thirty&sort="
+                + quote("-revenue/visitors")
+                + "&limit=20"
+            )
+            top20 = (
+                "/totals?pk=big&dimensions=country&depth=1&metrics="
+                + quote('["revenue","visitors"]')
+                + "&period=thirty&sort="
+                + quote("-revenue/visitors")
+                + "&limit=20"
+            )
 
             ours = get(top20)["thirty"]["rows"][1:]
             theirs = naive(store._client, "big", ["revenue", "visitors"], ("revenue", "visitors"), 20, now)
@@ -163,25 +211,47 @@ def main() -> None:
 
             rows = []
             for name, path, children, metrics, count in (
-                ("headline: 200 children x 30 days x 6 metrics, top 20", headline, "shop", HEADLINE_METRICS,
-                 args.requests),
-                ("top 20 by ratio among 10,000 children x 30 days", top20, "big", ["revenue", "revenue/visitors"],
-                 max(50, args.requests // 3)),
+                (
+                    "headline: 200 children x 30 days x 6 metrics, top 20",
+                    headline,
+                    "shop",
+                    HEADLINE_METRICS,
+                    args.requests,
+                ),
+                (
+                    "top 20 by ratio among 10,000 children x 30 days",
+                    top20,
+                    "big",
+                    ["revenue", "revenue/visitors"],
+                    max(50, args.requests // 3),
+                ),
             ):
                 plain = [m for m in metrics if "/" not in m] + ["visitors"]
-                http_ms = timed(lambda: get(path), count)
-                python_ms = timed(lambda: Whale.totals(children, "country", metrics, "thirty", depth=1,
-                                                       sort="-revenue/visitors", limit=20), count)
-                naive_ms = timed(lambda: naive(store._client, children, plain, ("revenue", "visitors"), 20, now),
-                                 max(20, count // 5))
+                http_ms = timed(lambda path=path: get(path), count)
+                python_ms = timed(
+                    lambda children=children, metrics=metrics: Whale.totals(
+                        children, "country", metrics, "thirty", depth=1, sort="-revenue/visitors", limit=20
+                    ),
+                    count,
+                )
+                naive_ms = timed(
+                    lambda children=children, plain=plain: naive(
+                        store._client, children, plain, ("revenue", "visitors"), 20, now
+                    ),
+                    max(20, count // 5),
+                )
                 rows.append((name, http_ms, python_ms, naive_ms))
             print()
-            print("| query | ours over HTTP p50 / p99 (ms) | ours in Python p50 / p99 | naive in Python p50 / p99 "
-                  "| naive / ours (p50, Python) |")
+            print(
+                "| query | ours over HTTP p50 / p99 (ms) | ours in Python p50 / p99 | naive in Python p50 / p99 "
+                "| naive / ours (p50, Python) |"
+            )
             print("|---|---:|---:|---:|---:|")
             for name, (h50, h99), (p50, p99), (n50, n99) in rows:
-                print(f"| {name} | {h50:.2f} / {h99:.2f} | {p50:.2f} / {p99:.2f} | {n50:.2f} / {n99:.2f} "
-                      f"| {n50 / p50:.1f}x |")
+                print(
+                    f"| {name} | {h50:.2f} / {h99:.2f} | {p50:.2f} / {p99:.2f} | {n50:.2f} / {n99:.2f} "
+                    f"| {n50 / p50:.1f}x |"
+                )
         finally:
             daemon.terminate()
             daemon.wait(30)

@@ -9,6 +9,7 @@ defaults the limit settings take.  Pure: no IO, no Twisted.
 """
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -95,16 +96,25 @@ def as_text(value: str) -> str:
     return value
 
 
-def setting(default: object, help: str, coerce: Callable = as_text, *, option: str | None = None, flag: bool = False,
-            repeatable: bool = False):
+def setting(
+    default: object,
+    help: str,
+    coerce: Callable = as_text,
+    *,
+    option: str | None = None,
+    flag: bool = False,
+    repeatable: bool = False,
+):
     """
     A field of :class:`Config` that is also a command line option: ``--<field name with
     dashes>`` unless ``option`` names it, read by ``coerce`` from its text.  A ``flag``
     takes no value; a ``repeatable`` option may be given many times, ``coerce`` reading
     the list of its values.
     """
-    return attrs.field(default=default, metadata={"help": help, "coerce": coerce, "option": option, "flag": flag,
-                                                  "repeatable": repeatable})
+    return attrs.field(
+        default=default,
+        metadata={"help": help, "coerce": coerce, "option": option, "flag": flag, "repeatable": repeatable},
+    )
 
 
 @attrs.frozen
@@ -125,59 +135,98 @@ class Config:
     udp_port: int = setting(8125, "UDP port for event lines.", parse_port)
     http_port: int = setting(8085, "HTTP port for counting and queries.", parse_port)
     interface: str = setting("127.0.0.1", "Address to listen on (UDP and HTTP).")
-    http_listen: str | None = setting(None, "Where HTTP listens, as a Twisted endpoint (unix:/run/hailwhale.sock, "
-                                            "tcp6:8085:interface=\\:\\:1); default: --http-port on --interface.")
+    http_listen: str | None = setting(
+        None,
+        "Where HTTP listens, as a Twisted endpoint (unix:/run/hailwhale.sock, "
+        "tcp6:8085:interface=\\:\\:1); default: --http-port on --interface.",
+    )
     flush_interval: float = setting(1.0, "Seconds between flushes to the store.", parse_positive_float)
-    redis_url: str | None = setting(None, "Store URL (redis://host:port/db, rediss://..., unix:///path.sock); "
-                                          "default: an embedded Valkey server in --data-dir.", option="redis")
+    redis_url: str | None = setting(
+        None,
+        "Store URL (redis://host:port/db, rediss://..., unix:///path.sock); "
+        "default: an embedded Valkey server in --data-dir.",
+        option="redis",
+    )
     redis_cluster: bool = setting(False, "Treat --redis as a Redis Cluster node.", flag=True)
     data_dir: str = setting("hailwhale-data", "Data directory of the embedded store.")
     schema: Schema = setting(DEFAULT_SCHEMA, "Bucket intervals and their retention.", parse_schema_text)
     udp_receive_buffer: int = setting(32 * 1024 * 1024, "Bytes of UDP receive buffer to ask for.", parse_positive_int)
-    max_pending_keys: int = setting(200_000, "Most distinct aggregation keys held between flushes (besides one "
-                                             "batch waiting for the store).", parse_positive_int)
+    max_pending_keys: int = setting(
+        200_000,
+        "Most distinct aggregation keys held between flushes (besides one batch waiting for the store).",
+        parse_positive_int,
+    )
     max_line_bytes: int = setting(LIMITS.max_line_bytes, "Longest UDP line accepted.", parse_positive_int)
     max_body_bytes: int = setting(1024 * 1024, "Largest HTTP body accepted.", parse_positive_int)
     max_pk_depth: int = setting(LIMITS.max_pk_depth, "Most names in a pk.", parse_positive_int)
-    max_dimension_nodes: int = setting(LIMITS.max_dimension_nodes, "Most dimension nodes one event counts under.",
-                                       parse_positive_int)
+    max_dimension_nodes: int = setting(
+        LIMITS.max_dimension_nodes, "Most dimension nodes one event counts under.", parse_positive_int
+    )
     max_metrics: int = setting(LIMITS.max_metrics, "Most metrics in one event (hits included).", parse_positive_int)
-    max_name_length: int = setting(LIMITS.max_name_length, "Longest pk or dimension name, in characters.",
-                                   parse_positive_int)
-    max_future_seconds: int = setting(LIMITS.max_future_seconds, "How far ahead of the daemon's clock an event's "
-                                                                 "time may be.", parse_seconds, option="max-future")
-    max_past_seconds: int | None = setting(LIMITS.max_past_seconds, "How far back an event's time may be; default: "
-                                                                    "the longest retention.", parse_seconds,
-                                           option="max-past")
-    max_children: int = setting(10_000, "Most distinct children of a dimension under one pk; more are counted as "
-                                        "_other.", parse_positive_int)
-    max_tracked_children: int = setting(1_000_000, "Most dimension names remembered for --max-children, over every "
-                                                   "pk and dimension; past it new names count as _other.",
-                                        parse_positive_int)
+    max_name_length: int = setting(
+        LIMITS.max_name_length, "Longest pk or dimension name, in characters.", parse_positive_int
+    )
+    max_future_seconds: int = setting(
+        LIMITS.max_future_seconds,
+        "How far ahead of the daemon's clock an event's time may be.",
+        parse_seconds,
+        option="max-future",
+    )
+    max_past_seconds: int | None = setting(
+        LIMITS.max_past_seconds,
+        "How far back an event's time may be; default: the longest retention.",
+        parse_seconds,
+        option="max-past",
+    )
+    max_children: int = setting(
+        10_000, "Most distinct children of a dimension under one pk; more are counted as _other.", parse_positive_int
+    )
+    max_tracked_children: int = setting(
+        1_000_000,
+        "Most dimension names remembered for --max-children, over every "
+        "pk and dimension; past it new names count as _other.",
+        parse_positive_int,
+    )
     count_now_timeout: float = setting(10.0, "Seconds /count_now waits for the store.", parse_positive_float)
-    stop_timeout: float = setting(10.0, "Seconds a stopping daemon keeps retrying its last flush.", parse_positive_float)
-    store_timeout: float = setting(5.0, "Seconds to wait for the store to connect or answer before a call fails.",
-                                   parse_positive_float)
+    stop_timeout: float = setting(
+        10.0, "Seconds a stopping daemon keeps retrying its last flush.", parse_positive_float
+    )
+    store_timeout: float = setting(
+        5.0, "Seconds to wait for the store to connect or answer before a call fails.", parse_positive_float
+    )
     collectd_port: int = setting(25826, "UDP port for collectd's network protocol.", parse_port)
-    collectd_security_level: SecurityLevel = setting(SecurityLevel.NONE, "What collectd packets must be.",
-                                                     parse_security_level)
-    collectd_auth_file: str | None = setting(None, "collectd AuthFile: 'user: password' lines, read again when it "
-                                                   "changes.")
-    collectd_typesdb: str | None = setting(None, "A types.db file naming the values of each collectd type (on top "
-                                                 "of a built-in table of the common types); default: "
-                                                 f"{DEFAULT_TYPESDB} if present.")
-    collectd_max_series: int = setting(100_000, "Most collectd COUNTER/DERIVE series remembered to compute "
-                                                "increases.", parse_positive_int)
+    collectd_security_level: SecurityLevel = setting(
+        SecurityLevel.NONE, "What collectd packets must be.", parse_security_level
+    )
+    collectd_auth_file: str | None = setting(
+        None, "collectd AuthFile: 'user: password' lines, read again when it changes."
+    )
+    collectd_typesdb: str | None = setting(
+        None,
+        "A types.db file naming the values of each collectd type (on top "
+        "of a built-in table of the common types); default: "
+        f"{DEFAULT_TYPESDB} if present.",
+    )
+    collectd_max_series: int = setting(
+        100_000, "Most collectd COUNTER/DERIVE series remembered to compute increases.", parse_positive_int
+    )
     read_token: str | None = setting(None, "Token the query endpoints (and /stats, /metrics) require", parse_token)
-    read_token_file: str | None = setting(None, "File whose first line is the read token (better than "
-                                                "--read-token).")
-    write_token: str | None = setting(None, "Token the HTTP counting API (/count, /count_now, /flush) requires; "
-                                            "the pixel and UDP stay open", parse_token)
-    write_token_file: str | None = setting(None, "File whose first line is the write token (better than "
-                                                 "--write-token).")
-    cors_origins: tuple[str, ...] = setting((), "Origin allowed to read query answers in a browser (repeatable, "
-                                                "or a comma list); default: any.", access.origins,
-                                            option="cors-origin", repeatable=True)
+    read_token_file: str | None = setting(None, "File whose first line is the read token (better than --read-token).")
+    write_token: str | None = setting(
+        None,
+        "Token the HTTP counting API (/count, /count_now, /flush) requires; the pixel and UDP stay open",
+        parse_token,
+    )
+    write_token_file: str | None = setting(
+        None, "File whose first line is the write token (better than --write-token)."
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        "Origin allowed to read query answers in a browser (repeatable, or a comma list); default: any.",
+        access.origins,
+        option="cors-origin",
+        repeatable=True,
+    )
 
     def __attrs_post_init__(self) -> None:
         for kind in ("read", "write"):
@@ -189,8 +238,9 @@ class Config:
             raise ConfigError("--redis-cluster needs --redis")
         longest = self.schema.longest_retention()
         if self.max_past_seconds is not None and self.max_past_seconds > longest:
-            raise ConfigError(f"--max-past is longer than the longest retention ({longest} s): such events would "
-                              "land in no bucket")
+            raise ConfigError(
+                f"--max-past is longer than the longest retention ({longest} s): such events would land in no bucket"
+            )
 
     @property
     def limits(self) -> Limits:
@@ -209,12 +259,22 @@ _LIMIT_FIELDS = tuple(field.name for field in attrs.fields(Limits) if field.name
 def settings() -> tuple[Setting, ...]:
     """The command line options, one per field of :class:`Config`, in its order."""
     return tuple(
-        Setting(field.name, field.metadata["option"] or field.name.replace("_", "-"), field.default,
-                field.metadata["help"], field.metadata["coerce"], field.metadata["flag"], field.metadata["repeatable"])
-        for field in attrs.fields(Config))
+        Setting(
+            field.name,
+            field.metadata["option"] or field.name.replace("_", "-"),
+            field.default,
+            field.metadata["help"],
+            field.metadata["coerce"],
+            field.metadata["flag"],
+            field.metadata["repeatable"],
+        )
+        for field in attrs.fields(Config)
+    )
 
 
 def from_options(values: Mapping[str, object]) -> Config:
     """The Config of parsed option values (by option name); raises :class:`ConfigError`."""
-    return Config(**{item.field: item.coerce(values[item.option]) if item.repeatable else values[item.option]
-                     for item in settings()})
+    fields: dict[str, Any] = {
+        item.field: item.coerce(values[item.option]) if item.repeatable else values[item.option] for item in settings()
+    }
+    return Config(**fields)

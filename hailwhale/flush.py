@@ -23,10 +23,10 @@ from twisted.logger import Logger
 
 from hailwhale.aggregate import rollup
 from hailwhale.aggregate.accumulator import Accumulator, Batch
-from hailwhale.model.paths import Path
 from hailwhale.aggregate.rollup import WritePlan
-from hailwhale.model.schema import Schema
 from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.model.paths import Path
+from hailwhale.model.schema import Schema
 from hailwhale.store import Store
 
 Runner = Callable[..., defer.Deferred]
@@ -114,9 +114,12 @@ class FlushService(Service):
         unwritten = self.backlog_events + self._accumulator.pending_events
         if unwritten:
             self.log.error("stopping with {events} events not written: the store did not accept them", events=unwritten)
-        self.log.info("stopped: {accepted} events accepted since the start, {written} written, {unwritten} not "
-                      "written", accepted=self._accumulator.events_added, written=self._stats.events_flushed,
-                      unwritten=unwritten)
+        self.log.info(
+            "stopped: {accepted} events accepted since the start, {written} written, {unwritten} not written",
+            accepted=self._accumulator.events_added,
+            written=self._stats.events_flushed,
+            unwritten=unwritten,
+        )
 
     def flush(self) -> defer.Deferred:
         """Flush now (after any flush already running); fires with True if every write it tried succeeded."""
@@ -136,7 +139,7 @@ class FlushService(Service):
 
     def when_durable(self, seq: int) -> defer.Deferred:
         """Fires once the batch numbered ``seq`` (and every one before it) is in the store."""
-        waiter = defer.Deferred()
+        waiter: defer.Deferred = defer.Deferred()
         self._waiters.append((seq, waiter))
         return waiter
 
@@ -167,8 +170,15 @@ class FlushService(Service):
             try:
                 if queued.plan is None:
                     batch, first = queued.batch, queued.token == 0
-                    plan = yield self._run(rollup.plan_some, queued.rest, self._schema, now,
-                                           batch.levels if first else None, batch.members, self._part_increments)
+                    plan = yield self._run(
+                        rollup.plan_some,
+                        queued.rest,
+                        self._schema,
+                        now,
+                        batch.levels if first else None,
+                        batch.members,
+                        self._part_increments,
+                    )
                     if not plan.taken:
                         break
                     queued.plan, queued.token, queued.done = plan, next(self._tokens), set()
@@ -177,20 +187,28 @@ class FlushService(Service):
             except Exception as error:
                 self._stats.flushes_failed += 1
                 self._stats.store_failed(now, error)
-                self.log.failure("flush of batch {seq} failed; kept for retry ({events} events)",
-                                 seq=queued.batch.seq, events=queued.batch.events)
+                self.log.failure(
+                    "flush of batch {seq} failed; kept for retry ({events} events)",
+                    seq=queued.batch.seq,
+                    events=queued.batch.events,
+                )
                 return False
             queued.plan = None
             self._stats.store_answered()
             self._stats.writes_repeated += applied.repeats
             if applied.repeats:
-                self.log.info("batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq,
-                              repeats=applied.repeats)
-            for pk, error in applied.refused:
+                self.log.info(
+                    "batch {seq}: {repeats} chunks were already applied", seq=queued.batch.seq, repeats=applied.repeats
+                )
+            for pk, refusal in applied.refused:
                 self._stats.writes_refused += 1
-                self._stats.last_error, self._stats.last_error_at = f"refused for {pk}: {error}", now
-                self.log.error("the store refused batch {seq}'s writes for {pk}, dropped: {error}",
-                               seq=queued.batch.seq, pk=pk, error=error)
+                self._stats.last_error, self._stats.last_error_at = f"refused for {pk}: {refusal}", now
+                self.log.error(
+                    "the store refused batch {seq}'s writes for {pk}, dropped: {error}",
+                    seq=queued.batch.seq,
+                    pk=pk,
+                    error=refusal,
+                )
         self._stats.flushes_ok += 1
         self._stats.events_flushed += queued.batch.events
         self._stats.last_flush_at = now

@@ -15,29 +15,27 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet import abstract, defer, endpoints, threads
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
-from twisted.python import failure
 from twisted.logger import Logger
+from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from hailwhale import __version__
-from hailwhale.web import access
-from hailwhale.web import prometheus
-from hailwhale.web import openapi
-from hailwhale.formats import typesdb
+from hailwhale.aggregate import selfstats
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
-from hailwhale.formats.collectd_events import ValueListEvents
-from hailwhale.config import DEFAULT_TYPESDB, Config
-from hailwhale.formats.cumulative import Cumulative
-from hailwhale.store.embedded import EmbeddedValkey
-from hailwhale.flush import FlushService
 from hailwhale.aggregate.ingest import Ingest
-from hailwhale.receivers import collectd, udp
-from hailwhale.aggregate import selfstats
 from hailwhale.aggregate.selfstats import DaemonStatus, SelfStats
+from hailwhale.config import DEFAULT_TYPESDB, Config
+from hailwhale.flush import FlushService
+from hailwhale.formats import typesdb
+from hailwhale.formats.collectd_events import ValueListEvents
+from hailwhale.formats.cumulative import Cumulative
+from hailwhale.receivers import collectd, udp
 from hailwhale.store import Store
+from hailwhale.store.embedded import EmbeddedValkey, socket_url
 from hailwhale.store.threaded import Reader, in_pool
+from hailwhale.web import access, openapi, prometheus
 from hailwhale.web.app import HailwhaleWeb
 
 log = Logger()
@@ -171,13 +169,17 @@ class HailwhaleService(SequentialMultiService):
     def _schema_checked(self, previous: str | None) -> None:
         self.stats.store_answered()
         if previous is not None and previous != self._schema_text:
-            log.warn("the store's data was written with schema {previous}; now writing {now}", previous=previous,
-                     now=self._schema_text)
+            log.warn(
+                "the store's data was written with schema {previous}; now writing {now}",
+                previous=previous,
+                now=self._schema_text,
+            )
 
     def _store_down(self, failure) -> None:
         self.stats.store_failed(self._clock(), failure.value)
-        log.failure("the store is not reachable at {url}; flushes will retry", failure,
-                    url=access.redacted_url(self.store.url))
+        log.failure(
+            "the store is not reachable at {url}; flushes will retry", failure, url=access.redacted_url(self.store.url)
+        )
 
 
 def makeService(config: Config, reactor=None) -> HailwhaleService:
@@ -186,7 +188,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     stats = SelfStats()
     started_at = reactor.seconds()
     embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
-    url = config.redis_url or embedded.url
+    url = config.redis_url or socket_url(config.data_dir)
     store = Store.connect(url, cluster=config.redis_cluster, timeout=config.store_timeout)
     # flushes and queries get their own threads, so slow queries never hold a flush back
     flush_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-flush")
@@ -195,13 +197,33 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     accumulator = Accumulator(config.schema.finest.interval, config.max_pending_keys)
     cardinality = Cardinality(config.max_children, config.max_tracked_children)
     ingest = Ingest(
-        accumulator, stats, cardinality, config.event_limits, reactor.seconds,
+        accumulator,
+        stats,
+        cardinality,
+        config.event_limits,
+        reactor.seconds,
         lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
     )
-    flusher = FlushService(accumulator, store, config.schema, stats, reactor, in_pool(reactor, flush_pool),
-                           config.flush_interval, config.stop_timeout)
-    udp_listener = Listener(lambda: udp.listen(reactor, config.udp_port, config.interface, udp.EventReceiver(ingest),
-                                               config.udp_receive_buffer, batching=True))
+    flusher = FlushService(
+        accumulator,
+        store,
+        config.schema,
+        stats,
+        reactor,
+        in_pool(reactor, flush_pool),
+        config.flush_interval,
+        config.stop_timeout,
+    )
+    udp_listener = Listener(
+        lambda: udp.listen(
+            reactor,
+            config.udp_port,
+            config.interface,
+            udp.EventReceiver(ingest),
+            config.udp_receive_buffer,
+            batching=True,
+        )
+    )
     cumulative = Cumulative(config.collectd_max_series, stats.collectd.cumulative)
 
     def snapshot() -> dict:
@@ -216,7 +238,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             schema=str(config.schema),
             udp_receive_buffer=udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
             collectd_series=len(cumulative),
-            udp_kernel_drops=udp.kernel_drops(udp_listener.port.socket) if udp_listener.port else None,
+            udp_kernel_drops=udp.kernel_drops(udp_listener.port) if udp_listener.port else None,
             uptime_seconds=reactor.seconds() - started_at,
             version=__version__,
         )
@@ -224,12 +246,20 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
 
     policy = access_policy(config)
     scraped = prometheus.registry(snapshot)
-    web = HailwhaleWeb(ingest, flusher, Reader(store, in_pool(reactor, query_pool)), snapshot, reactor, config.schema,
-                       config.max_body_bytes, config.count_now_timeout, policy,
-                       health=lambda: stats.health(stopping=ingest.closed),
-                       metrics=lambda accept: prometheus.exposition(scraped, accept),
-                       openapi=openapi.describe(read_token=policy.read_token is not None,
-                                                write_token=policy.write_token is not None))
+    web = HailwhaleWeb(
+        ingest,
+        flusher,
+        Reader(store, in_pool(reactor, query_pool)),
+        snapshot,
+        reactor,
+        config.schema,
+        config.max_body_bytes,
+        config.count_now_timeout,
+        policy,
+        health=lambda: stats.health(stopping=ingest.closed),
+        metrics=lambda accept: prometheus.exposition(scraped, accept),
+        openapi=openapi.describe(read_token=policy.read_token is not None, write_token=policy.write_token is not None),
+    )
 
     root = HailwhaleService(store, str(config.schema), in_pool(reactor, query_pool), stats, reactor.seconds)
     if embedded is not None:
@@ -245,17 +275,30 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     if config.collectd_port:
         auth_file = collectd.AuthFile(config.collectd_auth_file) if config.collectd_auth_file else None
         receiver = collectd.CollectdReceiver(
-            ingest, ValueListEvents(collectd_types(config.collectd_typesdb), config.event_limits, cumulative,
-                                    stats.collectd.values_skipped),
-            config.collectd_security_level, auth_file, stats.collectd, reactor.seconds)
+            ingest,
+            ValueListEvents(
+                collectd_types(config.collectd_typesdb), config.event_limits, cumulative, stats.collectd.values_skipped
+            ),
+            config.collectd_security_level,
+            auth_file,
+            stats.collectd,
+            reactor.seconds,
+        )
         if auth_file is not None:
             watcher = TimerService(collectd.AUTH_FILE_CHECK_SECONDS, auth_file.current)
             watcher.clock = reactor
             watcher.setName("collectd-auth-file")
             watcher.setServiceParent(root)
-        collectd_listener = Listener(lambda: udp.listen(reactor, config.collectd_port, config.interface, receiver,
-                                                        config.udp_receive_buffer,
-                                                        f"collectd packets (level {config.collectd_security_level})"))
+        collectd_listener = Listener(
+            lambda: udp.listen(
+                reactor,
+                config.collectd_port,
+                config.interface,
+                receiver,
+                config.udp_receive_buffer,
+                f"collectd packets (level {config.collectd_security_level})",
+            )
+        )
         collectd_listener.setName("collectd")
         collectd_listener.setServiceParent(root)
     if config.http_port or config.http_listen:
@@ -270,8 +313,11 @@ def access_policy(config: Config) -> access.Policy:
 
     def token(kind: str, value: str | None, path: str | None) -> str | None:
         if value is not None:
-            log.warn("the {kind} token was given on the command line, where any user can see it (ps); "
-                     "--{kind}-token-file keeps it out of sight", kind=kind)
+            log.warn(
+                "the {kind} token was given on the command line, where any user can see it (ps); "
+                "--{kind}-token-file keeps it out of sight",
+                kind=kind,
+            )
             return value
         if path is None:
             return None
@@ -283,10 +329,13 @@ def access_policy(config: Config) -> access.Policy:
 
     read = token("read", config.read_token, config.read_token_file)
     write = token("write", config.write_token, config.write_token_file)
-    log.info("HTTP access: queries, /stats and /metrics {read}; counting over HTTP {write}; the pixel, /health and "
-             "UDP open; CORS for queries: {origins}", read="need the read token" if read else "open",
-             write="needs the write token" if write else "open",
-             origins=", ".join(config.cors_origins) or "any origin")
+    log.info(
+        "HTTP access: queries, /stats and /metrics {read}; counting over HTTP {write}; the pixel, /health and "
+        "UDP open; CORS for queries: {origins}",
+        read="need the read token" if read else "open",
+        write="needs the write token" if write else "open",
+        origins=", ".join(config.cors_origins) or "any origin",
+    )
     return access.Policy(read, write, config.cors_origins)
 
 

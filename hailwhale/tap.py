@@ -21,8 +21,11 @@ class Options(usage.Options):
         "its own embedded Valkey server with its data in --data-dir."
     )
     optFlags = [[item.option, None, item.help] for item in config.settings() if item.flag]
-    optParameters = [[item.option, None, item.default, item.help, item.coerce]
-                     for item in config.settings() if not item.flag and not item.repeatable]
+    optParameters = [
+        [item.option, None, item.default, item.help, item.coerce]
+        for item in config.settings()
+        if not item.flag and not item.repeatable
+    ]
 
     def __init__(self):
         super().__init__()
@@ -31,8 +34,9 @@ class Options(usage.Options):
                 self[item.option] = []
 
     def postOptions(self) -> None:
-        values = {item.option: bool(self[item.option]) if item.flag else self[item.option]
-                  for item in config.settings()}
+        values = {
+            item.option: bool(self[item.option]) if item.flag else self[item.option] for item in config.settings()
+        }
         try:
             self["config"] = config.from_options(values)
         except (config.ConfigError, ValueError) as error:

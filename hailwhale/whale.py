@@ -19,16 +19,14 @@ import random
 import threading
 import time
 
-from hailwhale.decide import counting, planning
-from hailwhale.store import embedded
-from hailwhale.model import paths
-from hailwhale.model import events
-from hailwhale.query import planner, rank, requests
 from hailwhale.aggregate import rollup
 from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.decide import counting, planning
+from hailwhale.model import events, paths
 from hailwhale.model.fields import Limits
 from hailwhale.model.schema import DEFAULT, Schema, parse_schema
-from hailwhale.store import Store
+from hailwhale.query import planner, rank, requests
+from hailwhale.store import Store, embedded
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -67,6 +65,7 @@ class Whale:
         elif cls._pid != os.getpid():
             # a forked child (gunicorn, multiprocessing) needs its own connection and writer id
             cls.configure(*cls._settings)
+        assert cls._store is not None
         return cls._store
 
     @classmethod
@@ -83,29 +82,50 @@ class Whale:
         now = time.time() if now is None else now
         event = events.from_fields(
             {"pk": pk, "dimensions": dimensions, "metrics": metrics if metrics is not None else metric, "at": at},
-            now, cls.limits.bounded_in_past(cls.schema().longest_retention()),
+            now,
+            cls.limits.bounded_in_past(cls.schema().longest_retention()),
         )
         cls._write(event, now)
 
     @classmethod
-    def count_decision(cls, pk, decided=None, metric=None, dimensions=None, *, option=None, decision=None,
-                       metrics=None, at=None, now: float | None = None) -> None:
+    def count_decision(
+        cls,
+        pk,
+        decided=None,
+        metric=None,
+        dimensions=None,
+        *,
+        option=None,
+        decision=None,
+        metrics=None,
+        at=None,
+        now: float | None = None,
+    ) -> None:
         """
         Count one decision now: ``decided={'language': 'EN'}`` (or ``option='EN'``, with an
         optional ``decision='language'``) under ``pk``, with its metrics and the visitor's
         dimensions; counted under the pk path ``pk + [decision name] + [option]``.
         """
         now = time.time() if now is None else now
-        raw = {"pk": pk, "decided": decided, "option": option, "decision": decision, "dimensions": dimensions,
-               "metrics": metrics if metrics is not None else metric, "at": at}
-        cls._write(counting.event_from_fields(raw, now, cls.limits.bounded_in_past(
-            cls.schema().longest_retention())), now)
+        raw = {
+            "pk": pk,
+            "decided": decided,
+            "option": option,
+            "decision": decision,
+            "dimensions": dimensions,
+            "metrics": metrics if metrics is not None else metric,
+            "at": at,
+        }
+        cls._write(
+            counting.event_from_fields(raw, now, cls.limits.bounded_in_past(cls.schema().longest_retention())), now
+        )
 
     @classmethod
     def _write(cls, event, now: float) -> None:
         one = Accumulator(cls.schema().finest.interval, max_keys=1)
         one.add(event)
         batch = one.swap()
+        assert batch is not None
         plan = rollup.plan(batch.entries, cls.schema(), now, batch.levels, batch.members)
         with cls._writing:
             applied = cls.store().apply(plan, next(cls._batches), set())
@@ -119,17 +139,53 @@ class Whale:
         return requests.run(plan, cls.store())
 
     @classmethod
-    def totals(cls, pk, dimensions=None, metrics=None, periods=None, *, metric=None, period=None, dimension=None,
-               depth=0, sort=None, limit=0, tz=None, tzoffset=None, now: float | None = None) -> dict:
+    def totals(
+        cls,
+        pk,
+        dimensions=None,
+        metrics=None,
+        periods=None,
+        *,
+        metric=None,
+        period=None,
+        dimension=None,
+        depth=0,
+        sort=None,
+        limit=0,
+        tz=None,
+        tzoffset=None,
+        now: float | None = None,
+    ) -> dict:
         """``{period: {dimension: {metric: total}}}`` (grouped rows with ``depth``), as ``/totals`` answers."""
-        params = {"pk": pk, "dimensions": dimensions, "dimension": dimension, "metrics": metrics, "metric": metric,
-                  "periods": periods, "period": period, "depth": depth, "sort": sort, "limit": limit, "tz": tz,
-                  "tzoffset": tzoffset}
+        params = {
+            "pk": pk,
+            "dimensions": dimensions,
+            "dimension": dimension,
+            "metrics": metrics,
+            "metric": metric,
+            "periods": periods,
+            "period": period,
+            "depth": depth,
+            "sort": sort,
+            "limit": limit,
+            "tz": tz,
+            "tzoffset": tzoffset,
+        }
         return cls._run(planner.totals_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
-    def total(cls, pk, metric="hits", dimension=None, period=None, *, dimensions=None, tz=None, tzoffset=None,
-              now: float | None = None) -> float:
+    def total(
+        cls,
+        pk,
+        metric="hits",
+        dimension=None,
+        period=None,
+        *,
+        dimensions=None,
+        tz=None,
+        tzoffset=None,
+        now: float | None = None,
+    ) -> float:
         """One number: ``metric`` (a name or a formula) over ``period`` (default: thirty)."""
         label = period or planner.DEFAULT_PLOTPOINTS_PERIOD
         answer = cls.totals(pk, dimension, [metric], [label], dimension=dimensions, tz=tz, tzoffset=tzoffset, now=now)
@@ -137,25 +193,81 @@ class Whale:
         return by_node[metric]
 
     @classmethod
-    def plotpoints(cls, pk, dimensions=None, metrics=None, period=None, *, metric=None, dimension=None, depth=0,
-                   sort=None, limit=0, tz=None, tzoffset=None, now: float | None = None) -> dict:
+    def plotpoints(
+        cls,
+        pk,
+        dimensions=None,
+        metrics=None,
+        period=None,
+        *,
+        metric=None,
+        dimension=None,
+        depth=0,
+        sort=None,
+        limit=0,
+        tz=None,
+        tzoffset=None,
+        now: float | None = None,
+    ) -> dict:
         """``{dimension: {metric: [[epoch_ms, value], ...]}}`` (grouped rows with ``depth``), as ``/plotpoints``."""
-        params = {"pk": pk, "dimensions": dimensions, "dimension": dimension, "metrics": metrics, "metric": metric,
-                  "period": period, "depth": depth, "sort": sort, "limit": limit, "tz": tz, "tzoffset": tzoffset}
+        params = {
+            "pk": pk,
+            "dimensions": dimensions,
+            "dimension": dimension,
+            "metrics": metrics,
+            "metric": metric,
+            "period": period,
+            "depth": depth,
+            "sort": sort,
+            "limit": limit,
+            "tz": tz,
+            "tzoffset": tzoffset,
+        }
         return cls._run(planner.plotpoints_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
-    def rank(cls, pk, metric="hits", dimension=None, period=None, *, recursive=True, tz=None, tzoffset=None,
-             now: float | None = None) -> dict:
+    def rank(
+        cls,
+        pk,
+        metric="hits",
+        dimension=None,
+        period=None,
+        *,
+        recursive=True,
+        tz=None,
+        tzoffset=None,
+        now: float | None = None,
+    ) -> dict:
         """Which sub-dimensions of ``dimension`` matter for ``metric`` (a name or a ratio), as ``/rank``."""
-        params = {"pk": pk, "dimension": dimension, "metric": [metric], "period": period, "recursive": recursive,
-                  "tz": tz, "tzoffset": tzoffset}
+        params = {
+            "pk": pk,
+            "dimension": dimension,
+            "metric": [metric],
+            "period": period,
+            "recursive": recursive,
+            "tz": tz,
+            "tzoffset": tzoffset,
+        }
         return cls._run(rank.rank_from_params(params, _now(now), cls.schema(), cls.limits))
 
     @classmethod
-    def decide(cls, pk, options=None, known_dimensions=None, by_metric=None, *, formula=None, goal=None,
-               explain=False, unit=None, explore=True, decision=None, dimensions=None,
-               rng: random.Random | None = None, now: float | None = None):
+    def decide(
+        cls,
+        pk,
+        options=None,
+        known_dimensions=None,
+        by_metric=None,
+        *,
+        formula=None,
+        goal=None,
+        explain=False,
+        unit=None,
+        explore=True,
+        decision=None,
+        dimensions=None,
+        rng: random.Random | None = None,
+        now: float | None = None,
+    ):
         """
         Choose one of ``options`` (a list, or ``{'language': ['EN', 'SP']}``) for a visitor
         with ``known_dimensions``, maximising ``by_metric`` (alias ``formula``; a metric or a
@@ -163,11 +275,22 @@ class Whale:
         with ``explain=True`` the explanation dict, as ``/decide`` answers.  ``unit`` (a
         visitor id) makes the answer sticky; ``rng`` (a ``random.Random``) makes it reproducible.
         """
-        params = {"pk": pk, "options": options, "known_dimensions": known_dimensions, "dimensions": dimensions,
-                  "by_metric": by_metric, "formula": formula, "goal": goal, "explain": explain, "unit": unit,
-                  "explore": explore, "decision": decision}
-        plan = planning.decide_from_params(params, _now(now), cls.schema(), cls.limits,
-                                            rng if rng is not None else random.Random())
+        params = {
+            "pk": pk,
+            "options": options,
+            "known_dimensions": known_dimensions,
+            "dimensions": dimensions,
+            "by_metric": by_metric,
+            "formula": formula,
+            "goal": goal,
+            "explain": explain,
+            "unit": unit,
+            "explore": explore,
+            "decision": decision,
+        }
+        plan = planning.decide_from_params(
+            params, _now(now), cls.schema(), cls.limits, rng if rng is not None else random.Random()
+        )
         answer = cls._run(plan)
         return answer if explain else answer["option"]
 
@@ -180,8 +303,9 @@ class Whale:
     @classmethod
     def all_subdimensions(cls, pk, dimension="_") -> list:
         """``dimension`` itself, then everything below it, depth first."""
-        rows = cls._run(planner.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": planner.MAX_DEPTH},
-                                                     cls.limits))
+        rows = cls._run(
+            planner.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": planner.MAX_DEPTH}, cls.limits)
+        )
         return [paths.plain(tuple(row["path"])) for row in rows]
 
 

@@ -42,11 +42,17 @@ def test_repeats_add_up_as_events_do():
     accumulator.add_sums(("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
     accumulator.note_repeatable(b"p:2|c", ("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
 
-    taken = (accumulator.add_repeats([b"p:2|c", b"p:2|c"], 130.0), accumulator.add_repeats([b"p:2|c", b"q:1|c"], 130.0),
-             accumulator.add_repeats([b"p:2|c"], 180.0), accumulator.pending_events)
+    taken = (
+        accumulator.add_repeats([b"p:2|c", b"p:2|c"], 130.0),
+        accumulator.add_repeats([b"p:2|c", b"q:1|c"], 130.0),
+        accumulator.add_repeats([b"p:2|c"], 180.0),
+        accumulator.pending_events,
+    )
 
     assert ((True, False, False, 3), {(("p",), frozenset(), 120): {"hits": 3, "count": 6.0}}) == (
-        taken, accumulator.swap().entries)
+        taken,
+        accumulator.swap().entries,
+    )
 
 
 def test_repeats_are_settled_when_the_bucket_changes():
@@ -62,7 +68,9 @@ def test_repeats_are_settled_when_the_bucket_changes():
     entries = accumulator.swap().entries
 
     assert ({(("p",), frozenset(), 120): {"hits": 2}, (("p",), frozenset(), 180): {"hits": 3}}, False) == (
-        entries, accumulator.add_repeats([b"p"], 181.0))
+        entries,
+        accumulator.add_repeats([b"p"], 181.0),
+    )
 
 
 def test_only_small_whole_numbers_are_noted():

@@ -43,8 +43,9 @@ def daemon(tmp_path_factory):
     directory = tmp_path_factory.mktemp("schemathesis")
     (directory / "read.token").write_text(READ_TOKEN + "\n")
     (directory / "write.token").write_text(WRITE_TOKEN + "\n")
-    daemon = processes.Daemon(directory, "--collectd-port", "0", "--read-token-file", "read.token",
-                            "--write-token-file", "write.token")
+    daemon = processes.Daemon(
+        directory, "--collectd-port", "0", "--read-token-file", "read.token", "--write-token-file", "write.token"
+    )
     daemon.store = redis.Redis(unix_socket_path=str(directory / "hailwhale-data" / "valkey.sock"))
     yield daemon
     daemon.store.close()

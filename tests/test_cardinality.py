@@ -30,7 +30,10 @@ def test_names_past_the_bound_fold_into_overflow():
     again = admit(guard, ("p",), ("user", "b"))
 
     assert (frozenset({("user", OVERFLOW)}), frozenset({("user", "b")}), {"max_children": 1}) == (
-        folded, again, dict(guard.folded))
+        folded,
+        again,
+        dict(guard.folded),
+    )
 
 
 def test_a_folded_name_takes_its_subtree_along():
@@ -79,10 +82,19 @@ def test_what_is_remembered_is_bounded():
     guard = Cardinality(max_children=100, max_tracked=3)
     admit(guard, ("a",), ("user", "x"))  # remembers "user" and "x"
 
-    assert (frozenset({("user", "y")}), frozenset({("user", OVERFLOW)}), frozenset({(OVERFLOW,)}), 3,
-            {"max_tracked": 2}) == (
-        admit(guard, ("a",), ("user", "y")), admit(guard, ("a",), ("user", "z")), admit(guard, ("b",), ("user", "x")),
-        guard.tracked, dict(guard.folded))
+    assert (
+        frozenset({("user", "y")}),
+        frozenset({("user", OVERFLOW)}),
+        frozenset({(OVERFLOW,)}),
+        3,
+        {"max_tracked": 2},
+    ) == (
+        admit(guard, ("a",), ("user", "y")),
+        admit(guard, ("a",), ("user", "z")),
+        admit(guard, ("b",), ("user", "x")),
+        guard.tracked,
+        dict(guard.folded),
+    )
 
 
 def test_the_memo_forgets_without_changing_answers():
@@ -91,12 +103,16 @@ def test_the_memo_forgets_without_changing_answers():
     answers = [admit(guard, ("p",), ("user", value)) for value in ["a", "b", "a", "c", "b", "c"]]
 
     assert [frozenset({("user", v)}) for v in ["a", "b", "a"]] + [frozenset({("user", OVERFLOW)})] + [
-        frozenset({("user", "b")}), frozenset({("user", OVERFLOW)})] == answers
+        frozenset({("user", "b")}),
+        frozenset({("user", OVERFLOW)}),
+    ] == answers
 
 
 events = st.lists(
-    st.tuples(st.lists(st.sampled_from(["s", "t"]), min_size=1, max_size=3).map(tuple),
-              st.frozensets(st.lists(names, min_size=1, max_size=3).map(tuple), max_size=3)),
+    st.tuples(
+        st.lists(st.sampled_from(["s", "t"]), min_size=1, max_size=3).map(tuple),
+        st.frozensets(st.lists(names, min_size=1, max_size=3).map(tuple), max_size=3),
+    ),
     max_size=60,
 )
 

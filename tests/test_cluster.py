@@ -28,11 +28,15 @@ def test_whale_on_a_cluster(cluster_url):
     grouped = Whale.totals("Product", "country", "revenue", "today", depth=1, sort="-revenue", now=NOW)["today"]
 
     assert [("country", 13.0), ("UK", 7.0), ("US", 6.0)] == [
-        (row["path"][-1], row["metrics"]["revenue"]) for row in grouped["rows"]]
+        (row["path"][-1], row["metrics"]["revenue"]) for row in grouped["rows"]
+    ]
     assert (5.0, ["_", "country", ["country", "US"]]) == (
-        Whale.total(["Product", "1"], "revenue", period="today", now=NOW), Whale.all_subdimensions(["Product", "1"]))
+        Whale.total(["Product", "1"], "revenue", period="today", now=NOW),
+        Whale.all_subdimensions(["Product", "1"]),
+    )
     assert ["country", '["country", "UK"]', '["country", "US"]'] == list(
-        Whale.rank("Product", "revenue", "country", "today", now=NOW))
+        Whale.rank("Product", "revenue", "country", "today", now=NOW)
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -58,4 +62,5 @@ def test_gauges_and_unique_counts_on_a_cluster(cluster_url):
         Whale.count_now(["site", "home"], None, {"visitors.unique": visitor, "queue.gauge": depth}, now=NOW)
 
     assert {"today": {"_": {"visitors.unique": 2.0, "queue.gauge": 2.0}}} == Whale.totals(
-        "site", metrics=["visitors.unique", "queue.gauge"], periods="today", now=NOW)
+        "site", metrics=["visitors.unique", "queue.gauge"], periods="today", now=NOW
+    )

@@ -32,7 +32,8 @@ def collectd_binary() -> str:
     path = shutil.which("collectd") or COLLECTD
     assert os.access(path, os.X_OK), (
         f"collectd is not installed (looked on PATH and at {COLLECTD}); .ci/run installs Debian's collectd-core: "
-        "apt-get install -y --no-install-recommends collectd-core")
+        "apt-get install -y --no-install-recommends collectd-core"
+    )
     return path
 
 
@@ -50,10 +51,27 @@ class Daemon:
         self.base = f"http://127.0.0.1:{http}"
         self.log = tmp_path / "twistd.log"
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "twistd"), "-n", "--pidfile=", f"--logfile={self.log}", "hailwhale",
-             "--http-port", str(http), "--udp-port", "0", "--collectd-port", str(self.collectd_port),
-             "--redis", store_url, "--flush-interval", "0.2", *args],
-            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            [
+                str(Path(sys.executable).parent / "twistd"),
+                "-n",
+                "--pidfile=",
+                f"--logfile={self.log}",
+                "hailwhale",
+                "--http-port",
+                str(http),
+                "--udp-port",
+                "0",
+                "--collectd-port",
+                str(self.collectd_port),
+                "--redis",
+                store_url,
+                "--flush-interval",
+                "0.2",
+                *args,
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         self.wait_for(lambda: self.stats(), "the daemon to answer /stats")
 
     def stats(self):
@@ -63,8 +81,10 @@ class Daemon:
             return None
 
     def total(self, pk: list, metric: str, dimensions="_"):
-        body = get_json(f"{self.base}/totals?pk={quote(json.dumps(pk))}&dimensions={quote(json.dumps(dimensions))}"
-                        f"&metrics={quote(json.dumps([metric]))}&periods=%5B%22today%22%5D")
+        body = get_json(
+            f"{self.base}/totals?pk={quote(json.dumps(pk))}&dimensions={quote(json.dumps(dimensions))}"
+            f"&metrics={quote(json.dumps([metric]))}&periods=%5B%22today%22%5D"
+        )
         return next(iter(body["today"].values())).get(metric)
 
     def wait_for(self, check, what: str):
@@ -110,17 +130,22 @@ LoadPlugin interface
 
 
 def server(port: int, level: str = "None", user: str = "alice", password: str = "secret") -> str:
-    secured = f'\n    SecurityLevel {level}\n    Username "{user}"\n    Password "{password}"' if level != "None" else ""
+    secured = (
+        f'\n    SecurityLevel {level}\n    Username "{user}"\n    Password "{password}"' if level != "None" else ""
+    )
     return f'  <Server "127.0.0.1" "{port}">{secured}\n  </Server>'
 
 
 def assert_values_arrive(daemon: Daemon, host: str) -> None:
     """Gauges (load), DERIVE increases (cpu, loopback traffic) and memory all reach /totals."""
-    daemon.wait_for(lambda: daemon.total(["collectd", host, "load"], "shortterm.gauge") is not None,
-                    "load's shortterm.gauge")
+    daemon.wait_for(
+        lambda: daemon.total(["collectd", host, "load"], "shortterm.gauge") is not None, "load's shortterm.gauge"
+    )
     daemon.wait_for(lambda: (daemon.total(["collectd", host, "cpu"], "value") or 0) > 0, "cpu increases")
-    daemon.wait_for(lambda: (daemon.total(["collectd", host, "interface"], "rx", ["if_octets", "lo"]) or 0) > 0,
-                    "loopback if_octets rx increases")
+    daemon.wait_for(
+        lambda: (daemon.total(["collectd", host, "interface"], "rx", ["if_octets", "lo"]) or 0) > 0,
+        "loopback if_octets rx increases",
+    )
     daemon.wait_for(lambda: (daemon.total(["collectd", host, "memory"], "hits") or 0) > 0, "memory value lists")
 
 
@@ -143,15 +168,26 @@ def test_encrypted_collectd_reaches_totals_and_the_rest_is_refused(tmp_path, sto
     auth = tmp_path / "collectd.passwd"
     auth.write_text("alice: secret\n")
     daemon = Daemon(tmp_path, store_url, "--collectd-security-level", "Encrypt", "--collectd-auth-file", str(auth))
-    collectd = start_collectd(tmp_path, "hw-encrypted", "\n".join([
-        server(daemon.collectd_port, "Encrypt"), server(daemon.collectd_port),
-        server(daemon.collectd_port, "Encrypt", password="guess"), server(daemon.collectd_port, "Sign")]))
+    collectd = start_collectd(
+        tmp_path,
+        "hw-encrypted",
+        "\n".join(
+            [
+                server(daemon.collectd_port, "Encrypt"),
+                server(daemon.collectd_port),
+                server(daemon.collectd_port, "Encrypt", password="guess"),
+                server(daemon.collectd_port, "Sign"),
+            ]
+        ),
+    )
     try:
         assert_values_arrive(daemon, "hw-encrypted")
         stats = daemon.stats()["collectd"]
         # the wrong password's stream is cut into the same packets as the right one's
         assert ({"unencrypted", "bad_checksum"}, True) == (
-            set(stats["packets_bad"]), abs(stats["packets_ok"] - stats["packets_bad"]["bad_checksum"]) <= 2)
+            set(stats["packets_bad"]),
+            abs(stats["packets_ok"] - stats["packets_bad"]["bad_checksum"]) <= 2,
+        )
     finally:
         collectd.terminate()
         collectd.wait(timeout=30)

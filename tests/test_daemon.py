@@ -18,16 +18,25 @@ import treq
 from twisted.internet import reactor, task, threads
 from twisted.internet.error import CannotListenError
 
-from hailwhale.tap import Options
 from hailwhale.service import makeService
+from hailwhale.tap import Options
 from hailwhale.testing import free_port
 from hailwhale.testing.processes import PACKAGE_ROOT
 
 
 def start(*args: str):
     options = Options()
-    options.parseOptions(["--udp-port", str(free_port(socket.SOCK_DGRAM)), "--http-port", str(free_port()),
-                          "--collectd-port", str(free_port(socket.SOCK_DGRAM)), *args])
+    options.parseOptions(
+        [
+            "--udp-port",
+            str(free_port(socket.SOCK_DGRAM)),
+            "--http-port",
+            str(free_port()),
+            "--collectd-port",
+            str(free_port(socket.SOCK_DGRAM)),
+            *args,
+        ]
+    )
     service = makeService(options["config"], reactor)
     service.startService()
     http = service.getServiceNamed("http").port.getHost()
@@ -56,8 +65,9 @@ async def eventually(check, timeout: float = 10.0):
 
 
 def totals_url(base: str, pk: str, dimensions: str = "_", metrics: str = '["hits"]', periods: str = '["today"]'):
-    return (f"{base}/totals?pk={quote(pk)}&dimensions={quote(dimensions)}&metrics={quote(metrics)}"
-            f"&periods={quote(periods)}")
+    return (
+        f"{base}/totals?pk={quote(pk)}&dimensions={quote(dimensions)}&metrics={quote(metrics)}&periods={quote(periods)}"
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -65,21 +75,28 @@ async def test_udp_and_http_events_reach_totals(store_url):
     """Events sent over UDP (several lines per datagram) and HTTP are in /totals within a few flushes."""
     service, base, udp = start("--redis", store_url, "--flush-interval", "0.1")
     try:
-        send_udp(udp, b'{"pk":["Product","123"],"dimensions":{"country":"US"},"metrics":{"revenue":10}}\n'
-                      b"pk=Product&dimensions=country&metrics=%7B%22revenue%22%3A2.5%7D\n"
-                      b"this line is not an event\n")
+        send_udp(
+            udp,
+            b'{"pk":["Product","123"],"dimensions":{"country":"US"},"metrics":{"revenue":10}}\n'
+            b"pk=Product&dimensions=country&metrics=%7B%22revenue%22%3A2.5%7D\n"
+            b"this line is not an event\n",
+        )
         response = await treq.get(base + '/count?pk=Product&dimensions={"country":"UK"}&metrics={"revenue":1}')
         assert b"OK" == await treq.content(response)
 
         async def counted():
-            code, body = await get_json(totals_url(base, "Product", "country", '["revenue","hits"]'))
+            _code, body = await get_json(totals_url(base, "Product", "country", '["revenue","hits"]'))
             found = body["today"]["country"]
             return found if found["hits"] == 3 else None
 
         assert {"revenue": 13.5, "hits": 3.0} == await eventually(counted)
         _, stats = await get_json(base + "/stats")
-        assert (1, 2, {"unrecognised": 1}, 1) == (stats["datagrams"], stats["lines_ok"], stats["lines_bad"],
-                                                  stats["http_events_ok"])
+        assert (1, 2, {"unrecognised": 1}, 1) == (
+            stats["datagrams"],
+            stats["lines_ok"],
+            stats["lines_bad"],
+            stats["http_events_ok"],
+        )
     finally:
         await service.stopService()
 
@@ -98,9 +115,12 @@ async def test_stop_flushes_what_was_accepted(store_url, raw):
     await service.stopService()
 
     from hailwhale.whale import Whale
+
     Whale.configure(store_url, schema="1m:2d,1h:35d,1d:3y")
-    assert (100.0, 4950.0) == (Whale.total("stop_test", "hits", period="today"),
-                               Whale.total("stop_test", "n", period="today"))
+    assert (100.0, 4950.0) == (
+        Whale.total("stop_test", "hits", period="today"),
+        Whale.total("stop_test", "n", period="today"),
+    )
 
 
 @pytest_twisted.ensureDeferred
@@ -135,10 +155,28 @@ async def test_every_limit_is_an_option_and_every_overflow_is_counted(store_url)
     events within the limits are counted.
     """
     now = time.time()
-    service, base, udp = start("--redis", store_url, "--flush-interval", "0.1", "--max-line-bytes", "200",
-                               "--max-body-bytes", "300", "--max-pk-depth", "2", "--max-dimension-nodes", "3",
-                               "--max-metrics", "3", "--max-name-length", "10", "--max-past", "1h",
-                               "--max-future", "10m")
+    service, base, udp = start(
+        "--redis",
+        store_url,
+        "--flush-interval",
+        "0.1",
+        "--max-line-bytes",
+        "200",
+        "--max-body-bytes",
+        "300",
+        "--max-pk-depth",
+        "2",
+        "--max-dimension-nodes",
+        "3",
+        "--max-metrics",
+        "3",
+        "--max-name-length",
+        "10",
+        "--max-past",
+        "1h",
+        "--max-future",
+        "10m",
+    )
     too_far = [("too_old", now - 7200), ("too_new", now + 1200)]
     events = {
         "ok": {"pk": "limits", "dimensions": {"a": "b"}, "metrics": {"m": 1}, "at": now - 1800},
@@ -149,12 +187,30 @@ async def test_every_limit_is_an_option_and_every_overflow_is_counted(store_url)
         **{reason: {"pk": "limits", "at": at} for reason, at in too_far},
     }
     try:
-        send_udp(udp, b"\n".join([json.dumps(event).encode() for event in events.values()]
-                                 + [b'{"pk": "limits", "pad": "' + b"x" * 200 + b'"}']))
-        codes = [(await treq.post(base + "/count", json.dumps(event).encode(),
-                                  headers={"Content-Type": "application/json"})).code for event in events.values()]
-        codes.append((await treq.post(base + "/count", b"[" + b'{"pk": "limits"},' * 20 + b'{"pk": "limits"}]',
-                                      headers={"Content-Type": "application/json"})).code)
+        send_udp(
+            udp,
+            b"\n".join(
+                [json.dumps(event).encode() for event in events.values()]
+                + [b'{"pk": "limits", "pad": "' + b"x" * 200 + b'"}']
+            ),
+        )
+        codes = [
+            (
+                await treq.post(
+                    base + "/count", json.dumps(event).encode(), headers={"Content-Type": "application/json"}
+                )
+            ).code
+            for event in events.values()
+        ]
+        codes.append(
+            (
+                await treq.post(
+                    base + "/count",
+                    b"[" + b'{"pk": "limits"},' * 20 + b'{"pk": "limits"}]',
+                    headers={"Content-Type": "application/json"},
+                )
+            ).code
+        )
 
         async def counted():
             _, body = await get_json(totals_url(base, "limits", metrics='["hits","m"]', periods='["day"]'))
@@ -167,8 +223,10 @@ async def test_every_limit_is_an_option_and_every_overflow_is_counted(store_url)
 
     refused = {reason: 1 for reason in events if reason != "ok"}
     assert [200] + [400] * (len(events) - 1) + [400] == codes
-    assert ({**refused, "line_too_long": 1}, {**refused, "body_too_long": 1}) == (stats["lines_bad"],
-                                                                                 stats["http_bad_requests"])
+    assert ({**refused, "line_too_long": 1}, {**refused, "body_too_long": 1}) == (
+        stats["lines_bad"],
+        stats["http_bad_requests"],
+    )
     assert {"hits": 2.0, "m": 2.0} == totals
 
 
@@ -178,6 +236,7 @@ async def test_http_on_a_unix_socket(store_url, tmp_path):
     path = tmp_path / "http.sock"
     service, _, _ = start("--redis", store_url, "--http-listen", f"unix:{path}")
     try:
+
         def ask() -> bytes:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.connect(str(path))
@@ -195,8 +254,9 @@ def test_a_port_in_use_fails_the_start(store_url):
     """If the HTTP port is taken, starting fails at once (twistd exits) rather than running without HTTP."""
     taken = socket.create_server(("127.0.0.1", 0))
     options = Options()
-    options.parseOptions(["--redis", store_url, "--udp-port", "0", "--collectd-port", "0", "--http-port",
-                          str(taken.getsockname()[1])])
+    options.parseOptions(
+        ["--redis", store_url, "--udp-port", "0", "--collectd-port", "0", "--http-port", str(taken.getsockname()[1])]
+    )
     service = makeService(options["config"], reactor)
     try:
         with pytest.raises(CannotListenError):
@@ -212,13 +272,34 @@ def test_twistd_exits_when_its_port_is_taken(tmp_path):
     taken = socket.create_server(("127.0.0.1", 0))
     try:
         process = subprocess.run(
-            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
-             f"--logfile={tmp_path / 'twistd.log'}", "hailwhale", "--http-port", str(taken.getsockname()[1]),
-             "--udp-port", "0", "--collectd-port", "0", "--data-dir", str(tmp_path / "data")],
-            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}, timeout=60, capture_output=True)
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "-n",
+                "--pidfile=",
+                f"--logfile={tmp_path / 'twistd.log'}",
+                "hailwhale",
+                "--http-port",
+                str(taken.getsockname()[1]),
+                "--udp-port",
+                "0",
+                "--collectd-port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+            timeout=60,
+            capture_output=True,
+        )
     finally:
         taken.close()
     log = (tmp_path / "twistd.log").read_text()
 
-    assert (True, True, False) == (process.returncode != 0, "Address already in use" in log,
-                                   (tmp_path / "data" / "valkey.sock").exists())
+    assert (True, True, False) == (
+        process.returncode != 0,
+        "Address already in use" in log,
+        (tmp_path / "data" / "valkey.sock").exists(),
+    )

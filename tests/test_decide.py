@@ -8,20 +8,29 @@ import statistics
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hailwhale.decide import thompson
-from hailwhale.decide import counting
+from hailwhale.decide import counting, thompson
 from hailwhale.decide.thompson import Known, OptionData, Sums, choose, unit_variance
 
 
 def reports(pairs) -> Sums:
     """The sums of per-report (numerator, denominator) pairs."""
-    return Sums(n=len(pairs), y=sum(y for y, _ in pairs), y2=sum(y * y for y, _ in pairs), x=sum(x for _, x in pairs),
-                x2=sum(x * x for _, x in pairs), xy=sum(x * y for y, x in pairs))
+    return Sums(
+        n=len(pairs),
+        y=sum(y for y, _ in pairs),
+        y2=sum(y * y for y, _ in pairs),
+        x=sum(x for _, x in pairs),
+        x2=sum(x * x for _, x in pairs),
+        xy=sum(x * y for y, x in pairs),
+    )
 
 
 def option(name, pairs, cells=None, values=None) -> OptionData:
-    return OptionData(name, reports(pairs), {k: reports(v) for k, v in (cells or {}).items()},
-                      {d: {v: reports(p) for v, p in by.items()} for d, by in (values or {}).items()})
+    return OptionData(
+        name,
+        reports(pairs),
+        {k: reports(v) for k, v in (cells or {}).items()},
+        {d: {v: reports(p) for v, p in by.items()} for d, by in (values or {}).items()},
+    )
 
 
 pair_lists = st.lists(st.tuples(st.floats(0, 1000), st.floats(0.01, 100)), min_size=2, max_size=30)
@@ -77,11 +86,15 @@ def test_clear_winner_is_chosen_and_explained():
 
 def test_goal_min_prefers_the_lowest():
     """goal=min turns the choice around."""
-    options = [option("slow", [(3.0 + i % 2, 1.0) for i in range(50)]), option("fast", [(1.0 + i % 2, 1.0)
-                                                                                        for i in range(50)])]
+    options = [
+        option("slow", [(3.0 + i % 2, 1.0) for i in range(50)]),
+        option("fast", [(1.0 + i % 2, 1.0) for i in range(50)]),
+    ]
 
-    assert (1, 0) == (choose(options, [], random.Random(0), goal="min", explore=False).index,
-                      choose(options, [], random.Random(0), goal="max", explore=False).index)
+    assert (1, 0) == (
+        choose(options, [], random.Random(0), goal="min", explore=False).index,
+        choose(options, [], random.Random(0), goal="max", explore=False).index,
+    )
 
 
 def test_a_seeded_generator_reproduces_the_choice():
@@ -100,12 +113,22 @@ def _country_data(interaction: bool):
     Two options, two countries, 400 reports per cell, one in ten converting; with
     ``interaction`` b wins in DE and a in US, else a wins in both by 5%.
     """
-    ratio = {("a", "US"): 2.0, ("a", "DE"): 1.0, ("b", "US"): 1.0, ("b", "DE"): 2.0} if interaction else \
-        {("a", "US"): 2.0, ("a", "DE"): 1.0, ("b", "US"): 1.9, ("b", "DE"): 0.95}
+    ratio = (
+        {("a", "US"): 2.0, ("a", "DE"): 1.0, ("b", "US"): 1.0, ("b", "DE"): 2.0}
+        if interaction
+        else {("a", "US"): 2.0, ("a", "DE"): 1.0, ("b", "US"): 1.9, ("b", "DE"): 0.95}
+    )
     cells = {(o, c): [(ratio[o, c] * 10 * (i % 10 == 0), 1.0) for i in range(400)] for o in "ab" for c in ("US", "DE")}
     known = Known("country", "DE")
-    options = [option(o, cells[o, "US"] + cells[o, "DE"], {known: cells[o, "DE"]},
-                      {"country": {c: cells[o, c] for c in ("US", "DE")}}) for o in "ab"]
+    options = [
+        option(
+            o,
+            cells[o, "US"] + cells[o, "DE"],
+            {known: cells[o, "DE"]},
+            {"country": {c: cells[o, c] for c in ("US", "DE")}},
+        )
+        for o in "ab"
+    ]
     return options, known
 
 
@@ -137,15 +160,18 @@ def test_known_dimensions_without_data_are_ignored():
 
     explained = choose(options, [Known("browser", "lynx")], random.Random(0), explain=True).explanation
 
-    assert [{"dimension": "browser", "value": "lynx", "reason": "no data in the window"}] == \
-        explained["ignored_dimensions"]
+    assert [{"dimension": "browser", "value": "lynx", "reason": "no data in the window"}] == explained[
+        "ignored_dimensions"
+    ]
     assert [[], []] == [row["dimensions"] for row in explained["options"]]
 
 
 def test_negative_objectives_use_the_linear_scale():
     """Profits below zero cannot be logged: the choice runs on the ratio itself."""
-    options = [option("loss", [(-2.0 + i % 2, 1.0) for i in range(100)]),
-               option("gain", [(1.0 + i % 2, 1.0) for i in range(100)])]
+    options = [
+        option("loss", [(-2.0 + i % 2, 1.0) for i in range(100)]),
+        option("gain", [(1.0 + i % 2, 1.0) for i in range(100)]),
+    ]
 
     explained = choose(options, [], random.Random(0), explain=True).explanation
 
@@ -159,8 +185,9 @@ def test_exploration_floor():
     explained = choose(options, [], random.Random(0), explain=True).explanation
     picks = [choose(options, [], random.Random(seed)).index for seed in range(4000)]
 
-    assert math.isclose(0.005, explained["p_choose"] if explained["option"] == "bad" else 1 - explained["p_choose"],
-                        abs_tol=1e-9)
+    assert math.isclose(
+        0.005, explained["p_choose"] if explained["option"] == "bad" else 1 - explained["p_choose"], abs_tol=1e-9
+    )
     assert 5 <= picks.count(1) <= 40
 
 
@@ -168,13 +195,18 @@ sums_lists = st.lists(st.tuples(st.floats(-50, 1000), st.one_of(st.just(0.0), st
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(sums_lists, sums_lists), min_size=1, max_size=4), st.sampled_from(["max", "min"]),
-       st.integers(0, 2**32))
+@given(
+    st.lists(st.tuples(sums_lists, sums_lists), min_size=1, max_size=4),
+    st.sampled_from(["max", "min"]),
+    st.integers(0, 2**32),
+)
 def test_any_counters_give_a_choice_and_a_finite_explanation(data, goal, seed):
     """Whatever the counters hold, the choice is one of the options and the explanation is plain finite JSON."""
     known = Known("country", "US")
-    options = [option(str(k), overall + cell, {known: cell}, {"country": {"US": cell, "DE": overall}})
-               for k, (overall, cell) in enumerate(data)]
+    options = [
+        option(str(k), overall + cell, {known: cell}, {"country": {"US": cell, "DE": overall}})
+        for k, (overall, cell) in enumerate(data)
+    ]
 
     result = choose(options, [known], random.Random(seed), goal=goal, explain=True)
 
@@ -186,10 +218,14 @@ def test_any_counters_give_a_choice_and_a_finite_explanation(data, goal, seed):
 
 def test_the_shortest_window_with_enough_decisions_is_picked():
     """Seven days when they hold enough decisions to tell options apart, the longest window when they do not."""
+
     def converting(count):  # one decision in ten earns 10: CV² = 9, so 900 decisions per option are enough
         return [option(name, [(10.0 * (i % 10 == 0), 1.0) for i in range(count)]) for name in "ab"]
 
     few, many, more = converting(20), converting(3000), converting(9000)
 
-    assert (0, 1, 1) == (thompson.pick_window([many, more], []), thompson.pick_window([few, more], []),
-                         thompson.pick_window([few, few], []))
+    assert (0, 1, 1) == (
+        thompson.pick_window([many, more], []),
+        thompson.pick_window([few, more], []),
+        thompson.pick_window([few, few], []),
+    )

@@ -26,8 +26,13 @@ def api(store):
 def visitors(whale, pk, decision, option, count, dollars_each, dimensions=None):
     """``count`` decisions of ``option``, each one visitor who spent ``dollars_each``."""
     for _ in range(count):
-        whale.count_decision(pk, decided={decision: option}, metric={"dollars": dollars_each, "visitors": 1},
-                             dimensions=dimensions, now=NOW)
+        whale.count_decision(
+            pk,
+            decided={decision: option},
+            metric={"dollars": dollars_each, "visitors": 1},
+            dimensions=dimensions,
+            now=NOW,
+        )
 
 
 # -- the original's decision tests (reference §13, tests 13-15), ported --------------------
@@ -41,10 +46,26 @@ def visitors(whale, pk, decision, option, count, dollars_each, dimensions=None):
 
 def test_basic_decision_without_data_is_uniform(whale):
     """With no data every option is possible: the choice is uniform, and says so."""
-    chosen = {whale.decide("test_basic_decision", [1, 2, 3], decision="random", by_metric="dollars/visitors",
-                           rng=random.Random(seed), now=NOW) for seed in range(30)}
-    explained = whale.decide("test_basic_decision", [1, 2, 3], decision="random", by_metric="dollars/visitors",
-                             explain=True, rng=random.Random(0), now=NOW)
+    chosen = {
+        whale.decide(
+            "test_basic_decision",
+            [1, 2, 3],
+            decision="random",
+            by_metric="dollars/visitors",
+            rng=random.Random(seed),
+            now=NOW,
+        )
+        for seed in range(30)
+    }
+    explained = whale.decide(
+        "test_basic_decision",
+        [1, 2, 3],
+        decision="random",
+        by_metric="dollars/visitors",
+        explain=True,
+        rng=random.Random(0),
+        now=NOW,
+    )
 
     assert {1, 2, 3} == chosen
     assert ("uniform", 1 / 3) == (explained["policy"], explained["p_choose"])
@@ -123,9 +144,15 @@ def test_tricky_decision(whale, geo, best):
     """The us/mx/br x en/sp/pt grid, the visitor's country a plain string dimension: each gets its best language."""
     pk = "test_tricky_decision"
     grid = {  # (geo, language): ($ per visitor, visitors), the original's figures / 1000
-        ("us", "en"): (5, 300), ("us", "sp"): (0.1, 10), ("us", "pt"): (0.06, 5),
-        ("mx", "en"): (1, 100), ("mx", "sp"): (2, 100), ("mx", "pt"): (0.02, 10),
-        ("br", "en"): (3, 100), ("br", "sp"): (3, 50), ("br", "pt"): (10, 50),
+        ("us", "en"): (5, 300),
+        ("us", "sp"): (0.1, 10),
+        ("us", "pt"): (0.06, 5),
+        ("mx", "en"): (1, 100),
+        ("mx", "sp"): (2, 100),
+        ("mx", "pt"): (0.02, 10),
+        ("br", "en"): (3, 100),
+        ("br", "sp"): (3, 50),
+        ("br", "pt"): (10, 50),
     }
     for (country, language), (dollars, count) in grid.items():
         visitors(whale, pk, "language", language, count, dollars, country)
@@ -144,13 +171,22 @@ def test_tricky_decision(whale, geo, best):
 
 def test_seed_python_example(whale):
     """The seed README's calls, verbatim: counted under pk + decision + option, and a choice among EN and SP."""
-    whale.count_decision(['Product', '123'], decided={'language': 'EN'},
-                         metric={'revenue': 500, 'visitors': 100}, dimensions={'country': 'US', 'device': 'Mac OS X'})
-    whale.count_decision(['Product', '123'], decided={'language': 'SP'},
-                         metric={'revenue': 0, 'visitors': 100}, dimensions={'country': 'US', 'device': 'Mac OS X'})
+    whale.count_decision(
+        ["Product", "123"],
+        decided={"language": "EN"},
+        metric={"revenue": 500, "visitors": 100},
+        dimensions={"country": "US", "device": "Mac OS X"},
+    )
+    whale.count_decision(
+        ["Product", "123"],
+        decided={"language": "SP"},
+        metric={"revenue": 0, "visitors": 100},
+        dimensions={"country": "US", "device": "Mac OS X"},
+    )
 
-    chosen = whale.decide(['Product', '123'], options={'language': ['EN', 'SP']},
-                          known_dimensions={'country': 'US', 'device': 'Mac OS X'})
+    chosen = whale.decide(
+        ["Product", "123"], options={"language": ["EN", "SP"]}, known_dimensions={"country": "US", "device": "Mac OS X"}
+    )
 
     assert chosen in ("EN", "SP")
     assert 500 == whale.total(["Product", "123", "language", "EN"], "revenue", {"country": "US"}, "today")
@@ -162,11 +198,16 @@ def test_count_decision_keeps_squares_and_products(whale):
     whale.count_decision("shop", option="b", metric={"earned": 3, "spent": 2}, now=NOW)
     whale.count_decision("shop", option="b", metric={"earned": 1, "spent": 4}, now=NOW)
 
-    totals = whale.totals(["shop", "b"], metrics=["earned", "earned.sq", "spent.sq", "earned*spent", "hits",
-                                                  "hits.sq"], period="today", now=NOW)
+    totals = whale.totals(
+        ["shop", "b"],
+        metrics=["earned", "earned.sq", "spent.sq", "earned*spent", "hits", "hits.sq"],
+        period="today",
+        now=NOW,
+    )
 
-    assert {"earned": 4, "earned.sq": 10, "spent.sq": 20, "earned*spent": 10, "hits": 2, "hits.sq": 0} == \
-        totals["today"]["_"]
+    assert {"earned": 4, "earned.sq": 10, "spent.sq": 20, "earned*spent": 10, "hits": 2, "hits.sq": 0} == totals[
+        "today"
+    ]["_"]
 
 
 def test_goal_min(whale):
@@ -187,10 +228,15 @@ def test_sticky_unit(whale):
         visitors(whale, "sticky", "x", option, 30, 1)
     options = {"x": ["a", "b", "c"]}
 
-    same = {whale.decide("sticky", options, by_metric="dollars/visitors", unit="visitor-1", rng=random.Random(seed),
-                         now=NOW) for seed in range(20)}
-    spread = {whale.decide("sticky", options, by_metric="dollars/visitors", unit=f"visitor-{n}", now=NOW)
-              for n in range(40)}
+    same = {
+        whale.decide(
+            "sticky", options, by_metric="dollars/visitors", unit="visitor-1", rng=random.Random(seed), now=NOW
+        )
+        for seed in range(20)
+    }
+    spread = {
+        whale.decide("sticky", options, by_metric="dollars/visitors", unit=f"visitor-{n}", now=NOW) for n in range(40)
+    }
 
     assert 1 == len(same)
     assert {"a", "b", "c"} == spread
@@ -201,10 +247,18 @@ def test_decide_is_reproducible_with_a_seeded_generator(whale):
     visitors(whale, "seeded", "x", "a", 40, 1)
     visitors(whale, "seeded", "x", "b", 40, 1.2)
 
-    first = [whale.decide("seeded", {"x": ["a", "b"]}, by_metric="dollars/visitors", explain=True,
-                          rng=random.Random(9), now=NOW) for _ in range(3)]
-    second = [whale.decide("seeded", {"x": ["a", "b"]}, by_metric="dollars/visitors", explain=True,
-                           rng=random.Random(9), now=NOW) for _ in range(3)]
+    first = [
+        whale.decide(
+            "seeded", {"x": ["a", "b"]}, by_metric="dollars/visitors", explain=True, rng=random.Random(9), now=NOW
+        )
+        for _ in range(3)
+    ]
+    second = [
+        whale.decide(
+            "seeded", {"x": ["a", "b"]}, by_metric="dollars/visitors", explain=True, rng=random.Random(9), now=NOW
+        )
+        for _ in range(3)
+    ]
 
     assert first == second
 
@@ -220,30 +274,37 @@ def _count_decision(api, query):
 
 def test_http_seed_spelling(api):
     """The seed README's URLs, verbatim: decisions counted under [PageVariation, option], a choice among a, b, c."""
-    for option, spent, earned in (("a", 0.5, 0), ("b", 0.5, 25), ("c", 0.5, 1)):
+    for option, _spent, earned in (("a", 0.5, 0), ("b", 0.5, 25), ("c", 0.5, 1)):
         for _ in range(5):
             assert b"OK" == _count_decision(
-                api, f'pk=PageVariation&option={option}&dimensions={{"country": "US"}}&metric={{"spent": .50}}')
+                api, f'pk=PageVariation&option={option}&dimensions={{"country": "US"}}&metric={{"spent": .50}}'
+            )
         assert b"OK" == _count_decision(
-            api, f'pk=PageVariation&option={option}&dimensions={{"country": "US"}}&metric={{"earned": {earned}}}')
+            api, f'pk=PageVariation&option={option}&dimensions={{"country": "US"}}&metric={{"earned": {earned}}}'
+        )
     api.flush()
 
-    response = api.get("""/decide?pk=PageVariation&options=['a', 'b', 'c']&dimensions={"country": "US"}"""
-                       "&by_metric=earned/spent")
+    response = api.get(
+        """/decide?pk=PageVariation&options=['a', 'b', 'c']&dimensions={"country": "US"}"""
+        "&by_metric=earned/spent"
+    )
     answer = api.json(response)
 
     assert 200 == response.code
     assert answer["option"] in ("a", "b", "c")
     expected = {"today": {'["country", "US"]': {"spent": 2.5, "earned": 25.0, "hits": 6.0}}}
-    assert expected == api.totals(pk='["PageVariation", "b"]', metrics='["spent", "earned", "hits"]',
-                                  dimensions='{"country": "US"}')
+    assert expected == api.totals(
+        pk='["PageVariation", "b"]', metrics='["spent", "earned", "hits"]', dimensions='{"country": "US"}'
+    )
 
 
 def test_http_decisions_rank(api):
     """A decision's numbers are ranked like any other: /rank over its country values."""
     for country, earned in (("US", 10), ("DE", 1)):
         for _ in range(10):
-            _count_decision(api, f'pk=Page&option=a&dimensions={{"country": "{country}"}}&metric={{"earned": {earned}}}')
+            _count_decision(
+                api, f'pk=Page&option=a&dimensions={{"country": "{country}"}}&metric={{"earned": {earned}}}'
+            )
     api.flush()
 
     response = api.get('/rank?pk=["Page","a"]&dimension=country&metric=earned/hits&period=today')
@@ -257,15 +318,35 @@ def test_http_explain_shape(api):
     """explain=true answers the option, policy, propensity, driver, model and per-option detail."""
     for option, earned in (("a", 1), ("b", 3)):
         for i in range(30):
-            _count_decision(api, f'pk=Page&decision=variant&option={option}&dimensions={{"country": "US"}}'
-                                 f'&metric={{"spent": 1, "earned": {earned + (i % 3)}}}')
+            _count_decision(
+                api,
+                f'pk=Page&decision=variant&option={option}&dimensions={{"country": "US"}}'
+                f'&metric={{"spent": 1, "earned": {earned + (i % 3)}}}',
+            )
     api.flush()
 
-    answer = api.json(api.get('/decide?pk=Page&decision=variant&options=["a","b"]&by_metric=earned/spent'
-                              '&dimensions={"country": "US", "device": "Mac"}&explain=true&unit=v1'))
+    answer = api.json(
+        api.get(
+            '/decide?pk=Page&decision=variant&options=["a","b"]&by_metric=earned/spent'
+            '&dimensions={"country": "US", "device": "Mac"}&explain=true&unit=v1'
+        )
+    )
 
-    assert {"option", "policy", "p_choose", "goal", "known", "ignored_dimensions", "driver", "model", "options",
-            "decision", "formula", "unit", "window"} == set(answer)
+    assert {
+        "option",
+        "policy",
+        "p_choose",
+        "goal",
+        "known",
+        "ignored_dimensions",
+        "driver",
+        "model",
+        "options",
+        "decision",
+        "formula",
+        "unit",
+        "window",
+    } == set(answer)
     assert [{"dimension": "device", "value": "Mac", "reason": "no data in the window"}] == answer["ignored_dimensions"]
     assert ["a", "b"] == [row["option"] for row in answer["options"]]
     row = answer["options"][1]
@@ -276,20 +357,27 @@ def test_http_explain_shape(api):
     assert {"dimension", "value", "n", "estimate", "weight"} == set(row["dimensions"][0])
     assert abs(1 - sum(r["p_best"] for r in answer["options"])) < 1e-9
     assert 0 < answer["p_choose"] <= 1
-    assert ('["Page", "variant"]', "earned/spent", "v1", 28) == (answer["decision"], answer["formula"],
-                                                                 answer["unit"], answer["window"]["days"])  # thin data
+    assert ('["Page", "variant"]', "earned/spent", "v1", 28) == (
+        answer["decision"],
+        answer["formula"],
+        answer["unit"],
+        answer["window"]["days"],
+    )  # thin data
 
 
-@pytest.mark.parametrize("query, reason", [
-    ("pk=Page&by_metric=earned/spent", "no_options"),
-    ("pk=Page&options=[]", "no_options"),
-    ("pk=Page&options=['a','b']&by_metric=earned/spent/more", "bad_formula"),
-    ("pk=Page&options=['a','b']&by_metric=earned:last", "bad_formula"),
-    ("pk=Page&options=['a','b']&by_metric=queue.gauge", "bad_formula"),
-    ("pk=Page&options=['a','b']&by_metric=earned/3", "bad_formula"),
-    ("pk=Page&options=['a','b']&goal=best", "bad_goal"),
-    ("options=['a','b']", "bad_pk"),
-])
+@pytest.mark.parametrize(
+    "query, reason",
+    [
+        ("pk=Page&by_metric=earned/spent", "no_options"),
+        ("pk=Page&options=[]", "no_options"),
+        ("pk=Page&options=['a','b']&by_metric=earned/spent/more", "bad_formula"),
+        ("pk=Page&options=['a','b']&by_metric=earned:last", "bad_formula"),
+        ("pk=Page&options=['a','b']&by_metric=queue.gauge", "bad_formula"),
+        ("pk=Page&options=['a','b']&by_metric=earned/3", "bad_formula"),
+        ("pk=Page&options=['a','b']&goal=best", "bad_goal"),
+        ("options=['a','b']", "bad_pk"),
+    ],
+)
 def test_http_decide_bad_input(api, query, reason):
     """Bad decide input is a 400 with a JSON reason."""
     response = api.get("/decide?" + query.replace("[", quote("[")).replace("]", quote("]")))
@@ -299,11 +387,14 @@ def test_http_decide_bad_input(api, query, reason):
     assert answer["error"]
 
 
-@pytest.mark.parametrize("query, reason", [
-    ("pk=Page&metric={}", "bad_option"),
-    ("pk=Page&decided={'a': 1, 'b': 2}", "bad_option"),
-    ("option=a", "bad_pk"),
-])
+@pytest.mark.parametrize(
+    "query, reason",
+    [
+        ("pk=Page&metric={}", "bad_option"),
+        ("pk=Page&decided={'a': 1, 'b': 2}", "bad_option"),
+        ("option=a", "bad_pk"),
+    ],
+)
 def test_http_count_decision_bad_input(api, query, reason):
     """A decision without an option (or pk) is a 400 with a JSON reason, and nothing is counted."""
     response = api.get("/count_decision?" + query)

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale.model import events
 from hailwhale.formats import lines
+from hailwhale.model import events
 from hailwhale.model.events import Event
 from hailwhale.model.fields import FieldError, Limits
 from hailwhale.testing.strategies import dimension_values, metric_dicts
@@ -82,9 +82,12 @@ def test_metric_forms(raw, expected):
         ("1700000000.5", 1_700_000_000.5),
         (1_700_000_000_250, 1_700_000_000.25),
         (1_700_000_000_250_000, 1_700_000_000.25),
-        ("2026-11-27T10:30:00-07:00", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.timezone.utc).timestamp()),
-        ("2026-11-27T17:30:00Z", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.timezone.utc).timestamp()),
-        ("2026-11-27T17:30:00", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.timezone.utc).timestamp()),
+        (
+            "2026-11-27T10:30:00-07:00",
+            datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.UTC).timestamp(),
+        ),
+        ("2026-11-27T17:30:00Z", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.UTC).timestamp()),
+        ("2026-11-27T17:30:00", datetime.datetime(2026, 11, 27, 17, 30, tzinfo=datetime.UTC).timestamp()),
     ],
 )
 def test_times(at, expected):
@@ -204,5 +207,7 @@ def test_time_window(at, reason):
 
 def test_past_bound_defaults_to_the_given_one():
     """Limits without a past bound take the one given (the schema's longest retention); one set is kept."""
-    assert (100, 5) == (Limits().bounded_in_past(100).max_past_seconds,
-                        Limits(max_past_seconds=5).bounded_in_past(100).max_past_seconds)
+    assert (100, 5) == (
+        Limits().bounded_in_past(100).max_past_seconds,
+        Limits(max_past_seconds=5).bounded_in_past(100).max_past_seconds,
+    )

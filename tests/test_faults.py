@@ -47,8 +47,9 @@ class Load:
 
     LINES_PER_DATAGRAM = 10
 
-    def __init__(self, daemon: Daemon, prefix: str, datagrams_per_second: float = 100,
-                 requests_per_second: float = 100):
+    def __init__(
+        self, daemon: Daemon, prefix: str, datagrams_per_second: float = 100, requests_per_second: float = 100
+    ):
         self._daemon = daemon
         self._prefix = prefix
         self._udp_pause = 1 / datagrams_per_second
@@ -83,8 +84,11 @@ class Load:
         pk = json.dumps(f"{self._prefix}-udp")
         while self._running.is_set():
             values = [self._v() for _ in range(self.LINES_PER_DATAGRAM)]
-            self._daemon.send_udp(b"\n".join(
-                b'{"pk":%s,"dimensions":{"via":"udp"},"metrics":{"v":%d}}' % (pk.encode(), v) for v in values))
+            self._daemon.send_udp(
+                b"\n".join(
+                    b'{"pk":%s,"dimensions":{"via":"udp"},"metrics":{"v":%d}}' % (pk.encode(), v) for v in values
+                )
+            )
             self.udp.add(len(values), sum(values))
             time.sleep(self._udp_pause)
 
@@ -128,8 +132,6 @@ def stored_totals(store_url: str, pk: str) -> dict:
     return Whale.totals(pk, metrics=["hits", "v"], periods=["day"])["day"]["_"]
 
 
-
-
 def drained(daemon: Daemon):
     """The daemon's /stats once everything it took in is written, else None."""
     stats = daemon.get("/stats")
@@ -145,8 +147,9 @@ def outage_seconds(failure: str) -> float:
 @pytest.fixture
 def own_valkey(tmp_path):
     """A Valkey server of this test's own, persisting every write before answering, so it can be killed."""
-    server = testing.start_valkey(port=testing.free_port(), data_dir=tmp_path / "valkey", persist=True,
-                                  appendonly="yes", appendfsync="always")
+    server = testing.start_valkey(
+        port=testing.free_port(), data_dir=tmp_path / "valkey", persist=True, appendonly="yes", appendfsync="always"
+    )
     yield server
     if server.is_running():
         server.stop()
@@ -188,18 +191,21 @@ def test_store_outage_under_load_counts_every_event_once(tmp_path, own_valkey, f
     finally:
         daemon.kill()
 
-    late = samples[len(samples) // 2:]
-    print(f"\n{failure} store, {outage_seconds(failure):.0f} s: sent UDP {load.udp.events}, HTTP OK "
-          f"{load.http_ok.events} (refused {load.http_refused.events}, unknown {load.http_unknown.events}); "
-          f"taken in {stats['events_accepted']}, counted {sum(c['hits'] for c in counted):.0f}; most backlog "
-          f"{max(s['backlog_events'] for s in samples)} + pending {max(s['pending_events'] for s in samples)} "
-          f"events in at most {max(s['pending_keys'] for s in samples)} keys; RSS during the outage "
-          f"{min(s['rss_kib'] for s in samples) // 1024}-{max(s['rss_kib'] for s in samples) // 1024} MiB, "
-          f"peak {peak_kib // 1024} MiB; failed flushes {stats['flushes_failed']}")
+    late = samples[len(samples) // 2 :]
+    print(
+        f"\n{failure} store, {outage_seconds(failure):.0f} s: sent UDP {load.udp.events}, HTTP OK "
+        f"{load.http_ok.events} (refused {load.http_refused.events}, unknown {load.http_unknown.events}); "
+        f"taken in {stats['events_accepted']}, counted {sum(c['hits'] for c in counted):.0f}; most backlog "
+        f"{max(s['backlog_events'] for s in samples)} + pending {max(s['pending_events'] for s in samples)} "
+        f"events in at most {max(s['pending_keys'] for s in samples)} keys; RSS during the outage "
+        f"{min(s['rss_kib'] for s in samples) // 1024}-{max(s['rss_kib'] for s in samples) // 1024} MiB, "
+        f"peak {peak_kib // 1024} MiB; failed flushes {stats['flushes_failed']}"
+    )
     assert {"down": True, "backlog": True, "health": True} == {
         "down": all(s["store_reachable"] is False and s["store_unreachable_since"] for s in late),
         "backlog": all(s["backlog_events"] > 0 for s in late),
-        "health": all((s["health"][0], s["health"][1]["reason"]) == (503, "store_unreachable") for s in late)}
+        "health": all((s["health"][0], s["health"][1]["reason"]) == (503, "store_unreachable") for s in late),
+    }
     assert (200, {"status": "ok"}) == health_after
     assert max(s["pending_keys"] for s in samples) <= 6
     assert (0, 0) == (load.http_refused.events, load.http_unknown.events)
@@ -235,9 +241,11 @@ def test_sigterm_under_load_flushes_everything_taken_in(tmp_path, store_url):
     after = stored_totals(store_url, "sigterm-udp")
 
     counted = sum(total["hits"] for total in before)
-    print(f"\nSIGTERM under load: sent UDP {load.udp.events}, HTTP OK {load.http_ok.events} (refused "
-          f"{load.http_refused.events}, unknown {load.http_unknown.events}); the daemon took in {accepted}, wrote "
-          f"{written}, left {unwritten}; counted {counted:.0f}; after a restart and 2 more: {after['hits']:.0f}")
+    print(
+        f"\nSIGTERM under load: sent UDP {load.udp.events}, HTTP OK {load.http_ok.events} (refused "
+        f"{load.http_refused.events}, unknown {load.http_unknown.events}); the daemon took in {accepted}, wrote "
+        f"{written}, left {unwritten}; counted {counted:.0f}; after a restart and 2 more: {after['hits']:.0f}"
+    )
     # twistd shuts down cleanly, then re-raises the signal so that the exit status tells it came
     assert (-signal.SIGTERM, -signal.SIGTERM, accepted, 0) == (status, restarted_status, written, unwritten)
     assert accepted == counted
@@ -259,18 +267,23 @@ def test_a_reply_lost_after_the_write_is_not_counted_twice(tmp_path, valkey_serv
         for round_ in range(5):
             proxy.cut_next_write()
             values = range(round_ * 100 + 1, round_ * 100 + 101)
-            daemon.send_udp(b"\n".join(b'{"pk":"cut","dimensions":{"round":%d},"metrics":{"v":%d}}' % (round_, v)
-                                       for v in values))
+            daemon.send_udp(
+                b"\n".join(b'{"pk":"cut","dimensions":{"round":%d},"metrics":{"v":%d}}' % (round_, v) for v in values)
+            )
             sent.add(len(values), sum(values))
-            wait_for(lambda: proxy.cuts == round_ + 1 and drained(daemon), 30, "the cut batch to be written")
+            wait_for(
+                lambda round_=round_: proxy.cuts == round_ + 1 and drained(daemon), 30, "the cut batch to be written"
+            )
         stats = daemon.get("/stats")
         counted = totals(daemon, "cut")
     finally:
         daemon.kill()
         proxy.close()
 
-    print(f"\nlost replies: {proxy.cuts} cuts, {stats['writes_repeated']} script calls found already applied, "
-          f"{stats['flushes_failed']} failed flushes; sent {sent.events}, counted {counted['hits']:.0f}")
+    print(
+        f"\nlost replies: {proxy.cuts} cuts, {stats['writes_repeated']} script calls found already applied, "
+        f"{stats['flushes_failed']} failed flushes; sent {sent.events}, counted {counted['hits']:.0f}"
+    )
     assert (5, True) == (proxy.cuts, stats["writes_repeated"] >= 5)
     assert {"hits": sent.events, "v": sent.v} == counted
 
@@ -316,8 +329,9 @@ def test_a_million_invented_dimension_values_stay_bounded(tmp_path, store_url, r
         flood(daemon, (b'{"pk":"card","dimensions":{"user":"u%d"}}' % i for i in range(values)))
         stats = wait_for(lambda: drained(daemon), 60, "everything to be written")
         root = totals(daemon, "card")
-        other = daemon.get("/totals?pk=card&dimensions=%5B%22user%22%2C%22_other%22%5D&metrics=hits&periods=%5B%22day"
-                           "%22%5D")["day"]['["user", "_other"]']
+        other = daemon.get(
+            "/totals?pk=card&dimensions=%5B%22user%22%2C%22_other%22%5D&metrics=hits&periods=%5B%22day%22%5D"
+        )["day"]['["user", "_other"]']
         rss_kib, peak_kib = daemon.memory_kib()
     finally:
         daemon.kill()
@@ -328,12 +342,17 @@ def test_a_million_invented_dimension_values_stay_bounded(tmp_path, store_url, r
             largest[kind] = max(largest.get(kind, 0), raw.zcard(key) if kind == "zset" else raw.scard(key))
     memory_after = raw.info("memory")["used_memory"]
 
-    print(f"\n{values} invented values: {stats['lines_ok']} taken in, {stats['dimension_names_folded']} folded, "
-          f"{stats['dimension_names_tracked']} names remembered; largest sorted set {largest['zset']}, children set "
-          f"{largest['set']}; store memory grew {(memory_after - memory_before) / 2**20:.1f} MiB; daemon RSS "
-          f"{rss_kib // 1024} MiB, peak {peak_kib // 1024} MiB")
+    print(
+        f"\n{values} invented values: {stats['lines_ok']} taken in, {stats['dimension_names_folded']} folded, "
+        f"{stats['dimension_names_tracked']} names remembered; largest sorted set {largest['zset']}, children set "
+        f"{largest['set']}; store memory grew {(memory_after - memory_before) / 2**20:.1f} MiB; daemon RSS "
+        f"{rss_kib // 1024} MiB, peak {peak_kib // 1024} MiB"
+    )
     assert (values, {"max_children": values - 10_000}, 10_001) == (
-        stats["lines_ok"], stats["dimension_names_folded"], stats["dimension_names_tracked"])
+        stats["lines_ok"],
+        stats["dimension_names_folded"],
+        stats["dimension_names_tracked"],
+    )
     assert {"zset": 10_001, "set": 10_001} == largest
     assert ({"hits": values, "v": 0.0}, values - 10_000) == (root, other["hits"])
 
@@ -349,8 +368,9 @@ def test_a_flood_the_store_cannot_take_is_shed_by_counting(tmp_path, own_valkey)
     wave, bound = 25_000, 5_000
     url = testing.valkey_url(own_valkey)
     pid = redis.Redis.from_url(url).info("server")["process_id"]
-    daemon = Daemon(tmp_path, "--redis", url, "--store-timeout", "1", "--flush-interval", "0.5",
-                    "--max-pending-keys", str(bound))
+    daemon = Daemon(
+        tmp_path, "--redis", url, "--store-timeout", "1", "--flush-interval", "0.5", "--max-pending-keys", str(bound)
+    )
     try:
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -367,8 +387,10 @@ def test_a_flood_the_store_cannot_take_is_shed_by_counting(tmp_path, own_valkey)
         daemon.kill()
 
     dropped = held["events_dropped"]["too_many_pending_keys"]
-    print(f"\nflood of {2 * wave} keys against a hung store, bound {bound}: held {held['pending_keys']} keys + a "
-          f"batch of {held['backlog_events']} events waiting, dropped {dropped}; RSS {rss_kib // 1024} MiB; counted "
-          f"{counted['hits']:.0f} of {stats['events_accepted']} taken in")
+    print(
+        f"\nflood of {2 * wave} keys against a hung store, bound {bound}: held {held['pending_keys']} keys + a "
+        f"batch of {held['backlog_events']} events waiting, dropped {dropped}; RSS {rss_kib // 1024} MiB; counted "
+        f"{counted['hits']:.0f} of {stats['events_accepted']} taken in"
+    )
     assert (bound, bound, 2 * wave - 2 * bound) == (held["pending_keys"], held["backlog_events"], dropped)
     assert (2 * bound, 2 * bound) == (stats["events_accepted"], counted["hits"])

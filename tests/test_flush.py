@@ -5,10 +5,10 @@ import redis
 from twisted.internet import task
 
 from hailwhale.aggregate.accumulator import Accumulator
-from hailwhale.model.events import Event
-from hailwhale.flush import FlushService
-from hailwhale.model.schema import parse_schema
 from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.flush import FlushService
+from hailwhale.model.events import Event
+from hailwhale.model.schema import parse_schema
 from hailwhale.store import Store
 from hailwhale.testing import succeeded, synchronous, upcoming
 from hailwhale.whale import Whale
@@ -144,8 +144,11 @@ def test_the_timer_restarts_after_an_unexpected_error(parts, clock, store_url):
     clock.advance(1)
     clock.advance(1)
 
-    assert (1, "flush timer: a bug in the accumulator", 1.0) == (stats.flush_loop_restarts, stats.last_error,
-                                                                 hits(store_url))
+    assert (1, "flush timer: a bug in the accumulator", 1.0) == (
+        stats.flush_loop_restarts,
+        stats.last_error,
+        hits(store_url),
+    )
     flusher.stopService()
 
 

@@ -6,7 +6,7 @@ from hailwhale.query import formula
 from hailwhale.query.formula import FormulaError
 
 DAY = 86400
-NOV_28 = int(datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc).timestamp())
+NOV_28 = int(datetime.datetime(2026, 11, 28, tzinfo=datetime.UTC).timestamp())
 THREE_DAYS = [(NOV_28 + i * DAY, NOV_28 + (i + 1) * DAY) for i in range(3)]  # Nov 28, 29, 30
 
 

@@ -2,9 +2,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from hailwhale.model import events
-from hailwhale.model import keys
 from hailwhale.aggregate import rollup
+from hailwhale.model import events, keys
 from hailwhale.model.fields import Limits
 from hailwhale.model.schema import parse_schema
 from hailwhale.testing.strategies import dimension_values, names

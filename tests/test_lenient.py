@@ -43,9 +43,13 @@ def test_any_text_decodes_or_is_a_lenient_error(text):
         pass
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                    max_leaves=10).filter(lambda v: isinstance(v, (list, dict))))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=10,
+    ).filter(lambda v: isinstance(v, (list, dict)))
+)
 def test_json_round_trips(value):
     """Any JSON list or dict decodes to itself."""
     assert value == lenient.decode(json.dumps(value))

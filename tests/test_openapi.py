@@ -8,8 +8,12 @@ from hailwhale.web.app import READ_PATHS, WRITE_PATHS, HailwhaleWeb
 
 def routes() -> set[tuple[str, str]]:
     """(path, method) of every route of the web app, leaving out the CORS preflights and HEAD."""
-    return {(rule.rule, method.lower()) for rule in HailwhaleWeb.app.url_map.iter_rules()
-            for method in rule.methods if method not in ("OPTIONS", "HEAD")}
+    return {
+        (rule.rule, method.lower())
+        for rule in HailwhaleWeb.app.url_map.iter_rules()
+        for method in rule.methods
+        if method not in ("OPTIONS", "HEAD")
+    }
 
 
 def test_every_route_is_described():
@@ -26,7 +30,8 @@ def test_security_follows_the_tokens(read_token, write_token):
 
     secured = {path for path, methods in paths.items() for operation in methods.values() if operation.get("security")}
     expected = ({p.decode() for p in READ_PATHS} if read_token else set()) | (
-        {p.decode() for p in WRITE_PATHS} if write_token else set())
+        {p.decode() for p in WRITE_PATHS} if write_token else set()
+    )
     assert expected == secured
 
 

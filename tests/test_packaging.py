@@ -22,15 +22,21 @@ def real_clock_environment() -> dict[str, str]:
     This environment without faketime's clock (``./test --shifted``): pip fetches from PyPI,
     whose TLS certificates are valid by the world's calendar, not by a shifted one.
     """
-    return {name: value for name, value in os.environ.items()
-            if not name.startswith("FAKETIME") and not (name == "LD_PRELOAD" and "faketime" in value)}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("FAKETIME") and not (name == "LD_PRELOAD" and "faketime" in value)
+    }
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (built,) = out.glob("hailwhale-*.whl")
     return built
 
@@ -40,13 +46,18 @@ def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
 
     assert ("twisted/plugins/hailwhale_plugin.py" in names, [], "hailwhale/tap.py" in names) == (
-        True, [n for n in names if n.startswith("twisted/") and n.endswith("__init__.py")], True)
+        True,
+        [n for n in names if n.startswith("twisted/") and n.endswith("__init__.py")],
+        True,
+    )
 
 
 def test_wheel_holds_every_module_and_script(wheel):
     """Every module of every subpackage and every Lua script of the source tree is in the wheel."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    source = {str(path.relative_to(ROOT)) for pattern in ("*.py", "*.lua") for path in (ROOT / "hailwhale").rglob(pattern)}
+    source = {
+        str(path.relative_to(ROOT)) for pattern in ("*.py", "*.lua") for path in (ROOT / "hailwhale").rglob(pattern)
+    }
 
     assert (set(), True) == (source - names, "hailwhale/store/lua/apply.lua" in source)
 
@@ -61,14 +72,23 @@ def test_twistd_lists_hailwhale_after_pip_install(wheel, tmp_path):
     """In a fresh venv, `pip install <wheel>` is enough for `twistd --help` to list hailwhale, and for its options."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
-    subprocess.run([env_dir / "bin" / "pip", "install", "-q", str(wheel)], check=True, capture_output=True,
-                   cwd=tmp_path, env=real_clock_environment())
+    subprocess.run(
+        [env_dir / "bin" / "pip", "install", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+        env=real_clock_environment(),
+    )
 
-    listing = subprocess.run([env_dir / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True,
-                             cwd=tmp_path).stdout
+    listing = subprocess.run(
+        [env_dir / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout
 
-    own_help = subprocess.run([env_dir / "bin" / "twistd", "hailwhale", "--help"], check=True, capture_output=True,
-                              text=True, cwd=tmp_path).stdout
+    own_help = subprocess.run(
+        [env_dir / "bin" / "twistd", "hailwhale", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout
 
-    assert (["hailwhale"], True) == ([line.split()[0] for line in listing.splitlines() if "hailwhale" in line],
-                                     "--max-pending-keys" in own_help)
+    assert (["hailwhale"], True) == (
+        [line.split()[0] for line in listing.splitlines() if "hailwhale" in line],
+        "--max-pending-keys" in own_help,
+    )

@@ -4,7 +4,6 @@ from hypothesis import strategies as st
 from hailwhale.model import paths
 
 
-
 def test_encodings_are_the_originals():
     """The root is _, one name is itself, a longer path is a JSON list with ', ' separators."""
     assert ["_", "country", '["country", "US"]'] == [
@@ -14,7 +13,7 @@ def test_encodings_are_the_originals():
     ]
 
 
-@given(st.lists(st.text(min_size=1, max_size=8).filter(lambda s: s != '_'), max_size=5).map(tuple))
+@given(st.lists(st.text(min_size=1, max_size=8).filter(lambda s: s != "_"), max_size=5).map(tuple))
 def test_decode_inverts_encode(path):
     """Decoding an encoding gives the path back, whatever the names."""
     assert path == paths.decode(paths.encode(path))

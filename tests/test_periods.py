@@ -3,12 +3,12 @@ import zoneinfo
 
 import pytest
 
-from hailwhale.query import periods
-from hailwhale.query.periods import Piece, PeriodError
 from hailwhale.model.schema import parse_schema
+from hailwhale.query import periods
+from hailwhale.query.periods import PeriodError, Piece
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 LA = zoneinfo.ZoneInfo("America/Los_Angeles")
 DAY = 86400
 
@@ -61,8 +61,10 @@ def test_first_of_the_year():
     now = at(2027, 1, 1, 0, 0, 5)
 
     assert [1, 1, (24, "2026-12-31 00:00", "2027-01-01 00:00")] == [
-        len(periods.resolve("ytd", now).points), len(periods.resolve("mtd", now).points),
-        span(periods.resolve("yesterday", now))]
+        len(periods.resolve("ytd", now).points),
+        len(periods.resolve("mtd", now).points),
+        span(periods.resolve("yesterday", now)),
+    ]
 
 
 def test_time_zone_moves_day_boundaries():
@@ -75,7 +77,9 @@ def test_time_zone_moves_day_boundaries():
 def test_tzoffset_in_the_period_text():
     """'today|-0700' is today in UTC-7; hhmm offsets keep their minutes (+0530 is 5.5 hours)."""
     assert ("2026-11-28 07:00", "2026-11-27 18:30") == (
-        iso(periods.resolve("today|-0700", NOW).start), iso(periods.resolve("today|+0530", NOW).start))
+        iso(periods.resolve("today|-0700", NOW).start),
+        iso(periods.resolve("today|+0530", NOW).start),
+    )
 
 
 def test_daylight_saving_days_have_their_real_length():
@@ -96,8 +100,10 @@ def test_unknown_periods(word):
 
 def test_zone_names_and_offsets():
     """tz takes IANA names, tzoffset takes hhmm; anything else is an error naming the field."""
-    assert (LA, datetime.timezone(datetime.timedelta(hours=-7))) == (periods.zone("America/Los_Angeles"),
-                                                                     periods.zone(tzoffset="-0700"))
+    assert (LA, datetime.timezone(datetime.timedelta(hours=-7))) == (
+        periods.zone("America/Los_Angeles"),
+        periods.zone(tzoffset="-0700"),
+    )
     with pytest.raises(PeriodError, match="tz: unknown time zone"):
         periods.zone("Mars/Olympus")
     with pytest.raises(PeriodError, match="tzoffset"):
@@ -111,7 +117,8 @@ def test_pieces_take_the_largest_aligned_stored_buckets():
     found = periods.pieces(window.start, window.end, SCHEMA, NOW)
 
     assert [(4, "2026-10-30 00:00"), (8, "2026-11-03 00:00"), (16, "2026-11-11 00:00"), (2, "2026-11-27 00:00")] == [
-        (p.size // DAY, iso(p.start)) for p in found]
+        (p.size // DAY, iso(p.start)) for p in found
+    ]
 
 
 def test_pieces_fall_back_to_hours_for_shifted_days():

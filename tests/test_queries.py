@@ -41,8 +41,15 @@ def test_headline_grouped_totals():
     """Grouped by country, sorted by revenue/visitors descending: the parent, then each country in order."""
     shop()
 
-    answer = Whale.totals("shop", "country", ["visitors", "revenue", "revenue/visitors"], "thirty", depth=1,
-                          sort="-revenue/visitors", now=NOW)
+    answer = Whale.totals(
+        "shop",
+        "country",
+        ["visitors", "revenue", "revenue/visitors"],
+        "thirty",
+        depth=1,
+        sort="-revenue/visitors",
+        now=NOW,
+    )
 
     rows = answer["thirty"]["rows"]
     assert ["country", "EE", "DD", "CC", "BB", "AA"] == [row["path"][-1] for row in rows]
@@ -73,7 +80,8 @@ def test_ungrouped_totals_keep_the_original_shape():
     shop()
 
     assert {"seven": {'["country", "CC"]': {"revenue": 210.0}}} == Whale.totals(
-        "shop", ["country", "CC"], "revenue", "seven", now=NOW)
+        "shop", ["country", "CC"], "revenue", "seven", now=NOW
+    )
 
 
 def test_plotpoints_depth_as_the_original():
@@ -94,13 +102,15 @@ def test_plotpoints_depth_as_the_original():
 
 def test_seed_readme_grouped_plotpoints():
     """The seed README's plotpoints call, verbatim, answers one row per country."""
-    Whale.count_now(['Product', '123'], metric={'revenue': 10.0, 'visitor': 2},
-                    dimensions={'country': 'US', 'device': 'Mac OS X'})
+    Whale.count_now(
+        ["Product", "123"], metric={"revenue": 10.0, "visitor": 2}, dimensions={"country": "US", "device": "Mac OS X"}
+    )
 
-    plotpoints = Whale.plotpoints(['Product', '123'], dimensions='country', metric=['revenue/visitor'], depth=1)
+    plotpoints = Whale.plotpoints(["Product", "123"], dimensions="country", metric=["revenue/visitor"], depth=1)
 
-    assert [("country", 5.0), ("US", 5.0)] == [(row["path"][-1], row["metrics"]["revenue/visitor"][-1][1])
-                                               for row in plotpoints["rows"]]
+    assert [("country", 5.0), ("US", 5.0)] == [
+        (row["path"][-1], row["metrics"]["revenue/visitor"][-1][1]) for row in plotpoints["rows"]
+    ]
 
 
 def test_rank_scalar_as_the_original():
@@ -113,10 +123,19 @@ def test_rank_scalar_as_the_original():
     ranked = Whale.rank("rank", "hits", "t", "today", now=NOW)
 
     important = {key: row["important"] for key, row in ranked.items()}
-    assert {"t": False, '["t", "a"]': False, '["t", "a", "asub1"]': False, '["t", "a", "asub2"]': True,
-            '["t", "b"]': True, '["t", "c"]': False} == important
-    assert (121.0, 80.0, 41.0) == (ranked["t"]["score"], ranked['["t", "b"]']["score"],
-                                   ranked['["t", "b"]']["difference"])
+    assert {
+        "t": False,
+        '["t", "a"]': False,
+        '["t", "a", "asub1"]': False,
+        '["t", "a", "asub2"]': True,
+        '["t", "b"]': True,
+        '["t", "c"]': False,
+    } == important
+    assert (121.0, 80.0, 41.0) == (
+        ranked["t"]["score"],
+        ranked['["t", "b"]']["score"],
+        ranked['["t", "b"]']["difference"],
+    )
 
 
 def test_rank_ratio_as_the_original():
@@ -130,7 +149,8 @@ def test_rank_ratio_as_the_original():
 
     assert pytest.approx(529_994 / 50_000) == ranked["t"]["score"]
     assert (False, True, True, False) == tuple(
-        ranked[key]["important"] for key in ('["t", "a", "asub1"]', '["t", "a", "asub2"]', '["t", "b"]', '["t", "c"]'))
+        ranked[key]["important"] for key in ('["t", "a", "asub1"]', '["t", "a", "asub2"]', '["t", "b"]', '["t", "c"]')
+    )
     b = ranked['["t", "b"]']
     assert pytest.approx((5 - 529_994 / 50_000) * 18_000) == b["effect"]
 
@@ -141,8 +161,9 @@ def test_month_boundary():
     Whale.count_now("edge", at=now - 31, now=now)  # 23:59:59 on the last day of the month before
     Whale.count_now("edge", at=now - 30, now=now)  # 00:00:00 on the first
 
-    assert (1.0, 1.0, 2.0, 1.0) == tuple(Whale.total("edge", period=p, now=now)
-                                         for p in ("mtd", "yesterday", "seven", "today"))
+    assert (1.0, 1.0, 2.0, 1.0) == tuple(
+        Whale.total("edge", period=p, now=now) for p in ("mtd", "yesterday", "seven", "today")
+    )
 
 
 def test_hour_boundary():
@@ -151,8 +172,11 @@ def test_hour_boundary():
     Whale.count_now("hb", at=now - 11, now=now)  # 12:59:59
     Whale.count_now("hb", at=now - 10, now=now)  # 13:00:00
 
-    assert (1.0, 2.0, 2.0) == (Whale.total("hb", period="1h:1h", now=now), Whale.total("hb", period="1m:2m", now=now),
-                               Whale.total("hb", period="day", now=now))
+    assert (1.0, 2.0, 2.0) == (
+        Whale.total("hb", period="1h:1h", now=now),
+        Whale.total("hb", period="1m:2m", now=now),
+        Whale.total("hb", period="day", now=now),
+    )
 
 
 def test_time_zone_moves_today():
@@ -196,7 +220,9 @@ def test_cumulative_and_last_over_stored_data():
     series = Whale.plotpoints("lvl", metrics=["level:cumulative", "level:last"], period="1m:4m", now=NOW)["_"]
 
     assert ([5.0, 5.0, 12.0, 12.0], [5.0, 5.0, 7.0, 7.0]) == (
-        [v for _, v in series["level:cumulative"]], [v for _, v in series["level:last"]])
+        [v for _, v in series["level:cumulative"]],
+        [v for _, v in series["level:last"]],
+    )
 
 
 def test_dimension_tree_listing():
@@ -204,8 +230,14 @@ def test_dimension_tree_listing():
     shop()
 
     assert ["country"] == Whale.get_subdimensions("shop")
-    assert ["country", ["country", "AA"], ["country", "BB"], ["country", "CC"], ["country", "DD"],
-            ["country", "EE"]] == Whale.all_subdimensions("shop", "country")
+    assert [
+        "country",
+        ["country", "AA"],
+        ["country", "BB"],
+        ["country", "CC"],
+        ["country", "DD"],
+        ["country", "EE"],
+    ] == Whale.all_subdimensions("shop", "country")
 
 
 def test_server_and_python_grouping_agree():
@@ -213,8 +245,9 @@ def test_server_and_python_grouping_agree():
     shop()
 
     def grouped(sort, limit):
-        return Whale.totals("shop", "country", ["revenue", "sales"], "thirty", depth=1, sort=sort, limit=limit,
-                            now=NOW)["thirty"]
+        return Whale.totals(
+            "shop", "country", ["revenue", "sales"], "thirty", depth=1, sort=sort, limit=limit, now=NOW
+        )["thirty"]
 
     for limit in (0, 2):
         assert grouped("-revenue/visitors", limit) == grouped("-revenue/visitors:cumulative", limit)

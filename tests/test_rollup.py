@@ -3,11 +3,10 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hailwhale.model import events
-from hailwhale.model import keys, paths
 from hailwhale.aggregate import rollup
-from hailwhale.model.paths import encode
+from hailwhale.model import events, keys, paths
 from hailwhale.model.fields import Limits, leaves
+from hailwhale.model.paths import encode
 from hailwhale.model.schema import parse_schema
 from hailwhale.testing.strategies import dimension_values, metric_dicts
 
@@ -21,11 +20,20 @@ def node_encodings(value):
 
 def test_dimension_expansion_matches_the_original():
     """Dimensions expand exactly as the original did (reference §3), plus the root."""
-    assert ["_", "a", '["a", "5"]', "b", '["b", "x"]', '["b", "x", "1"]', '["b", "y"]', '["b", "y", "2"]'] == \
-        node_encodings({"a": 5, "b": {"x": 1, "y": 2}})
+    assert [
+        "_",
+        "a",
+        '["a", "5"]',
+        "b",
+        '["b", "x"]',
+        '["b", "x", "1"]',
+        '["b", "y"]',
+        '["b", "y", "2"]',
+    ] == node_encodings({"a": 5, "b": {"x": 1, "y": 2}})
     assert ["_", "a", '["a", "b"]', '["a", "b", "c"]'] == node_encodings(["a", "b", "c"])
-    assert ["_", "geo", '["geo", "US"]', '["geo", "US", "CA"]', '["geo", "US", "CA", "SF"]'] == \
-        node_encodings({"geo": {"US": {"CA": "SF"}}})
+    assert ["_", "geo", '["geo", "US"]', '["geo", "US", "CA"]', '["geo", "US", "CA", "SF"]'] == node_encodings(
+        {"geo": {"US": {"CA": "SF"}}}
+    )
     assert ["_"] == node_encodings("_")
 
 
@@ -76,8 +84,12 @@ def test_expiry_is_bucket_end_plus_retention():
     expiries = {int(key.split(":")[3]): write.expire_at[key] for key in write.increments}
     minute, hour, day = NOW // 60 * 60, NOW // 3600 * 3600, NOW // 86400 * 86400
     block = NOW // (32 * 86400) * 32 * 86400
-    assert (minute + 60 + 2 * 86400, hour + 3600 + 35 * 86400, day + 86400 + 1095 * 86400,
-            block + 32 * 86400 + 1095 * 86400) == (expiries[60], expiries[3600], expiries[86400], expiries[32 * 86400])
+    assert (
+        minute + 60 + 2 * 86400,
+        hour + 3600 + 35 * 86400,
+        day + 86400 + 1095 * 86400,
+        block + 32 * 86400 + 1095 * 86400,
+    ) == (expiries[60], expiries[3600], expiries[86400], expiries[32 * 86400])
 
 
 @given(st.lists(st.tuples(dimension_values, metric_dicts), min_size=1, max_size=6))
@@ -97,8 +109,10 @@ def test_root_totals_equal_the_sum_of_events(batch):
 
     for resolution in SCHEMA.stored:
         bucket = resolution.bucket(NOW)
-        root = {m: write.increments[keys.data_key(keys.tag(("p",)), resolution.interval, bucket, m, paths.ROOT_PARENT)]["_"]
-                for m in expected}
+        root = {
+            m: write.increments[keys.data_key(keys.tag(("p",)), resolution.interval, bucket, m, paths.ROOT_PARENT)]["_"]
+            for m in expected
+        }
         assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
 
 

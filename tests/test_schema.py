@@ -16,8 +16,19 @@ def test_schema_round_trips_as_text():
     assert DEFAULT == str(parse_schema(DEFAULT))
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600), ("2d", 172800),
-                                           ("1w", 604800), ("1mo", 2592000), ("3y", 94608000)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("5m", 300),
+        ("1h", 3600),
+        ("2d", 172800),
+        ("1w", 604800),
+        ("1mo", 2592000),
+        ("3y", 94608000),
+    ],
+)
 def test_durations(text, seconds):
     """Durations are graphite-style numbers with a unit; m is minutes, mo is 30 days."""
     assert seconds == parse_duration(text)

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hailwhale.aggregate.gauges import GaugeMemory
 from hailwhale.formats import lines
 from hailwhale.model.events import Event
 from hailwhale.model.fields import FieldError, Limits
-from hailwhale.aggregate.gauges import GaugeMemory
 
 NOW = 1_795_830_000.0
 LIMITS = Limits()
@@ -21,8 +21,12 @@ def parse(line: str) -> Event:
 
 def test_counter_with_rate_and_tags():
     """A counter's value is divided by its sample rate; dots make the pk path and tags the dimensions."""
-    expected = Event(("shop", "checkout"), frozenset([("country", "US"), ("device", "mac"), ("canary",)]),
-                     {"hits": 1, "count": 30.0}, NOW)
+    expected = Event(
+        ("shop", "checkout"),
+        frozenset([("country", "US"), ("device", "mac"), ("canary",)]),
+        {"hits": 1, "count": 30.0},
+        NOW,
+    )
 
     assert expected == parse("shop.checkout:3|c|@0.1|#country:US,device:mac,canary")
 
@@ -38,8 +42,10 @@ def test_gauge_is_a_level():
 def test_gauge_memory_applies_changes_in_order():
     """Changes add to the series' last level; a series never seen starts from 0; other series are apart."""
     memory = GaugeMemory(max_series=10)
-    settled = [memory.settle(parse(line)).levels["gauge"] for line in
-               ["q:+5|g", "q:10|g", "q:-3|g", "q:+1|g|#host:a", "q:1:+2:+3|g"]]
+    settled = [
+        memory.settle(parse(line)).levels["gauge"]
+        for line in ["q:+5|g", "q:10|g", "q:-3|g", "q:+1|g|#host:a", "q:1:+2:+3|g"]
+    ]
 
     assert [5.0, 10.0, 7.0, 1.0, 6.0] == settled
 
@@ -50,8 +56,11 @@ def test_gauge_memory_is_bounded():
     for line in ["a:10|g", "b:10|g", "c:10|g", "a:+1|g"]:
         memory.settle(parse(line))
 
-    assert (2, 1.0, 11.0) == (len(memory), memory.settle(parse("a:+0|g")).levels["gauge"],
-                              memory.settle(parse("c:+1|g")).levels["gauge"])
+    assert (2, 1.0, 11.0) == (
+        len(memory),
+        memory.settle(parse("a:+0|g")).levels["gauge"],
+        memory.settle(parse("c:+1|g")).levels["gauge"],
+    )
 
 
 @pytest.mark.parametrize("kind", ["ms", "h", "d"])
@@ -111,8 +120,9 @@ def test_bad_lines_have_reasons(line, reason):
     assert reason == caught.value.reason
 
 
-names = st.text(st.characters(blacklist_characters=":|.,#\n\r@", blacklist_categories=["Cs"]), min_size=1,
-                max_size=8).filter(lambda s: s.strip() == s and s not in ("_",))
+names = st.text(
+    st.characters(blacklist_characters=":|.,#\n\r@", blacklist_categories=["Cs"]), min_size=1, max_size=8
+).filter(lambda s: s.strip() == s and s not in ("_",))
 
 
 @given(
@@ -122,7 +132,10 @@ names = st.text(st.characters(blacklist_characters=":|.,#\n\r@", blacklist_categ
     tags=st.dictionaries(names, names, max_size=3),
 )
 def test_any_counter_line_maps_back(path, value, rate, tags):
-    """Any well-formed counter line (whose name does not start like JSON or a query string) gives the pk, tags and rate-scaled value it was written from."""
+    """
+    Any well-formed counter line (whose name does not start like JSON or a query string) gives the pk, tags
+    and rate-scaled value it was written from.
+    """
     line = f"{'.'.join(path)}:{value!r}|c" + (f"|@{rate}" if rate else "")
     line += "|#" + ",".join(f"{k}:{v}" for k, v in tags.items()) if tags else ""
     event = parse(line)

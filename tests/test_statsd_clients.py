@@ -26,8 +26,9 @@ def node():
     binary = shutil.which("node")
     assert binary, "Node.js is needed for the hot-shots test (.ci/run installs it)"
     if not (NODE_DIR / "node_modules" / "hot-shots").is_dir():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)], check=True,
-                       timeout=300)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)], check=True, timeout=300
+        )
     return binary
 
 
@@ -70,7 +71,8 @@ async def test_python_statsd_client(store_url):
         assert {"count": 5.0, "hits": 4.0} == await totals(base, ["shop", "checkout"], metrics='["count","hits"]')
         assert {"count": 5.0} == await totals(base, ["shop"], metrics='["count"]')
         assert {"ms.sum": 200.0, "ms.count": 2.0, "ms.sum/ms.count": 100.0} == await totals(
-            base, ["shop", "latency"], metrics='["ms.sum","ms.count","ms.sum/ms.count"]')
+            base, ["shop", "latency"], metrics='["ms.sum","ms.count","ms.sum/ms.count"]'
+        )
         assert {"gauge": 45.0} == await totals(base, ["shop", "queue"], metrics='["gauge"]')
         assert {"unique": 2.0, "hits": 3.0} == await totals(base, ["shop", "visitors"], metrics='["unique","hits"]')
         assert {} == stats["lines_bad"]
@@ -83,8 +85,9 @@ async def test_node_hot_shots_client(store_url, node):
     """hot-shots' DogStatsD lines, single and buffered: tags become dimensions, every type lands."""
     service, base, udp = start("--redis", store_url, "--flush-interval", "0.1")
     try:
-        out, err, code = await utils.getProcessOutputAndValue(node, [str(NODE_DIR / "send_hot_shots.js"), str(udp)],
-                                                              reactor=reactor)
+        _out, err, code = await utils.getProcessOutputAndValue(
+            node, [str(NODE_DIR / "send_hot_shots.js"), str(udp)], reactor=reactor
+        )
         assert 0 == code, err.decode()
         stats = await arrived(base, 11)
 
@@ -94,7 +97,9 @@ async def test_node_hot_shots_client(store_url, node):
         assert {"count": 5.0, "hits": 2.0} == await totals(base, ["api", "requests"], '["country","MX"]', requests)
         assert {"count": 2.0, "hits": 1.0} == await totals(base, ["api", "requests"], '["device","mac"]', requests)
         assert {"gauge": 12.0} == await totals(base, ["api", "pool"], '["country","US"]', '["gauge"]')
-        assert {"ms.sum": 80.0, "ms.count": 2.0} == await totals(base, ["api", "latency"], metrics='["ms.sum","ms.count"]')
+        assert {"ms.sum": 80.0, "ms.count": 2.0} == await totals(
+            base, ["api", "latency"], metrics='["ms.sum","ms.count"]'
+        )
         assert {"h.sum": 100.0} == await totals(base, ["api", "size"], metrics='["h.sum"]')
         assert {"d.sum": 7.0, "d.count": 1.0} == await totals(base, ["api", "payload"], metrics='["d.sum","d.count"]')
         assert {"unique": 2.0} == await totals(base, ["api", "users"], metrics='["unique"]')

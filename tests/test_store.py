@@ -2,13 +2,12 @@
 
 import time
 
-from hailwhale.model import events
-from hailwhale.model import keys, paths
-from hailwhale.query import planner, requests
 from hailwhale.aggregate import rollup
-from hailwhale.store import client as store_module
+from hailwhale.model import events, keys, paths
 from hailwhale.model.fields import Limits
 from hailwhale.model.schema import parse_schema
+from hailwhale.query import planner, requests
+from hailwhale.store import client as store_module
 from hailwhale.testing import upcoming
 
 SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
@@ -32,9 +31,15 @@ def totals(store, pk, dimension="_", metrics=("hits",), period="today", **more):
 
 def test_apply_then_read(store):
     """What a plan writes, a query reads back, floats and negatives exact."""
-    store.apply(plan_for({"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.25}},
-                         {"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.5}},
-                         {"pk": "p", "dimensions": {"country": "UK"}, "metrics": {"x": -2.5}}), 1, set())
+    store.apply(
+        plan_for(
+            {"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.25}},
+            {"pk": "p", "dimensions": {"country": "US"}, "metrics": {"x": 0.5}},
+            {"pk": "p", "dimensions": {"country": "UK"}, "metrics": {"x": -2.5}},
+        ),
+        1,
+        set(),
+    )
 
     assert {"_": {"x": -1.75, "hits": 3.0}} == totals(store, "p", metrics=["x", "hits"])
     assert {'["country", "US"]': {"x": 0.75}} == totals(store, "p", ["country", "US"], ["x"])
@@ -74,13 +79,16 @@ def test_the_store_drops_a_bucket_when_its_retention_ends_by_its_own_clock(store
         store.apply(plan_for({"pk": pk}, now=moment), 1, set())
 
     def exists(pk, interval, moment):
-        return bool(raw.exists(keys.data_key(keys.tag((pk,)), interval, moment // interval * interval, "hits",
-                                        paths.ROOT_PARENT)))
+        return bool(
+            raw.exists(
+                keys.data_key(keys.tag((pk,)), interval, moment // interval * interval, "hits", paths.ROOT_PARENT)
+            )
+        )
 
-    assert ((False, True), (True, True)) == ((exists("gone", 60, clock - 2 * 86400 - 120),
-                                              exists("gone", 3600, clock - 2 * 86400 - 120)),
-                                             (exists("kept", 60, clock - 2 * 86400 + 120),
-                                              exists("kept", 3600, clock - 2 * 86400 + 120)))
+    assert ((False, True), (True, True)) == (
+        (exists("gone", 60, clock - 2 * 86400 - 120), exists("gone", 3600, clock - 2 * 86400 - 120)),
+        (exists("kept", 60, clock - 2 * 86400 + 120), exists("kept", 3600, clock - 2 * 86400 + 120)),
+    )
 
 
 def test_dimension_tree(store):
@@ -105,11 +113,20 @@ def test_large_writes_are_chunked_and_complete(store, monkeypatch):
 
 def test_group_sorts_and_limits_on_the_server(store):
     """The grouped read sorts children by a ratio on the server and returns the first few with their totals."""
-    store.apply(plan_for(*({"pk": "shop", "dimensions": {"country": f"C{i}"},
-                            "metrics": {"revenue": i * 10, "visitors": i + 1}} for i in range(50))), 1, set())
+    store.apply(
+        plan_for(
+            *(
+                {"pk": "shop", "dimensions": {"country": f"C{i}"}, "metrics": {"revenue": i * 10, "visitors": i + 1}}
+                for i in range(50)
+            )
+        ),
+        1,
+        set(),
+    )
 
-    answer = totals(store, "shop", "country", ["revenue", "revenue/visitors"], depth=1, sort="-revenue/visitors",
-                    limit=3)
+    answer = totals(
+        store, "shop", "country", ["revenue", "revenue/visitors"], depth=1, sort="-revenue/visitors", limit=3
+    )
 
     expected_order = ["country", '["country", "C49"]', '["country", "C48"]', '["country", "C47"]']
     assert (expected_order, 47) == ([row["dimension"] for row in answer["rows"]], answer["more"])
@@ -118,8 +135,11 @@ def test_group_sorts_and_limits_on_the_server(store):
 
 def test_schema_is_recorded(store):
     """The schema the daemon writes with is recorded, and the previous one reported."""
-    assert (None, "1m:2d", "1m:2d") == (store.publish_schema("1m:2d"), store.publish_schema("1m:2d"),
-                                         store.recorded_schema())
+    assert (None, "1m:2d", "1m:2d") == (
+        store.publish_schema("1m:2d"),
+        store.publish_schema("1m:2d"),
+        store.recorded_schema(),
+    )
 
 
 def test_a_refused_tag_writes_nothing_and_does_not_hold_back_the_others(store, raw):
@@ -134,5 +154,8 @@ def test_a_refused_tag_writes_nothing_and_does_not_hold_back_the_others(store, r
     raw.delete(blocker)
 
     assert ([("bad",)], {("good",), ("bad",)}) == ([pk for pk, _ in applied.refused], done)
-    assert (1.0, 0.0, 0.0) == (totals(store, "good")["_"]["hits"], totals(store, "bad", period="hour")["_"]["hits"],
-                               totals(store, "bad", period="seven")["_"]["hits"])
+    assert (1.0, 0.0, 0.0) == (
+        totals(store, "good")["_"]["hits"],
+        totals(store, "bad", period="hour")["_"]["hits"],
+        totals(store, "bad", period="seven")["_"]["hits"],
+    )

@@ -4,7 +4,7 @@ import datetime
 
 from hailwhale.testing import upcoming
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def at(*args) -> float:
@@ -16,7 +16,8 @@ def test_upcoming_is_the_next_such_moment_after_the_given_one():
     assert (at(2026, 11, 28, 13, 45, 30), at(2026, 11, 29, 13, 45, 30), at(2026, 11, 29, 13, 45, 30)) == (
         upcoming(13, 45, 30, after=at(2026, 11, 28, 1, 40)),
         upcoming(13, 45, 30, after=at(2026, 11, 28, 13, 45, 30)),
-        upcoming(13, 45, 30, after=at(2026, 11, 28, 20, 0)))
+        upcoming(13, 45, 30, after=at(2026, 11, 28, 20, 0)),
+    )
 
 
 def test_upcoming_finds_the_calendar_situation_asked_for():
@@ -24,7 +25,8 @@ def test_upcoming_finds_the_calendar_situation_asked_for():
     assert (at(2026, 12, 1, 0, 0, 30), at(2027, 12, 4, 9, 0), at(2028, 2, 29)) == (
         upcoming(0, 0, 30, where=lambda day: day.day == 1, after=at(2026, 11, 28)),
         upcoming(9, where=lambda day: day.weekday() == 5 and day.month == 12, after=at(2026, 12, 31)),
-        upcoming(where=lambda day: (day.month, day.day) == (2, 29), after=at(2026, 3, 1)))
+        upcoming(where=lambda day: (day.month, day.day) == (2, 29), after=at(2026, 3, 1)),
+    )
 
 
 def test_upcoming_defaults_to_the_real_clock():

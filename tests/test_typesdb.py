@@ -9,8 +9,10 @@ SYSTEM_TYPESDB = Path("/usr/share/collectd/types.db")  # installed with collectd
 
 def test_parse_reads_types_db_syntax():
     """Names in order, commas or blanks between data sources, comments and blank lines skipped, bad lines reported."""
-    text = ("# comment\n\nload  shortterm:GAUGE:0:5000, midterm:GAUGE:0:5000,longterm:GAUGE:0:5000\n"
-            "if_octets\trx:DERIVE:0:U tx:DERIVE:0:U\nbroken value:SOMETHING:0:U\nnothing\nslash a/b:GAUGE:U:U\n")
+    text = (
+        "# comment\n\nload  shortterm:GAUGE:0:5000, midterm:GAUGE:0:5000,longterm:GAUGE:0:5000\n"
+        "if_octets\trx:DERIVE:0:U tx:DERIVE:0:U\nbroken value:SOMETHING:0:U\nnothing\nslash a/b:GAUGE:U:U\n"
+    )
 
     assert ({"load": ("shortterm", "midterm", "longterm"), "if_octets": ("rx", "tx")}, [5, 6, 7]) == typesdb.parse(text)
 
@@ -29,4 +31,5 @@ def test_names_of_unknown_types():
         typesdb.data_source_names(typesdb.BUILTIN, "if_octets", 2),
         typesdb.data_source_names(typesdb.BUILTIN, "my_type", 1),
         typesdb.data_source_names(typesdb.BUILTIN, "my_type", 3),
-        typesdb.data_source_names({"t": ("a", "b", "c")}, "t", 2))
+        typesdb.data_source_names({"t": ("a", "b", "c")}, "t", 2),
+    )

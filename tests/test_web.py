@@ -8,19 +8,17 @@ import treq
 from treq.testing import StubTreq
 from twisted.internet import task
 
-from hailwhale.web import access
-from hailwhale.web import prometheus
-from hailwhale.web import openapi
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
-from hailwhale.model.fields import Limits
-from hailwhale.flush import FlushService
 from hailwhale.aggregate.ingest import Ingest
-from hailwhale.model.schema import parse_schema
 from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.flush import FlushService
+from hailwhale.model.fields import Limits
+from hailwhale.model.schema import parse_schema
 from hailwhale.service import Reader
 from hailwhale.store import Store
 from hailwhale.testing import succeeded, synchronous, upcoming
+from hailwhale.web import access, openapi, prometheus
 from hailwhale.web.app import PIXEL, HailwhaleWeb
 from tests.test_flush import FlakyStore
 
@@ -35,22 +33,41 @@ class Api:
         self.stats = SelfStats()
         self.store = FlakyStore(store)
         accumulator = Accumulator(60, max_keys)
-        self.ingest = ingest = Ingest(accumulator, self.stats, Cardinality(1000, 100_000), Limits(max_past_seconds=SCHEMA.longest_retention()), self.clock.seconds, lambda line, message: None)
+        self.ingest = ingest = Ingest(
+            accumulator,
+            self.stats,
+            Cardinality(1000, 100_000),
+            Limits(max_past_seconds=SCHEMA.longest_retention()),
+            self.clock.seconds,
+            lambda line, message: None,
+        )
         self.flusher = FlushService(accumulator, self.store, SCHEMA, self.stats, self.clock, synchronous, 1.0)
         registry = prometheus.registry(self.stats.snapshot, process=False)
-        web = HailwhaleWeb(ingest, self.flusher, Reader(query_store or store, synchronous), self.stats.snapshot, self.clock, SCHEMA,
-                           max_body_bytes=4096, count_now_timeout=5.0, policy=policy,
-                           health=lambda: self.stats.health(stopping=ingest.closed),
-                           metrics=lambda accept: prometheus.exposition(registry, accept),
-                           openapi=openapi.describe(policy.read_token is not None, policy.write_token is not None))
+        web = HailwhaleWeb(
+            ingest,
+            self.flusher,
+            Reader(query_store or store, synchronous),
+            self.stats.snapshot,
+            self.clock,
+            SCHEMA,
+            max_body_bytes=4096,
+            count_now_timeout=5.0,
+            policy=policy,
+            health=lambda: self.stats.health(stopping=ingest.closed),
+            metrics=lambda accept: prometheus.exposition(registry, accept),
+            openapi=openapi.describe(policy.read_token is not None, policy.write_token is not None),
+        )
         self.client = StubTreq(web.resource())
 
     def get(self, path, **kwargs):
         return succeeded(self.client.get("http://hw" + path, **kwargs))
 
     def post(self, path, body=b"", content_type="application/json", headers=None, **kwargs):
-        return succeeded(self.client.post("http://hw" + path, data=body,
-                                          headers={"Content-Type": content_type, **(headers or {})}, **kwargs))
+        return succeeded(
+            self.client.post(
+                "http://hw" + path, data=body, headers={"Content-Type": content_type, **(headers or {})}, **kwargs
+            )
+        )
 
     def content(self, response):
         return succeeded(treq.content(response))
@@ -62,8 +79,9 @@ class Api:
         assert succeeded(self.flusher.flush())
 
     def totals(self, pk="test", metrics='["hits"]', dimensions="_", periods='["today"]'):
-        response = self.get(f"/totals?pk={quote(pk)}&metrics={quote(metrics)}&dimensions={quote(dimensions)}"
-                            f"&periods={quote(periods)}")
+        response = self.get(
+            f"/totals?pk={quote(pk)}&metrics={quote(metrics)}&dimensions={quote(dimensions)}&periods={quote(periods)}"
+        )
         assert 200 == response.code, self.content(response)
         return self.json(response)
 
@@ -130,31 +148,39 @@ def test_pixel(api):
     api.flush()
 
     assert (200, PIXEL, ["image/gif"], ["no-store, no-cache, must-revalidate"], 1.0) == (
-        response.code, api.content(response), response.headers.getRawHeaders("Content-Type"),
-        response.headers.getRawHeaders("Cache-Control"), api.totals()["today"]["_"]["hits"])
+        response.code,
+        api.content(response),
+        response.headers.getRawHeaders("Content-Type"),
+        response.headers.getRawHeaders("Cache-Control"),
+        api.totals()["today"]["_"]["hits"],
+    )
 
 
 def test_bad_pixel_is_still_an_image(api):
     """A bad pixel request answers 400 with the GIF, so <img> tags never show an error page."""
     response = api.get("/count.gif?dimensions=x")
 
-    assert (400, PIXEL, True) == (response.code, api.content(response),
-                                  "pk" in response.headers.getRawHeaders("X-Hailwhale-Error")[0])
+    assert (400, PIXEL, True) == (
+        response.code,
+        api.content(response),
+        "pk" in response.headers.getRawHeaders("X-Hailwhale-Error")[0],
+    )
 
 
 def test_preflight(api):
     """An OPTIONS preflight is answered for the origin that asks, credentials allowed."""
-    response = succeeded(api.client.request("OPTIONS", "http://hw/count",
-                                            headers={"Origin": "https://shop.example"}))
+    response = succeeded(api.client.request("OPTIONS", "http://hw/count", headers={"Origin": "https://shop.example"}))
 
     assert (204, ["https://shop.example"], ["true"]) == (
-        response.code, response.headers.getRawHeaders("Access-Control-Allow-Origin"),
-        response.headers.getRawHeaders("Access-Control-Allow-Credentials"))
+        response.code,
+        response.headers.getRawHeaders("Access-Control-Allow-Origin"),
+        response.headers.getRawHeaders("Access-Control-Allow-Credentials"),
+    )
 
 
 def test_count_now_answers_once_durable(api):
     """/count_now answers OK once the event is in the store, without waiting for a tick."""
-    response = api.get("/count_now?pk=test&metrics={\"counting_now\": 5}")
+    response = api.get('/count_now?pk=test&metrics={"counting_now": 5}')
 
     assert (b"OK", 5.0) == (api.content(response), api.totals(metrics='["counting_now"]')["today"]["_"]["counting_now"])
 
@@ -179,12 +205,15 @@ def test_flush_endpoint(api):
     response = api.post("/flush")
 
     assert (200, {"flushed": True, "backlog_events": 0}, 1.0) == (
-        response.code, api.json(response), api.totals()["today"]["_"]["hits"])
+        response.code,
+        api.json(response),
+        api.totals()["today"]["_"]["hits"],
+    )
 
 
 def test_totals_default_periods_are_the_originals(api):
     """/totals without periods answers the original's five interval:length windows."""
-    api.get("/count?pk=test&dimensions=empty&metrics={\"counting\": 5}")
+    api.get('/count?pk=test&dimensions=empty&metrics={"counting": 5}')
     api.flush()
 
     response = api.get('/totals?pk=test&dimensions=empty&metrics=["counting"]')
@@ -195,17 +224,21 @@ def test_totals_default_periods_are_the_originals(api):
 
 def test_plotpoints_dense_and_zero_filled(api):
     """/plotpoints answers every bucket of the period as [epoch_ms, value], zeros included; ratios per bucket."""
-    api.get("/count?pk=test&metrics={\"dollars\": 6}&at=%d" % (NOW - 120))
-    api.get("/count?pk=test&metrics={\"dollars\": 1}")
-    api.get("/count?pk=test&metrics={\"dollars\": 2}")
+    api.get(f'/count?pk=test&metrics={{"dollars": 6}}&at={int(NOW - 120)}')
+    api.get('/count?pk=test&metrics={"dollars": 1}')
+    api.get('/count?pk=test&metrics={"dollars": 2}')
     api.flush()
 
     response = api.get('/plotpoints?pk=test&metrics=["dollars","dollars/hits"]&period=1m:4m')
 
     minute = int(NOW // 60 * 60) * 1000
     times = [minute - 180_000, minute - 120_000, minute - 60_000, minute]
-    assert {"_": {"dollars": [[t, v] for t, v in zip(times, [0.0, 6.0, 0.0, 3.0])],
-                  "dollars/hits": [[t, v] for t, v in zip(times, [0.0, 6.0, 0.0, 1.5])]}} == api.json(response)
+    assert {
+        "_": {
+            "dollars": [[t, v] for t, v in zip(times, [0.0, 6.0, 0.0, 3.0])],
+            "dollars/hits": [[t, v] for t, v in zip(times, [0.0, 6.0, 0.0, 1.5])],
+        }
+    } == api.json(response)
 
 
 def test_stats(api):
@@ -240,24 +273,35 @@ def test_grouped_queries_over_http(api):
         api.get(f'/count?pk=shop&dimensions={{"country":"{country}"}}&metrics={{"revenue":{revenue}}}')
     api.flush()
 
-    totals = api.json(api.get('/totals?pk=shop&dimensions=country&depth=1&metrics=["revenue"]'
-                              '&period=today&sort=-revenue&limit=2'))
+    totals = api.json(
+        api.get('/totals?pk=shop&dimensions=country&depth=1&metrics=["revenue"]&period=today&sort=-revenue&limit=2')
+    )
     plot = api.json(api.get("/plotpoints?pk=shop&dimensions=country&depth=1&metrics=revenue&period=1m:2m&sort=revenue"))
     ranked = api.json(api.get("/rank?pk=shop&dimension=country&metric=revenue&period=today"))
     tree = api.json(api.get("/dimensions?pk=shop&dimension=_&depth=2"))
 
     assert ([["country"], ["country", "US"], ["country", "DE"]], 1) == (
-        [row["path"] for row in totals["today"]["rows"]], totals["today"]["more"])
+        [row["path"] for row in totals["today"]["rows"]],
+        totals["today"]["more"],
+    )
     assert [["country"], ["country", "UK"], ["country", "DE"], ["country", "US"]] == [r["path"] for r in plot["rows"]]
     assert [[0.0, 60.0]] == [[series[0][1], series[-1][1]] for series in [plot["rows"][0]["metrics"]["revenue"]]]
     assert ["country", '["country", "US"]', '["country", "DE"]', '["country", "UK"]'] == list(ranked)
     assert [[], ["country"], ["country", "DE"], ["country", "UK"], ["country", "US"]] == [r["path"] for r in tree]
 
 
-@pytest.mark.parametrize("query, field", [("sort=-a/b/c", "sort"), ("depth=x", "depth"), ("limit=-1", "limit"),
-                                          ("tz=Mars/Base", "tz"), ("tzoffset=7h", "tzoffset"),
-                                          ("depth=1&sort=-x:last", "sort"),
-                                          ("period=9999-12-30..9999-12-31", "period")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("sort=-a/b/c", "sort"),
+        ("depth=x", "depth"),
+        ("limit=-1", "limit"),
+        ("tz=Mars/Base", "tz"),
+        ("tzoffset=7h", "tzoffset"),
+        ("depth=1&sort=-x:last", "sort"),
+        ("period=9999-12-30..9999-12-31", "period"),
+    ],
+)
 def test_bad_query_parameters(api, query, field):
     """Bad grouping or time-zone parameters are 400s naming the parameter."""
     response = api.get("/totals?pk=shop&" + query)

@@ -9,13 +9,52 @@ from hypothesis import strategies as st
 from tests.test_web import Api
 
 PATHS = ["/count", "/count.gif", "/totals", "/plotpoints", "/rank", "/dimensions"]
-NAMES = ["pk", "dimensions", "dimension", "metrics", "metric", "period", "periods", "at", "depth", "sort", "limit",
-         "tz", "tzoffset", "recursive"]
+NAMES = [
+    "pk",
+    "dimensions",
+    "dimension",
+    "metrics",
+    "metric",
+    "period",
+    "periods",
+    "at",
+    "depth",
+    "sort",
+    "limit",
+    "tz",
+    "tzoffset",
+    "recursive",
+]
 VALUES = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["test", '["a","b"]', "{'a': 1}", "{", "[", "today", "thirty", "1m:1h", "1d:5y", "-x/y", "a/b/c",
-                     "2026-11-01..2026-11-03", "13/45/2026-1/1/2026", "America/Los_Angeles", "-0700", "9999", "-1",
-                     "1e400", "nan", '{"x": 1e400}', '{"a": {"b": {"c": "d"}}}', "__proto__", "\x00", "%ff"]),
+    st.sampled_from(
+        [
+            "test",
+            '["a","b"]',
+            "{'a': 1}",
+            "{",
+            "[",
+            "today",
+            "thirty",
+            "1m:1h",
+            "1d:5y",
+            "-x/y",
+            "a/b/c",
+            "2026-11-01..2026-11-03",
+            "13/45/2026-1/1/2026",
+            "America/Los_Angeles",
+            "-0700",
+            "9999",
+            "-1",
+            "1e400",
+            "nan",
+            '{"x": 1e400}',
+            '{"a": {"b": {"c": "d"}}}',
+            "__proto__",
+            "\x00",
+            "%ff",
+        ]
+    ),
 )
 
 

@@ -27,10 +27,10 @@ from operator import add
 
 import attrs
 
-from hailwhale.model.paths import Path
+from hailwhale.aggregate.rollup import AggregationKey
 from hailwhale.model.events import Event
 from hailwhale.model.fields import Leaves
-from hailwhale.aggregate.rollup import AggregationKey
+from hailwhale.model.paths import Path
 
 MAX_REPEATABLE = 10_000  # distinct lines noted at once
 MEMO_SIZE = 4096  # names and metric-name tuples shared at once (then forgotten all at once)
@@ -168,7 +168,7 @@ class Accumulator:
             self._repeat_bucket = bucket
         key = _flat(pk, leaves, bucket)
         entry = self._entries.get(key)
-        if entry is None or len(self._repeatable) >= MAX_REPEATABLE or entry[0][:len(sums)] != tuple(sums):
+        if entry is None or len(self._repeatable) >= MAX_REPEATABLE or entry[0][: len(sums)] != tuple(sums):
             return
         if all(-WHOLE <= value <= WHOLE and float(value).is_integer() for value in sums.values()):
             self._repeatable[line] = (key, tuple(sums.values()))
@@ -178,8 +178,12 @@ class Accumulator:
         Add the events of ``lines`` at ``at`` if every one of them is a line noted in this
         bucket since the last swap; False, with nothing added, if any is not.
         """
-        if not lines or lines[0] not in self._repeatable or int(at // self._interval) * self._interval != \
-                self._repeat_bucket or not self._repeatable.keys() >= set(lines):
+        if (
+            not lines
+            or lines[0] not in self._repeatable
+            or int(at // self._interval) * self._interval != self._repeat_bucket
+            or not self._repeatable.keys() >= set(lines)
+        ):
             return False
         self._repeats.update(lines)
         self._events += len(lines)
@@ -201,7 +205,7 @@ class Accumulator:
         for metric, names in members.items():
             found = sets.setdefault(metric, set())
             room = self._max_members - len(found)
-            new = names - found
+            new = set(names - found)
             if len(new) > room:
                 self.members_dropped += len(new) - room
                 new = set(sorted(new)[:room])
@@ -226,8 +230,13 @@ class Accumulator:
             return None
         self._settle_repeats()
         self._repeatable.clear()
-        batch = Batch(seq=self.next_seq, entries=Totals(self._entries), events=self._events,
-                      levels=self._levels, members=self._members)
+        batch = Batch(
+            seq=self.next_seq,
+            entries=Totals(self._entries),
+            events=self._events,
+            levels=self._levels,
+            members=self._members,
+        )
         self.next_seq += 1
         self._entries, self._levels, self._members = {}, {}, {}
         self._events = 0

@@ -14,8 +14,8 @@ remember is folded wherever it goes.
 
 from collections import Counter
 
-from hailwhale.model.paths import Path
 from hailwhale.model.fields import Leaves
+from hailwhale.model.paths import Path
 
 OVERFLOW = "_other"
 MEMO_SIZE = 1 << 16

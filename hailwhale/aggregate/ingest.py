@@ -22,11 +22,12 @@ import attrs
 
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
-from hailwhale.model.events import Event
-from hailwhale.model.fields import NO_LEAVES, FieldError, Limits
-from hailwhale.formats.lines import LineParser
-from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.aggregate.gauges import GaugeMemory
+from hailwhale.aggregate.selfstats import SelfStats
+from hailwhale.formats.lines import LineParser
+from hailwhale.model.events import Event
+from hailwhale.model.fields import NO_LEAVES, FieldError, Leaves, Limits
+from hailwhale.model.paths import Path
 
 BAD_LINES_LOGGED_PER_MINUTE = 10
 LOGGED_LINE_CLIP = 400
@@ -49,7 +50,7 @@ class Ingest:
         self.limits = limits
         self._parser = LineParser(limits)
         # statsd lines of sums seen, taken in whole (no name folded): line -> (pk, leaves, sums)
-        self._known: dict[bytes, tuple] = {}
+        self._known: dict[bytes, tuple[Path, Leaves, dict[str, float]]] = {}
         self._stats = stats
         self._cardinality = cardinality
         self.closed = False  # once the daemon is stopping: nothing more is taken in
@@ -69,6 +70,7 @@ class Ingest:
         lines = batch[0].split(b"\n") if len(batch) == 1 else b"\n".join(batch).split(b"\n")
         if not lines[-1]:
             lines.pop()  # a datagram may end with a newline
+        known: dict[bytes, tuple[Path, Leaves, dict[str, float]]]
         if self.closed:
             known = {}
         elif self.accumulator.add_repeats(lines, now):
@@ -188,7 +190,10 @@ class Ingest:
         return reason
 
     def _bounded(self, event: Event) -> Event:
-        """``event`` with its dimension names past the cardinality bounds folded (see :mod:`hailwhale.aggregate.cardinality`)."""
+        """
+        ``event`` with its dimension names past the cardinality bounds folded (see
+        :mod:`hailwhale.aggregate.cardinality`).
+        """
         leaves = self._cardinality.admit(event.pk, event.dimensions)
         return event if leaves is event.dimensions else attrs.evolve(event, dimensions=leaves)
 

@@ -8,13 +8,13 @@ parent so queries can walk the tree.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 import attrs
 
 from hailwhale.model import keys
-from hailwhale.model.paths import ROOT, ROOT_PARENT, Path, encode, parent_encoding
 from hailwhale.model.fields import Leaves
+from hailwhale.model.paths import ROOT, ROOT_PARENT, Path, encode, parent_encoding
 from hailwhale.model.schema import Schema
 
 AggregationKey = tuple[Path, Leaves, int]
@@ -22,7 +22,7 @@ AggregationKey = tuple[Path, Leaves, int]
 
 def nodes(leaves: Iterable[Path]) -> list[Path]:
     """Every dimension node an event counts under: the root and each prefix of each leaf."""
-    found = {ROOT}
+    found: set[Path] = {ROOT}
     for leaf in leaves:
         for length in range(1, len(leaf) + 1):
             found.add(leaf[:length])
@@ -58,9 +58,13 @@ class WritePlan:
     increments: int = 0  # sorted-set members incremented, over every key
 
 
-def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, now: float,
-         levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
-         members: Mapping[AggregationKey, Mapping[str, Iterable[str]]] | None = None) -> WritePlan:
+def plan(
+    entries: Mapping[AggregationKey, Mapping[str, float]],
+    schema: Schema,
+    now: float,
+    levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
+    members: Mapping[AggregationKey, Mapping[str, Collection[str]]] | None = None,
+) -> WritePlan:
     """
     The writes for a batch of aggregated entries, as of ``now``: ``entries`` add up,
     ``levels`` ((stamp, value) per gauge) overwrite, the latest stamp winning where several
@@ -69,10 +73,14 @@ def plan(entries: Mapping[AggregationKey, Mapping[str, float]], schema: Schema, 
     return plan_some(iter(entries.items()), schema, now, levels, members)
 
 
-def plan_some(items: Iterator[tuple[AggregationKey, Mapping[str, float]]], schema: Schema, now: float,
-              levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
-              members: Mapping[AggregationKey, Mapping[str, Iterable[str]]] | None = None,
-              most: int | None = None) -> WritePlan:
+def plan_some(
+    items: Iterator[tuple[AggregationKey, Mapping[str, float]]],
+    schema: Schema,
+    now: float,
+    levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
+    members: Mapping[AggregationKey, Mapping[str, Collection[str]]] | None = None,
+    most: int | None = None,
+) -> WritePlan:
     """
     As :func:`plan`, for the entries taken from ``items`` until their increments (sorted-set
     members and unique-count members written) reach ``most`` (all of them if None): what

@@ -27,8 +27,7 @@ class Stat:
     label: str | None = None  # the label naming a count's key
 
 
-def stat(help: str, kind: str = COUNTER, *, label: str | None = None, default: object = 0,
-         factory: type | None = None):
+def stat(help: str, kind: str = COUNTER, *, label: str | None = None, default: object = 0, factory: type | None = None):
     """A self-stats field: what it means, its kind, and for a count by key the label that names the key."""
     metadata = {"stat": Stat(help, kind, label)}
     if factory is not None:
@@ -56,11 +55,13 @@ class SelfStats:
     lines_bad: Counter = stat("UDP lines rejected, by reason.", label="reason", factory=Counter)
     http_events_ok: int = stat("Events taken in over HTTP.")
     http_bad_requests: Counter = stat("HTTP requests rejected, by reason.", label="reason", factory=Counter)
-    events_dropped: Counter = stat("Parsed events not taken in, by reason (limits, stopping).", label="reason",
-                                   factory=Counter)
+    events_dropped: Counter = stat(
+        "Parsed events not taken in, by reason (limits, stopping).", label="reason", factory=Counter
+    )
     unique_members_dropped: int = stat("Members of unique counts past the bound per key between flushes.")
-    buckets_expired: Counter = stat("Aggregation keys skipped at flush as past retention, by interval (seconds).",
-                                    label="interval", factory=Counter)
+    buckets_expired: Counter = stat(
+        "Aggregation keys skipped at flush as past retention, by interval (seconds).", label="interval", factory=Counter
+    )
     flushes_ok: int = stat("Flushes (batches or parts of batches) written.")
     flushes_failed: int = stat("Flush attempts that failed (the batch is kept for retry).")
     flush_loop_restarts: int = stat("Times the flush timer stopped on an unexpected error and was started again.")
@@ -69,12 +70,14 @@ class SelfStats:
     events_flushed: int = stat("Events written to the store.")
     last_flush_at: float | None = stat("Unix time of the last flush that succeeded.", GAUGE, default=None)
     last_flush_seconds: float | None = stat("Seconds the last flush that succeeded took.", GAUGE, default=None)
-    flush_seconds_total: float = stat("Seconds spent in flushes that succeeded (divide by flushes_ok for the "
-                                      "mean).", default=0.0)
+    flush_seconds_total: float = stat(
+        "Seconds spent in flushes that succeeded (divide by flushes_ok for the mean).", default=0.0
+    )
     last_error: str | None = stat("The last store or flush error.", TEXT, default=None)
     last_error_at: float | None = stat("Unix time of the last store error.", GAUGE, default=None)
-    store_reachable: bool | None = stat("1 if the store answered the last flush or check, 0 if not.", GAUGE,
-                                        default=None)
+    store_reachable: bool | None = stat(
+        "1 if the store answered the last flush or check, 0 if not.", GAUGE, default=None
+    )
     store_unreachable_since: float | None = stat("Unix time the store stopped answering.", GAUGE, default=None)
     collectd: CollectdStats = stat("The collectd receiver.", SECTION, factory=CollectdStats)
 
@@ -94,8 +97,11 @@ class SelfStats:
         if self.store_reachable is None:
             return False, {"status": "unavailable", "reason": "starting"}
         if not self.store_reachable:
-            return False, {"status": "unavailable", "reason": "store_unreachable",
-                           "since": self.store_unreachable_since}
+            return False, {
+                "status": "unavailable",
+                "reason": "store_unreachable",
+                "since": self.store_unreachable_since,
+            }
         return True, {"status": "ok"}
 
     def snapshot(self) -> dict:
@@ -107,8 +113,9 @@ class DaemonStatus:
     """The state of the daemon at one moment, gathered from its parts when ``/stats`` or ``/metrics`` asks."""
 
     events_accepted: int = stat("Events taken in (every input) since the start.")
-    dimension_names_folded: Mapping[str, int] = stat("Dimension names counted as _other, by reason (cardinality "
-                                                     "limits).", label="reason", factory=dict)
+    dimension_names_folded: Mapping[str, int] = stat(
+        "Dimension names counted as _other, by reason (cardinality limits).", label="reason", factory=dict
+    )
     dimension_names_tracked: int = stat("Dimension names remembered to enforce --max-children.", GAUGE)
     pending_keys: int = stat("Aggregation keys waiting for the next flush.", GAUGE)
     pending_events: int = stat("Events waiting for the next flush.", GAUGE)

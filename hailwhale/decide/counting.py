@@ -56,7 +56,6 @@ def with_moments(sums: Mapping[str, float]) -> dict[str, float]:
     return found
 
 
-
 def decision_name(raw: Mapping[str, object], limits: Limits) -> Path:
     value = raw.get("decision")
     if value is None or value == "":

@@ -48,8 +48,10 @@ class Objective:
         """Where each of the sums lives (``hits`` stands for its own square, and for its product with a metric)."""
         num, den = self.numerator, self.denominator
         moment = {
-            "y": num, "y2": UNITS if num == UNITS else square_name(num),
-            "x": den, "x2": UNITS if den == UNITS else square_name(den),
+            "y": num,
+            "y2": UNITS if num == UNITS else square_name(num),
+            "x": den,
+            "x2": UNITS if den == UNITS else square_name(den),
             "xy": den if num == UNITS else num if den == UNITS else product_name(num, den),
         }
         return moment
@@ -86,8 +88,11 @@ def objective(value: object) -> Objective:
         raise FieldError("by_metric", f"{text!r}: the objective is a stored metric or a ratio of two", "bad_formula")
     for term in terms:
         if kinds.metric_kind(term.name) != kinds.SUM:
-            raise FieldError("by_metric", f"{term.name!r} is a {kinds.metric_kind(term.name)}, not a sum; "
-                             "decisions need metrics that add up", "bad_formula")
+            raise FieldError(
+                "by_metric",
+                f"{term.name!r} is a {kinds.metric_kind(term.name)}, not a sum; decisions need metrics that add up",
+                "bad_formula",
+            )
     den = parsed.denominator.name if parsed.denominator else UNITS
     return Objective(parsed.text.strip(), parsed.numerator.name, den)
 
@@ -97,8 +102,9 @@ def _options(raw: Mapping[str, object], limits: Limits) -> tuple[Path, tuple[str
     name: Path = ()
     if isinstance(value, dict):
         if len(value) != 1:
-            raise FieldError("options", "options is a list, or a one-item dict {decision name: [options]}",
-                             "no_options")
+            raise FieldError(
+                "options", "options is a list, or a one-item dict {decision name: [options]}", "no_options"
+            )
         ((key, value),) = value.items()
         name = (fields.name(key, "options", limits),)
         value = decoded(value, "options")
@@ -135,8 +141,7 @@ def _flag(value: object, field: str, default: bool) -> bool:
 
 def _goal(value: object) -> str:
     text = "max" if value in (None, "") else str(value).strip().lower()
-    goals = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min",
-             "minimise": "min"}
+    goals = {"max": "max", "maximize": "max", "maximise": "max", "min": "min", "minimize": "min", "minimise": "min"}
     if text not in goals:
         raise FieldError("goal", f"{value!r}: goal is max or min", "bad_goal")
     return goals[text]
@@ -156,7 +161,9 @@ def request_from_params(params: Mapping[str, object], now: float, schema: Schema
     leaves = fields.leaves(first(params, "dimensions", "dimension", "known_dimensions", "known"), limits)
     unit = first(params, "unit")
     return DecideRequest(
-        decision=decision, names=names, values=values,
+        decision=decision,
+        names=names,
+        values=values,
         objective=objective(first(params, "by_metric", "formula", "metric")),
         goal=_goal(first(params, "goal")),
         known=tuple(sorted(leaves)),
@@ -164,8 +171,9 @@ def request_from_params(params: Mapping[str, object], now: float, schema: Schema
         explore=_flag(first(params, "explore"), "explore", True),
         unit=None if unit is None else str(unit),
         now=now,
-        windows=tuple((days, tuple(periods.pieces(*window(now, days), schema, now, f"{days} days")))
-                      for days in WINDOWS_DAYS),
+        windows=tuple(
+            (days, tuple(periods.pieces(*window(now, days), schema, now, f"{days} days"))) for days in WINDOWS_DAYS
+        ),
     )
 
 
@@ -187,8 +195,9 @@ def _parts(nodes: list[Path], metrics: tuple[str, ...], pieces: tuple[periods.Pi
     by_parent: dict[str, list[str]] = {}
     for node in nodes:
         by_parent.setdefault(parent_encoding(node), []).append(encode(node))
-    return [SumPart(parent, tuple(members), metric, pieces) for metric in metrics
-            for parent, members in by_parent.items()]
+    return [
+        SumPart(parent, tuple(members), metric, pieces) for metric in metrics for parent, members in by_parent.items()
+    ]
 
 
 def _read(parts: list[tuple[int, SumPart]], replies) -> dict[tuple[str, int], dict[str, float]]:
@@ -223,22 +232,27 @@ def plan(request: DecideRequest, rng: random.Random, settings: thompson.Settings
         found = _read(parts, replies)
         values: dict[str, dict[str, Sums]] = {}
         for group in groups:
-            values[encode(group)] = {node[-1]: request.objective.sums(found.get((encode(node), longest)))
-                                     for node in siblings[group]}
+            values[encode(group)] = {
+                node[-1]: request.objective.sums(found.get((encode(node), longest))) for node in siblings[group]
+            }
         overall_long = request.objective.sums(found.get((encode(ROOT), longest)))
         for index, (days, _) in enumerate(request.windows):
-            cells = {item: request.objective.sums(found.get((encode(leaf), days)))
-                     for item, leaf in zip(known, request.known)}
-            candidates[index].append(OptionData(name, request.objective.sums(found.get((encode(ROOT), days))),
-                                                cells, values, overall_long))
+            cells = {
+                item: request.objective.sums(found.get((encode(leaf), days)))
+                for item, leaf in zip(known, request.known)
+            }
+            candidates[index].append(
+                OptionData(name, request.objective.sums(found.get((encode(ROOT), days))), cells, values, overall_long)
+            )
     picked = thompson.pick_window(candidates, known, settings)
     options = candidates[picked]
-    choice = thompson.choose(options, known, sticky_rng(request, rng), request.goal, request.explain,
-                           request.explore, settings)
+    choice = thompson.choose(
+        options, known, sticky_rng(request, rng), request.goal, request.explain, request.explore, settings
+    )
     value = request.values[choice.index]
     if not request.explain:
         return {"option": value}
-    explanation = dict(choice.explanation)
+    explanation = dict(choice.explanation or {})
     explanation["option"] = value
     for row, original in zip(explanation["options"], request.values):
         row["option"] = original
@@ -254,9 +268,8 @@ def plan(request: DecideRequest, rng: random.Random, settings: thompson.Settings
 
 
 def _date(moment: int) -> str:
-    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).date().isoformat()
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).date().isoformat()
 
 
-def decide_from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits,
-                       rng: random.Random):
+def decide_from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits, rng: random.Random):
     return plan(request_from_params(params, now, schema, limits), rng)

@@ -47,12 +47,24 @@ class Sums:
     xy: float = 0.0  # Σ numerator·denominator
 
     def __add__(self, other: "Sums") -> "Sums":
-        return Sums(self.n + other.n, self.y + other.y, self.y2 + other.y2, self.x + other.x, self.x2 + other.x2,
-                    self.xy + other.xy)
+        return Sums(
+            self.n + other.n,
+            self.y + other.y,
+            self.y2 + other.y2,
+            self.x + other.x,
+            self.x2 + other.x2,
+            self.xy + other.xy,
+        )
 
     def __sub__(self, other: "Sums") -> "Sums":
-        return Sums(self.n - other.n, self.y - other.y, self.y2 - other.y2, self.x - other.x, self.x2 - other.x2,
-                    self.xy - other.xy)
+        return Sums(
+            self.n - other.n,
+            self.y - other.y,
+            self.y2 - other.y2,
+            self.x - other.x,
+            self.x2 - other.x2,
+            self.xy - other.xy,
+        )
 
     @property
     def ratio(self) -> float:
@@ -168,7 +180,7 @@ def _blend(n: float, own: float | None, weight: float, prior: float) -> float:
 
 @attrs.frozen
 class _Model:
-    scale: type
+    scale: type[_Scale] | type[_Linear]
     r0: float
     k0: float
     mean_den: float
@@ -211,7 +223,8 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
     for item in known:
         common = total([o.cells.get(item, ZERO) for o in options])
         lifted = (common.y + settings.lift_prior_reports * mean_den * r0) / (
-            common.x + settings.lift_prior_reports * mean_den)
+            common.x + settings.lift_prior_reports * mean_den
+        )
         if scale is _Scale and lifted <= 0:
             raise _NotPositive
         lift = scale.g(lifted) - scale.g(r0)
@@ -232,8 +245,9 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
             mu[k] += scale.g(r) - scale.g(globals_[k])
             var[k] += s2 * scale.slope(r) ** 2 / ((c.n + m_d) * mean * mean)
             cells[k][item] = (r, c.n / (c.n + m_d), c.n)
-    return _Model(scale, r0, k0, mean_den, m, tuple(globals_), tuple(cells), tuple(mu),
-                  tuple(math.sqrt(max(v, 0.0)) for v in var))
+    return _Model(
+        scale, r0, k0, mean_den, m, tuple(globals_), tuple(cells), tuple(mu), tuple(math.sqrt(max(v, 0.0)) for v in var)
+    )
 
 
 def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Settings, scale) -> float:
@@ -248,8 +262,10 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
     for k, option in enumerate(options):
         for value, sums in option.values.get(dimension, {}).items():
             by_value.setdefault(value, [ZERO] * len(options))[k] = sums
-    wholes = [o.overall_long if o.overall_long is not None else total(o.values.get(dimension, {}).values())
-              for o in options]
+    wholes = [
+        o.overall_long if o.overall_long is not None else total(list(o.values.get(dimension, {}).values()))
+        for o in options
+    ]
     per_value = {value: total(cells) for value, cells in by_value.items()}
     pool = total(wholes)
     if not by_value or pool.n < 2 or pool.x <= 0:
@@ -281,7 +297,7 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
                     continue
                 lift_a, lift_b = common_a.ratio / r0, common_b.ratio / r0
                 delta = (a.ratio / lift_a - b.ratio / lift_b) / r_k
-                v = (var_a / lift_a ** 2 + var_b / lift_b ** 2) / r_k ** 2
+                v = (var_a / lift_a**2 + var_b / lift_b**2) / r_k**2
             else:
                 delta = (a.ratio - (common_a.ratio - r0)) - (b.ratio - (common_b.ratio - r0))
                 v = var_a + var_b
@@ -292,12 +308,13 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
             f = 1.0 + sum((n_u / b.n) ** 2 for n_u in rest)
             top += delta * delta / v - 1.0
             bottom += f / v
-    tau2 = max(tau_min ** 2, top / bottom if bottom > 0 else 0.0)
+    tau2 = max(tau_min**2, top / bottom if bottom > 0 else 0.0)
     return cv2 / tau2
 
 
-def pick_window(candidates: Sequence[Sequence[OptionData]], known: Sequence[Known],
-                settings: Settings = Settings()) -> int:
+def pick_window(
+    candidates: Sequence[Sequence[OptionData]], known: Sequence[Known], settings: Settings = Settings()
+) -> int:
     """
     Which of the ``candidates`` (the same options read over windows from the shortest to
     the longest, the longest also holding every value of each known dimension) to decide
@@ -317,7 +334,7 @@ def pick_window(candidates: Sequence[Sequence[OptionData]], known: Sequence[Know
         return len(candidates) - 1
     used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in longest)]
     scale = _Scale if r0 > 0 else _Linear
-    needs: list[tuple[float, Known | None]] = [(cv2 / settings.resolution ** 2, None)]
+    needs: list[tuple[float, Known | None]] = [(cv2 / settings.resolution**2, None)]
     for item in used:
         try:
             m_d = _pseudo_reports(longest, item.dimension, settings, scale)
@@ -326,8 +343,10 @@ def pick_window(candidates: Sequence[Sequence[OptionData]], known: Sequence[Know
         if math.isfinite(m_d):
             needs.append((m_d, item))
     for index, options in enumerate(candidates):
-        if all(statistics.median(o.overall.n if item is None else o.cells.get(item, ZERO).n for o in options) >= need
-               for need, item in needs):
+        if all(
+            statistics.median(o.overall.n if item is None else o.cells.get(item, ZERO).n for o in options) >= need
+            for need, item in needs
+        ):
             return index
     return len(candidates) - 1
 
@@ -347,8 +366,15 @@ def fit(options: Sequence[OptionData], known: Sequence[Known], settings: Setting
         return None
 
 
-def choose(options: Sequence[OptionData], known: Sequence[Known], rng: random.Random, goal: str = "max",
-           explain: bool = False, explore: bool = True, settings: Settings = Settings()) -> Choice:
+def choose(
+    options: Sequence[OptionData],
+    known: Sequence[Known],
+    rng: random.Random,
+    goal: str = "max",
+    explain: bool = False,
+    explore: bool = True,
+    settings: Settings = Settings(),
+) -> Choice:
     """
     Pick one of ``options`` (at least one) for a visitor with the ``known`` dimensions;
     ``goal`` is "max" or "min".  The draw uses ``rng`` only, in a fixed order, so a seeded
@@ -399,13 +425,28 @@ def _explain(options, known, model, index, policy, sign, epsilon, rng, settings)
         "policy": policy,
         "goal": "min" if sign < 0 else "max",
         "known": {k.dimension: k.value for k in known},
-        "ignored_dimensions": [{"dimension": k.dimension, "value": k.value, "reason": "no data in the window"}
-                               for k in ignored],
+        "ignored_dimensions": [
+            {"dimension": k.dimension, "value": k.value, "reason": "no data in the window"} for k in ignored
+        ],
     }
     if model is None:
-        answer.update(p_choose=1.0 / count, driver=None, model=None,
-                      options=[{"option": o.name, "estimate": None, "interval_90": None, "n": o.overall.n,
-                                "p_best": 1.0 / count, "global_estimate": None, "dimensions": []} for o in options])
+        answer.update(
+            p_choose=1.0 / count,
+            driver=None,
+            model=None,
+            options=[
+                {
+                    "option": o.name,
+                    "estimate": None,
+                    "interval_90": None,
+                    "n": o.overall.n,
+                    "p_best": 1.0 / count,
+                    "global_estimate": None,
+                    "dimensions": [],
+                }
+                for o in options
+            ],
+        )
         return answer
     scale = model.scale
     best = p_best(model, sign, random.Random(rng.getrandbits(64)), settings.draws)
@@ -416,23 +457,36 @@ def _explain(options, known, model, index, policy, sign, epsilon, rng, settings)
     rows = []
     for k, option in enumerate(options):
         mu, sigma = model.mu[k], model.sigma[k]
-        rows.append({
-            "option": option.name,
-            "estimate": scale.inverse(mu),
-            "interval_90": [scale.inverse(mu - Z90 * sigma), scale.inverse(mu + Z90 * sigma)],
-            "n": option.overall.n,
-            "p_best": best[k],
-            "global_estimate": model.globals_[k],
-            "dimensions": [{"dimension": item.dimension, "value": item.value, "n": model.cells[k][item][2],
-                            "estimate": model.cells[k][item][0], "weight": model.cells[k][item][1]}
-                           for item in used],
-        })
+        rows.append(
+            {
+                "option": option.name,
+                "estimate": scale.inverse(mu),
+                "interval_90": [scale.inverse(mu - Z90 * sigma), scale.inverse(mu + Z90 * sigma)],
+                "n": option.overall.n,
+                "p_best": best[k],
+                "global_estimate": model.globals_[k],
+                "dimensions": [
+                    {
+                        "dimension": item.dimension,
+                        "value": item.value,
+                        "n": model.cells[k][item][2],
+                        "estimate": model.cells[k][item][0],
+                        "weight": model.cells[k][item][1],
+                    }
+                    for item in used
+                ],
+            }
+        )
     answer.update(
         p_choose=p_choose,
         driver=_driver(model, index, options[index].name, used),
-        model={"scale": scale.name, "pseudo_counts": {d: (m if math.isfinite(m) else None) for d, m in model.m.items()
-                                                      if any(k.dimension == d for k in used)},
-               "prior": {"ratio": model.r0, "pseudo_reports": model.k0}},
+        model={
+            "scale": scale.name,
+            "pseudo_counts": {
+                d: (m if math.isfinite(m) else None) for d, m in model.m.items() if any(k.dimension == d for k in used)
+            },
+            "prior": {"ratio": model.r0, "pseudo_reports": model.k0},
+        },
         options=rows,
     )
     return answer
@@ -452,9 +506,13 @@ def _driver(model: _Model, index: int, name: str, used: Sequence[Known]) -> dict
     item, shift, weight = best
     if scale is _Scale:
         change = math.exp(shift) - 1
-        text = (f"{name} does {abs(change):.0%} {'better' if change >= 0 else 'worse'} for {item.dimension}="
-                f"{item.value} than overall ({item.value} data weight {weight:.2f})")
+        text = (
+            f"{name} does {abs(change):.0%} {'better' if change >= 0 else 'worse'} for {item.dimension}="
+            f"{item.value} than overall ({item.value} data weight {weight:.2f})"
+        )
     else:
-        text = (f"{name} is {abs(shift):.4g} {'higher' if shift >= 0 else 'lower'} for {item.dimension}="
-                f"{item.value} than overall ({item.value} data weight {weight:.2f})")
+        text = (
+            f"{name} is {abs(shift):.4g} {'higher' if shift >= 0 else 'lower'} for {item.dimension}="
+            f"{item.value} than overall ({item.value} data weight {weight:.2f})"
+        )
     return {"dimension": item.dimension, "value": item.value, "shift": shift, "text": text}

@@ -59,8 +59,13 @@ _COUNT = struct.Struct(">H")
 _UNSIGNED = struct.Struct(">Q")
 _SIGNED = struct.Struct(">q")
 _DOUBLE = struct.Struct("<d")  # collectd's "network" double is x86 byte order
-_STRING_FIELDS = {HOST: "host", PLUGIN: "plugin", PLUGIN_INSTANCE: "plugin_instance", TYPE: "type",
-                  TYPE_INSTANCE: "type_instance"}
+_STRING_FIELDS = {
+    HOST: "host",
+    PLUGIN: "plugin",
+    PLUGIN_INSTANCE: "plugin_instance",
+    TYPE: "type",
+    TYPE_INSTANCE: "type_instance",
+}
 
 
 class SecurityLevel(enum.IntEnum):
@@ -160,13 +165,16 @@ def _parse(data: bytes, security: Security, protection: SecurityLevel, found: _F
                 return
             # level None and no auth file: collectd takes a signed packet unchecked
         elif protection < security.level:
-            raise PacketError("unsigned" if security.level == SecurityLevel.SIGN else "unencrypted",
-                              f"a plain part 0x{kind:04x}, but the level is {security.level}")
+            raise PacketError(
+                "unsigned" if security.level == SecurityLevel.SIGN else "unencrypted",
+                f"a plain part 0x{kind:04x}, but the level is {security.level}",
+            )
         elif kind == VALUES:
             if not (time and state["host"] and state["plugin"] and state["type"]):
                 raise PacketError("incomplete_value_list", "values without a time, host, plugin or type")
-            found.value_lists.append(ValueList(time=time, interval=interval, values=_values(data, offset, length),
-                                               **state))
+            found.value_lists.append(
+                ValueList(time=time, interval=interval, values=_values(data, offset, length), **state)
+            )
         elif kind in _STRING_FIELDS:
             state[_STRING_FIELDS[kind]] = _string(data, offset, length, MAX_NAME_BYTES)
         elif kind == TIME_HR:
@@ -191,7 +199,7 @@ def _refuse_nesting(protection: SecurityLevel) -> None:
 
 
 def _string(data: bytes, offset: int, length: int, longest: int) -> str:
-    raw = data[offset + 4:offset + length]
+    raw = data[offset + 4 : offset + length]
     if not raw or raw[-1] != 0:
         raise PacketError("bad_string", "a string part without its trailing NUL")
     if len(raw) - 1 > longest or 0 in raw[:-1]:
@@ -212,7 +220,7 @@ def _values(data: bytes, offset: int, length: int) -> tuple[tuple[int, int | flo
     count = _COUNT.unpack_from(data, offset + 4)[0] if length >= 6 else 0
     if count == 0 or length != 6 + 9 * count:
         raise PacketError("bad_values", f"a values part of {length} bytes for {count} values")
-    codes = data[offset + 6:offset + 6 + count]
+    codes = data[offset + 6 : offset + 6 + count]
     at = offset + 6 + count
     values = []
     for code in codes:
@@ -260,11 +268,12 @@ def _decrypt(part: bytes, users: Mapping[bytes, bytes] | None) -> bytes:
     length = len(part)
     username_length = _COUNT.unpack_from(part, 4)[0] if length >= 6 else 0
     if length <= ENCRYPTION_HEADER or not 0 < username_length <= length - ENCRYPTION_HEADER - 1:
-        raise PacketError("bad_encryption_part", f"an encryption part of {length} bytes, user name of "
-                                                 f"{username_length}")
-    username = part[6:6 + username_length]
-    iv = part[6 + username_length:22 + username_length]
-    plain = aes256_ofb(_password(users, username), iv, part[22 + username_length:])
+        raise PacketError(
+            "bad_encryption_part", f"an encryption part of {length} bytes, user name of {username_length}"
+        )
+    username = part[6 : 6 + username_length]
+    iv = part[6 + username_length : 22 + username_length]
+    plain = aes256_ofb(_password(users, username), iv, part[22 + username_length :])
     checksum, payload = plain[:20], plain[20:]
     if not hmac.compare_digest(checksum, hashlib.sha1(payload).digest()):
         raise PacketError("bad_checksum", f"the payload of user {username[:64]!r} does not decrypt (checksum)")

@@ -18,14 +18,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
-from hailwhale.model import fields
-from hailwhale.model import kinds
 from hailwhale.formats import typesdb
 from hailwhale.formats.collectd import COUNTER, DERIVE, GAUGE, PacketError, ValueList
 from hailwhale.formats.cumulative import Cumulative
+from hailwhale.formats.typesdb import Types
+from hailwhale.model import fields, kinds
 from hailwhale.model.events import Event
 from hailwhale.model.fields import MAX_METRIC, FieldError, Limits
-from hailwhale.formats.typesdb import Types
 
 PK_ROOT = "collectd"
 CUMULATIVE = frozenset((COUNTER, DERIVE))
@@ -56,8 +55,13 @@ class ValueListEvents:
             raise PacketError("too_new", f"a value list more than {self._limits.max_future_seconds} s in the future")
         if self._limits.max_past_seconds is not None and value_list.time < now - self._limits.max_past_seconds:
             raise PacketError("too_old", f"a value list more than {self._limits.max_past_seconds} s in the past")
-        identifier = (value_list.host, value_list.plugin, value_list.plugin_instance, value_list.type,
-                      value_list.type_instance)
+        identifier = (
+            value_list.host,
+            value_list.plugin,
+            value_list.plugin_instance,
+            value_list.type,
+            value_list.type_instance,
+        )
         kinds = tuple(kind for kind, _ in value_list.values)
         shape = self._shapes.get((identifier, kinds))
         if shape is None:
@@ -85,9 +89,10 @@ class ValueListEvents:
         levels: dict[str, float] = {}
         for index, ((kind, value), name) in enumerate(zip(value_list.values, names)):
             if kind in CUMULATIVE:
-                value = self._cumulative.increase((identifier, index), kind, value, value_list.time)
-                if value is None:
+                increase = self._cumulative.increase((identifier, index), kind, int(value), value_list.time)
+                if increase is None:
                     continue
+                value = increase
             if not math.isfinite(value):
                 self._skipped["not_finite"] += 1
             elif abs(value) > MAX_METRIC:

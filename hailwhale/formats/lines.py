@@ -19,13 +19,11 @@ from typing import Annotated
 
 import msgspec
 
-from hailwhale.model import events
-from hailwhale.model import fields
-from hailwhale.model import kinds
 from hailwhale.formats import statsd
-from hailwhale.model.paths import Path
+from hailwhale.model import events, fields, kinds
 from hailwhale.model.events import Event
 from hailwhale.model.fields import MAX_METRIC, NO_LEAVES, FieldError, Leaves, Limits
+from hailwhale.model.paths import Path
 
 CACHED_FIELDS = 10_000  # distinct pk and dimension texts remembered (then forgotten all at once)
 
@@ -78,8 +76,10 @@ def _form(text: str) -> str:
 
 
 _NULL = msgspec.Raw(b"null")
-_Amount = Annotated[int, msgspec.Meta(ge=-int(MAX_METRIC), le=int(MAX_METRIC))] | \
-    Annotated[float, msgspec.Meta(ge=-MAX_METRIC, le=MAX_METRIC)]
+_Amount = (
+    Annotated[int, msgspec.Meta(ge=-int(MAX_METRIC), le=int(MAX_METRIC))]
+    | Annotated[float, msgspec.Meta(ge=-MAX_METRIC, le=MAX_METRIC)]
+)
 
 
 _NUMBER = rb"[-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?"
@@ -166,8 +166,11 @@ class LineParser:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         metrics = usual.metrics
-        if metrics is None or len(metrics) + ("hits" not in metrics) > self.limits.max_metrics or \
-                not self._fields.all_sums(tuple(metrics)):
+        if (
+            metrics is None
+            or len(metrics) + ("hits" not in metrics) > self.limits.max_metrics
+            or not self._fields.all_sums(tuple(metrics))
+        ):
             return None
         dimensions = usual.dimensions if usual.dimensions != _NULL else usual.dimension
         try:
@@ -181,7 +184,10 @@ class LineParser:
         return pk, leaves, metrics, at
 
     def counter(self, line: bytes) -> tuple[Path, Leaves, dict[str, float]] | None:
-        """(pk, dimension leaves, sums) of a plain statsd counter line, as :func:`parse_line` reads it; None for any other."""
+        """
+        (pk, dimension leaves, sums) of a plain statsd counter line, as :func:`parse_line` reads it; None for
+        any other.
+        """
         match = _PLAIN_COUNTER.fullmatch(line)
         if match is None:
             return None
@@ -211,8 +217,9 @@ class LineParser:
             return None
         pk = self._fields.statsd_pk
         try:
-            return [(line, pk(name), float(value), times)
-                    for (line, times), (name, value) in zip(counts.items(), found)]
+            return [
+                (line, pk(name), float(value), times) for (line, times), (name, value) in zip(counts.items(), found)
+            ]
         except ValueError:  # a bad name: the general way tells which
             return None
 

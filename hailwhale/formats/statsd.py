@@ -64,8 +64,12 @@ def parse_line(text: str, now: float, limits: Limits) -> Event:
     if kind == "g":
         level, relative = _level(values)
         return Event(pk, dimensions, {"hits": 1}, at, levels={"gauge": level}, relative_levels=relative)
-    return Event(pk, dimensions, {"hits": 1, f"{kind}.sum": math.fsum(v for _, v in values) / rate,
-                                  f"{kind}.count": len(values) / rate}, at)
+    return Event(
+        pk,
+        dimensions,
+        {"hits": 1, f"{kind}.sum": math.fsum(v for _, v in values) / rate, f"{kind}.count": len(values) / rate},
+        at,
+    )
 
 
 def _rate(text: str) -> float:
@@ -74,8 +78,9 @@ def _rate(text: str) -> float:
     except ValueError:
         rate = math.nan
     if not 0 < rate <= 1:
-        raise FieldError("rate", f"a sample rate is a number above 0 and at most 1, not {text[:20]!r}",
-                         "bad_sample_rate")
+        raise FieldError(
+            "rate", f"a sample rate is a number above 0 and at most 1, not {text[:20]!r}", "bad_sample_rate"
+        )
     return rate
 
 
@@ -105,7 +110,7 @@ def _level(values: list[tuple[bool, float]]) -> tuple[float, bool]:
 
 
 def _dimensions(tags: str, limits: Limits) -> fields.Leaves:
-    found = set()
+    found: set[tuple[str, ...]] = set()
     for tag in tags.split(","):
         if not tag:
             continue

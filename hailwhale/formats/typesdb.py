@@ -18,10 +18,33 @@ _RX_TX = ("rx", "tx")
 _READ_WRITE = ("read", "write")
 BUILTIN: Types = {
     "load": ("shortterm", "midterm", "longterm"),
-    **dict.fromkeys(("if_octets", "if_packets", "if_errors", "if_dropped", "io_octets", "io_packets", "node_octets",
-                     "memcached_octets", "mysql_octets"), _RX_TX),
-    **dict.fromkeys(("disk_octets", "disk_ops", "disk_time", "disk_merged", "disk_latency", "io_ops",
-                     "ps_disk_octets", "ps_disk_ops"), _READ_WRITE),
+    **dict.fromkeys(
+        (
+            "if_octets",
+            "if_packets",
+            "if_errors",
+            "if_dropped",
+            "io_octets",
+            "io_packets",
+            "node_octets",
+            "memcached_octets",
+            "mysql_octets",
+        ),
+        _RX_TX,
+    ),
+    **dict.fromkeys(
+        (
+            "disk_octets",
+            "disk_ops",
+            "disk_time",
+            "disk_merged",
+            "disk_latency",
+            "io_ops",
+            "ps_disk_octets",
+            "ps_disk_ops",
+        ),
+        _READ_WRITE,
+    ),
     "disk_io_time": ("io_time", "weighted_io_time"),
     "ps_cputime": ("user", "syst"),
     "ps_pagefaults": ("minflt", "majflt"),
@@ -47,8 +70,8 @@ def parse(text: str) -> tuple[dict[str, tuple[str, ...]], list[int]]:
         if not line or line.startswith("#"):
             continue
         name, *specs = [word for word in re.split(r"[\s,]+", line) if word]
-        matches = [_DATA_SOURCE.match(spec) for spec in specs]
-        if not specs or not all(matches):
+        matches = [found for spec in specs if (found := _DATA_SOURCE.match(spec))]
+        if not specs or len(matches) != len(specs):
             bad.append(number)
             continue
         types[name] = tuple(m.group(1) for m in matches)

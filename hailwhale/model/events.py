@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl
 import attrs
 
 from hailwhale.model import fields
-from hailwhale.model.paths import Path
 from hailwhale.model.fields import Leaves, Limits
+from hailwhale.model.paths import Path
+
 
 @attrs.frozen
 class Event:

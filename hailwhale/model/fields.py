@@ -15,8 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from hailwhale.model import kinds
-from hailwhale.model import lenient
+from hailwhale.model import kinds, lenient
 from hailwhale.model.paths import ROOT, Path
 
 Leaves = frozenset[Path]
@@ -138,7 +137,7 @@ def leaf_set(found: set[Path], limits: Limits) -> Leaves:
     return frozenset(found) if found else NO_LEAVES
 
 
-def _distinct_nodes(found: Leaves) -> int:
+def _distinct_nodes(found: set[Path]) -> int:
     return len({leaf[:length] for leaf in found for length in range(1, len(leaf) + 1)})
 
 
@@ -185,7 +184,9 @@ def metric_name(value: object, field: str = "metrics") -> str:
 @functools.lru_cache(maxsize=4096)
 def _checked_metric_name(value: str, field: str) -> str:
     if _FORBIDDEN_IN_METRIC.search(value):
-        raise FieldError(field, f"metric name {value!r} may not start with '-' or contain '/', ':', '|' or control characters")
+        raise FieldError(
+            field, f"metric name {value!r} may not start with '-' or contain '/', ':', '|' or control characters"
+        )
     if len(value) > 128:
         raise FieldError(field, "a metric name is longer than 128 characters", "too_long")
     return value
@@ -257,7 +258,7 @@ def number(value: object, field: str) -> int | float:
                 raise FieldError(field, f"{text[:40]!r} is not a number", "bad_metrics") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FieldError(field, f"must be a number, not {_describe(value)}", "bad_metrics")
-    if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_METRIC:
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_METRIC:
         raise FieldError(field, f"must be a finite number within ±{MAX_METRIC:g}", "bad_metrics")
     return value
 
@@ -281,7 +282,7 @@ def timestamp(value: object, now: float, limits: Limits = Limits()) -> float:
             except ValueError:
                 raise FieldError("at", f"{text[:40]!r} is neither epoch seconds nor ISO 8601") from None
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=datetime.timezone.utc)
+                moment = moment.replace(tzinfo=datetime.UTC)
             return _within_window(moment.timestamp(), now, limits)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise FieldError("at", f"must be epoch seconds or ISO 8601 text, not {_describe(value)}")

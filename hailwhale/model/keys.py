@@ -23,7 +23,6 @@ escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
 from hailwhale.model.paths import Path, encode
 
 
-
 def tag(pk: Path) -> str:
     escaped = encode(pk).replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
     return "{" + escaped + "}"

@@ -46,7 +46,7 @@ def _literal(node: ast.AST) -> object:
     if isinstance(node, ast.Dict):
         if any(key is None for key in node.keys):
             raise ValueError("dict unpacking is not a literal")
-        return {_key(_literal(key)): _literal(value) for key, value in zip(node.keys, node.values)}
+        return {_key(_literal(key)): _literal(value) for key, value in zip(node.keys, node.values) if key is not None}
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         operand = _literal(node.operand)
         if isinstance(operand, bool) or not isinstance(operand, (int, float)):

@@ -3,8 +3,9 @@ The string forms of pk and dimension paths, as the original encoded them.
 
 A path is a tuple of names.  The root dimension ``()`` is ``_``, a path of one name is
 that name, and a longer path is a JSON array with Python's default separators:
-``["country", "US"]`` (as is a lone name starting with ``[``, so encodings never collide).  These strings are the dimension keys of query responses and
-part of the Redis key schema.
+``["country", "US"]`` (as is a lone name starting with ``[``, so encodings never
+collide).  These strings are the dimension keys of query responses and part of the
+Redis key schema.
 """
 
 import json

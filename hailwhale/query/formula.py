@@ -25,13 +25,20 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from hailwhale.model import fields
-from hailwhale.model import lenient
+from hailwhale.model import fields, lenient
 from hailwhale.model.fields import FieldError
 
 TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
-SUFFIXES = {"cumulative": "cumulative", "sum": "cumulative", "add": "cumulative", "+": "cumulative",
-            "last": "last", "level": "last", "set": "last", "_": "last"}
+SUFFIXES = {
+    "cumulative": "cumulative",
+    "sum": "cumulative",
+    "add": "cumulative",
+    "+": "cumulative",
+    "last": "last",
+    "level": "last",
+    "set": "last",
+    "_": "last",
+}
 
 Points = Sequence[tuple[int, int]]
 _NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
@@ -97,10 +104,12 @@ class Formula:
             top = list(_forward_fill(top))
         return top
 
-    def total(self, totals: Mapping[str, float], points: Points,
-              values: Mapping[str, Sequence[float]] | None = None) -> float:
+    def total(
+        self, totals: Mapping[str, float], points: Points, values: Mapping[str, Sequence[float]] | None = None
+    ) -> float:
         """The value over the whole window, from each stored metric's window total."""
         if self.needs_series:
+            assert values is not None, "a series formula needs its series"
             return self.series(values, points)[-1]
         top = self.numerator.total(totals, points)
         if self.denominator is None:
@@ -121,7 +130,7 @@ def _forward_fill(values: Sequence[float]):
 
 
 def _days_in_month(start: int, end: int) -> int:
-    middle = datetime.datetime.fromtimestamp((start + end) / 2, datetime.timezone.utc)
+    middle = datetime.datetime.fromtimestamp((start + end) / 2, datetime.UTC)
     return calendar.monthrange(middle.year, middle.month)[1]
 
 
@@ -138,13 +147,14 @@ def _term(text: str, formula_text: str, field: str) -> Term:
 def parse(text: object, field: str = "metrics") -> Formula:
     if not isinstance(text, str):
         raise FormulaError(f"a metric must be a name or a formula like a/b, not {text!r}", field)
-    body, colon, suffix = text.rpartition(":")
+    body, colon, written = text.rpartition(":")
+    suffix: str | None = None
     if not colon:
-        body, suffix = text, None
-    elif suffix.strip() not in SUFFIXES:
-        raise FormulaError(f"cannot parse {text!r}: unknown suffix {suffix!r}; use :cumulative or :last", field)
+        body = text
+    elif written.strip() not in SUFFIXES:
+        raise FormulaError(f"cannot parse {text!r}: unknown suffix {written!r}; use :cumulative or :last", field)
     else:
-        suffix = SUFFIXES[suffix.strip()]
+        suffix = SUFFIXES[written.strip()]
     parts = body.split("/")
     if len(parts) > 2:
         raise FormulaError(f"cannot parse {text!r}: one '/' at most", field)

@@ -24,7 +24,7 @@ HOUR = 3600
 MINUTE = 60
 MAX_POINTS = 10_000
 MAX_PIECES = 100_000
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 # rolling word -> (point interval, number of points ending with the current one)
 _ROLLING = {"hour": (MINUTE, 60), "day": (HOUR, 24), "24h": (HOUR, 24)}
@@ -200,10 +200,12 @@ def _untileable(label: str, moment: int, end: int, schema: Schema, now: float) -
     aligned = [r for r in schema.resolutions if moment % r.interval == 0 and moment + r.interval <= end]
     when = datetime.datetime.fromtimestamp(moment, UTC).isoformat()
     if not aligned:
-        return (f"{label!r} starts or ends at {when}, which no stored interval "
-                f"({', '.join(format_duration(i) for i in schema.intervals)}) is aligned to")
+        return (
+            f"{label!r} starts or ends at {when}, which no stored interval "
+            f"({', '.join(format_duration(i) for i in schema.intervals)}) is aligned to"
+        )
     longest = aligned[-1]
-    return (f"{label!r} reaches back to {when}, but {format_duration(longest.interval)} buckets "
-            f"are kept for {format_duration(longest.retention)}")
-
-
+    return (
+        f"{label!r} reaches back to {when}, but {format_duration(longest.interval)} buckets "
+        f"are kept for {format_duration(longest.retention)}"
+    )

@@ -6,6 +6,7 @@ Each is a generator of store requests (:mod:`hailwhale.query.requests`); the sam
 planner serves HTTP and Python.
 """
 
+import typing
 from collections.abc import Generator, Mapping, Sequence
 
 import attrs
@@ -55,6 +56,10 @@ class Query:
         return self.sort or Sort(self.formulas[0], descending=True)
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _whole(value: object, field: str, default: int, most: int) -> int:
     if value is None:
         return default
@@ -89,10 +94,11 @@ def _sort(value: object) -> Sort | None:
     return Sort(order, descending=text.startswith("-"))
 
 
-def from_params(params: Mapping[str, object], now: float, schema: Schema, limits: Limits,
-                default_periods: tuple[str, ...]) -> Query:
+def from_params(
+    params: Mapping[str, object], now: float, schema: Schema, limits: Limits, default_periods: tuple[str, ...]
+) -> Query:
     """A query from request parameters (HTTP and Python spell them alike)."""
-    tz = periods.zone(first(params, "tz"), first(params, "tzoffset"))
+    tz = periods.zone(_text(first(params, "tz")), _text(first(params, "tzoffset")))
     texts = _period_texts(first(params, "periods", "period"), default_periods)
     return Query(
         pk=fields.pk(params.get("pk"), limits),
@@ -150,8 +156,8 @@ def _sums(query: Query, nodes: Sequence[Path], metrics: Sequence[str], spans: Se
         for metric in metrics:
             for parent, members in groups:
                 for offset in range(0, len(members), MEMBERS_PER_PART):
-                    parts.append(SumPart(parent, tuple(members[offset:offset + MEMBERS_PER_PART]), metric, pieces))
-    result = {encode(node): {metric: [] for metric in metrics} for node in nodes}
+                    parts.append(SumPart(parent, tuple(members[offset : offset + MEMBERS_PER_PART]), metric, pieces))
+    result: dict[str, dict[str, list[float]]] = {encode(node): {metric: [] for metric in metrics} for node in nodes}
     if not parts:
         return result
     replies = yield SumsRequest(query.pk, tuple(parts))
@@ -171,8 +177,12 @@ def window_totals(query: Query, window: Window, nodes: Sequence[Path], metrics: 
 def _series(query: Query, window: Window, nodes: Sequence[Path], metrics: Sequence[str]):
     """{node encoding: {metric: [value per point]}}."""
     if len(window.points) * len(nodes) * len(metrics) > MAX_VALUES:
-        raise FieldError("period", f"{len(window.points)} points x {len(nodes)} dimensions x {len(metrics)} metrics "
-                         f"is more than {MAX_VALUES} values; use a coarser period or a limit", "too_many_values")
+        raise FieldError(
+            "period",
+            f"{len(window.points)} points x {len(nodes)} dimensions x {len(metrics)} metrics "
+            f"is more than {MAX_VALUES} values; use a coarser period or a limit",
+            "too_many_values",
+        )
     spans = [_window_pieces(query, start, end, window.label) for start, end in window.points]
     return (yield from _sums(query, nodes, metrics, spans))
 
@@ -202,13 +212,16 @@ def descendants(query_pk: Path, node: Path, depth: int) -> Generator[Request, ob
             break
         replies = yield Children(query_pk, tuple(encode(n) for n in level))
         next_level = []
-        for parent, children in zip(level, replies):
+        for parent, children in zip(level, typing.cast(list[list[str]], replies)):
             below[parent] = [paths.decode(child) for child in children]
             next_level.extend(below[parent])
         level = next_level
         if sum(map(len, below.values())) > MAX_NODES:
-            raise FieldError("depth", f"more than {MAX_NODES} dimensions below {encode(node)}; lower the depth",
-                             "too_many_dimensions")
+            raise FieldError(
+                "depth",
+                f"more than {MAX_NODES} dimensions below {encode(node)}; lower the depth",
+                "too_many_dimensions",
+            )
     ordered: list[Path] = []
     stack = list(reversed(below.get(node, [])))
     while stack:
@@ -225,15 +238,24 @@ def _select(query: Query, window: Window):
     """
     order = query.order
     metrics = _inputs(query.formulas, [order.formula], [formula.parse(PRESENCE_METRIC)])
-    simple = order.formula.suffix is None and all(t is None or t.stored for t in (order.formula.numerator,
-                                                                                   order.formula.denominator))
+    simple = order.formula.suffix is None and all(
+        t is None or t.stored for t in (order.formula.numerator, order.formula.denominator)
+    )
     simple = simple and all(kinds.metric_kind(metric) == kinds.SUM for metric in metrics)
     pieces = _window_pieces(query, window.start, window.end, window.label)
     if query.depth == 1 and simple and len(pieces) <= MAX_GROUP_PIECES:
         den = order.formula.denominator
-        found, members, sums = yield Group(query.pk, encode(query.node), metrics, pieces,
-                                           order.formula.numerator.name, den.name if den else None,
-                                           order.descending, query.limit or MAX_NODES, PRESENCE_METRIC)
+        found, members, sums = yield Group(
+            query.pk,
+            encode(query.node),
+            metrics,
+            pieces,
+            order.formula.numerator.name,
+            den.name if den else None,
+            order.descending,
+            query.limit or MAX_NODES,
+            PRESENCE_METRIC,
+        )
         totals = {member: {m: sums[m][i] for m in metrics} for i, member in enumerate(members)}
         return [paths.decode(member) for member in members], found - len(members), totals
     nodes = yield from descendants(query.pk, query.node, query.depth)
@@ -282,8 +304,10 @@ def plotpoints(query: Query) -> Plan:
     series = yield from _series(query, window, nodes, _inputs(query.formulas))
     times = [start * 1000 for start, _ in window.points]
     by_node = {
-        encode(node): {f.text: [[t, v] for t, v in zip(times, f.series(series[encode(node)], window.points))]
-                       for f in query.formulas}
+        encode(node): {
+            f.text: [[t, v] for t, v in zip(times, f.series(series[encode(node)], window.points))]
+            for f in query.formulas
+        }
         for node in nodes
     }
     if not query.depth:

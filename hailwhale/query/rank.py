@@ -6,8 +6,7 @@ from hailwhale.model.fields import FieldError, first
 from hailwhale.model.paths import Path, encode
 from hailwhale.query.formula import Formula
 from hailwhale.query.periods import Window
-from hailwhale.query.planner import DEFAULT_PLOTPOINTS_PERIOD, MAX_DEPTH, Query, descendants, from_params, \
-    window_totals
+from hailwhale.query.planner import DEFAULT_PLOTPOINTS_PERIOD, MAX_DEPTH, Query, descendants, from_params, window_totals
 from hailwhale.query.requests import Plan
 
 
@@ -19,7 +18,6 @@ def rank_from_params(params, now, schema, limits) -> Plan:
         raise FieldError("metric", "rank takes a total, not a level (:last)", "bad_formula")
     recursive = str(first(params, "recursive")).strip().lower() not in ("false", "0", "no")
     return rank(query, recursive=recursive)
-
 
 
 def rank(query: Query, recursive: bool = True, prune_parents: bool = True) -> Plan:
@@ -47,8 +45,12 @@ def rank(query: Query, recursive: bool = True, prune_parents: bool = True) -> Pl
         count = metric.denominator.total(values, window.points)
         difference = (ratio - parent_ratio) / parent_ratio if parent_ratio else 0.0
         result[encode(node)] = {
-            "dimension": encode(node), "score": ratio, "value": metric.numerator.total(values, window.points),
-            "count": count, "difference": difference, "effect": difference * count * parent_ratio,
+            "dimension": encode(node),
+            "score": ratio,
+            "value": metric.numerator.total(values, window.points),
+            "count": count,
+            "difference": difference,
+            "effect": difference * count * parent_ratio,
             "important": count > 5 and abs(difference) > 0.1,
         }
     return _by_score(result)
@@ -64,8 +66,15 @@ def _rank_scalar(node: Path, candidates: list[Path], totals, metric: Formula, wi
         if prune and important:
             children = [c for c in candidates if c[:-1] == candidate and len(c) == len(candidate) + 1]
             important = score - sum(scores[encode(c)] for c in children) >= total / 10
-        result[encode(candidate)] = {"dimension": encode(candidate), "score": score, "value": score, "count": score,
-                                     "difference": total - score, "effect": total - score, "important": important}
+        result[encode(candidate)] = {
+            "dimension": encode(candidate),
+            "score": score,
+            "value": score,
+            "count": score,
+            "difference": total - score,
+            "effect": total - score,
+            "important": important,
+        }
     return _by_score(result)
 
 

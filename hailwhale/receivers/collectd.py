@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from hailwhale.formats.collectd import PacketError, Security, SecurityLevel, parse_auth_file, parse_packet
-from hailwhale.formats.collectd_events import ValueListEvents
 from hailwhale.aggregate.ingest import Ingest
 from hailwhale.aggregate.selfstats import CollectdStats
+from hailwhale.formats.collectd import PacketError, Security, SecurityLevel, parse_auth_file, parse_packet
+from hailwhale.formats.collectd_events import ValueListEvents
 
 COMPLAINT_EVERY_SECONDS = 60.0
 AUTH_FILE_CHECK_SECONDS = 1.0
@@ -33,7 +33,7 @@ class AuthFile:
 
     def __init__(self, path: str):
         self._path = path
-        self._read = None
+        self._read: int | None = None
         self.users: Mapping[bytes, bytes] = {}
         self._warned = False
         self.current(must=True)
@@ -52,15 +52,25 @@ class AuthFile:
             if must:
                 raise
             if not self._warned:
-                log.warn("cannot read the collectd auth file ({error}); keeping its {count} users",
-                         error=error, count=len(self.users))
+                log.warn(
+                    "cannot read the collectd auth file ({error}); keeping its {count} users",
+                    error=error,
+                    count=len(self.users),
+                )
                 self._warned = True
         return self.users
 
 
 class CollectdReceiver(DatagramProtocol):
-    def __init__(self, ingest: Ingest, to_events: ValueListEvents, level: SecurityLevel, auth: AuthFile | None,
-                 stats: CollectdStats, seconds: Callable[[], float]):
+    def __init__(
+        self,
+        ingest: Ingest,
+        to_events: ValueListEvents,
+        level: SecurityLevel,
+        auth: AuthFile | None,
+        stats: CollectdStats,
+        seconds: Callable[[], float],
+    ):
         self._ingest = ingest
         self._to_events = to_events
         self._auth = auth
@@ -88,5 +98,9 @@ class CollectdReceiver(DatagramProtocol):
     def _complain(self, error: PacketError, addr, now: float) -> None:
         if now - self._complained.get(error.reason, -COMPLAINT_EVERY_SECONDS) >= COMPLAINT_EVERY_SECONDS:
             self._complained[error.reason] = now
-            log.warn("collectd packet from {addr} rejected ({error}); such packets are counted in /stats, "
-                     "logged once a minute", addr=addr, error=error)
+            log.warn(
+                "collectd packet from {addr} rejected ({error}); such packets are counted in /stats, "
+                "logged once a minute",
+                addr=addr,
+                error=error,
+            )

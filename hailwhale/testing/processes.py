@@ -30,10 +30,22 @@ class Daemon:
         self.http_port, self.udp_port = free_port(), free_port(socket.SOCK_DGRAM)
         self.log_path = Path(directory) / "twistd.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=",
-             f"--logfile={self.log_path}", "hailwhale", "--http-port", str(self.http_port), "--udp-port",
-             str(self.udp_port), *args],
-            cwd=directory, env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "-n",
+                "--pidfile=",
+                f"--logfile={self.log_path}",
+                "hailwhale",
+                "--http-port",
+                str(self.http_port),
+                "--udp-port",
+                str(self.udp_port),
+                *args,
+            ],
+            cwd=directory,
+            env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
         )
         self.base = f"http://127.0.0.1:{self.http_port}"
         deadline = time.monotonic() + ready_timeout
@@ -70,7 +82,8 @@ class Daemon:
     def memory_kib(self) -> tuple[int, int]:
         """(resident now, peak resident) of the process, in KiB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return tuple(int(re.search(rf"^{name}:\s+(\d+)", status, re.M).group(1)) for name in ("VmRSS", "VmHWM"))
+        resident, peak = (re.findall(rf"^{name}:\s+(\d+)", status, re.M)[0] for name in ("VmRSS", "VmHWM"))
+        return int(resident), int(peak)
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, then wait for the exit; the exit status."""
@@ -92,8 +105,8 @@ class Daemon:
 
     def stopped_figures(self) -> tuple[int, int, int]:
         """(accepted, written, not written) from the line a stopped daemon logs."""
-        (found,) = STOPPED_LINE.findall(self.log())
-        return tuple(int(n) for n in found)
+        ((accepted, written, unwritten),) = STOPPED_LINE.findall(self.log())
+        return int(accepted), int(written), int(unwritten)
 
 
 class CuttingProxy:

@@ -25,12 +25,12 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from hailwhale.web import access
 from hailwhale.decide import counting, planning
 from hailwhale.model import events
+from hailwhale.model.fields import FieldError
 from hailwhale.query import planner, rank
 from hailwhale.query.requests import StoreUnavailable
-from hailwhale.model.fields import FieldError
+from hailwhale.web import access
 
 # The 43-byte transparent 1x1 GIF (protocols.md E.1).
 PIXEL = bytes.fromhex("4749463839610100010080000000000000000021f90401000000002c00000000010001000002024401003b")
@@ -59,12 +59,22 @@ def _healthy() -> tuple[bool, dict]:
 class HailwhaleWeb:
     app = Klein()
 
-    def __init__(self, ingest, flusher, reader, stats_snapshot: Callable[[], dict], clock: IReactorTime, schema,
-                 max_body_bytes: int = 1 << 20, count_now_timeout: float = 10.0,
-                 policy: access.Policy = access.Policy(),
-                 health: Callable[[], tuple[bool, dict]] = _healthy,
-                 metrics: Callable[[str | None], tuple[bytes, str]] | None = None,
-                 openapi: dict | None = None, rng: random.Random | None = None):
+    def __init__(
+        self,
+        ingest,
+        flusher,
+        reader,
+        stats_snapshot: Callable[[], dict],
+        clock: IReactorTime,
+        schema,
+        max_body_bytes: int = 1 << 20,
+        count_now_timeout: float = 10.0,
+        policy: access.Policy = access.Policy(),
+        health: Callable[[], tuple[bool, dict]] = _healthy,
+        metrics: Callable[[str | None], tuple[bytes, str]] | None = None,
+        openapi: dict | None = None,
+        rng: random.Random | None = None,
+    ):
         self._ingest = ingest
         self._flusher = flusher
         self._reader = reader
@@ -177,8 +187,14 @@ class HailwhaleWeb:
         try:
             yield durable
         except defer.TimeoutError:
-            return self._json(request, 503, {"error": "accepted, but not yet written to the store; it will be retried",
-                                        "reason": "store_unavailable"})
+            return self._json(
+                request,
+                503,
+                {
+                    "error": "accepted, but not yet written to the store; it will be retried",
+                    "reason": "store_unavailable",
+                },
+            )
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         return b"OK"
 
@@ -240,10 +256,14 @@ class HailwhaleWeb:
 
     @app.route("/decide", methods=["GET"])
     def decide(self, request: IRequest):
-        """Chooses an option (see :mod:`hailwhale.decide.planning`); the draw has its own generator, seeded from ours."""
+        """
+        Chooses an option (see :mod:`hailwhale.decide.planning`); the draw has its own generator, seeded from
+        ours.
+        """
         rng = random.Random(self._rng.getrandbits(64))
-        return self._answer(request, lambda params, now, schema, limits: planning.decide_from_params(
-            params, now, schema, limits, rng))
+        return self._answer(
+            request, lambda params, now, schema, limits: planning.decide_from_params(params, now, schema, limits, rng)
+        )
 
     @defer.inlineCallbacks
     def _answer(self, request: IRequest, planner):
@@ -304,8 +324,9 @@ class HailwhaleWeb:
     @app.handle_errors(StoreUnavailable)
     def store_unavailable(self, request: IRequest, failure):
         self._ingest.count_http_error("store_unavailable")
-        return self._json(request, 503, {"error": f"the store did not answer: {failure.value}",
-                                         "reason": "store_unavailable"})
+        return self._json(
+            request, 503, {"error": f"the store did not answer: {failure.value}", "reason": "store_unavailable"}
+        )
 
     @app.handle_errors(Dropped)
     def dropped(self, request: IRequest, failure):
@@ -359,5 +380,8 @@ def _text(raw: bytes, field: str) -> str:
 
 def _args(request: IRequest) -> dict[str, str]:
     """The first value of each query (or form) argument, as text."""
-    return {_text(key, "request"): _text(values[0], _text(key, "request")) for key, values in (request.args or {}).items() if values}
-
+    return {
+        _text(key, "request"): _text(values[0], _text(key, "request"))
+        for key, values in (request.args or {}).items()
+        if values
+    }

@@ -37,8 +37,11 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot()
-        info = {name: str(value) for name, value in snapshot.items()
-                if _described(name, "").kind == selfstats.INFO and value is not None}
+        info = {
+            name: str(value)
+            for name, value in snapshot.items()
+            if _described(name, "").kind == selfstats.INFO and value is not None
+        }
         if info:
             yield InfoMetricFamily(PREFIX, "The daemon's version and schema.", value=info)
         yield from families(snapshot, PREFIX)
@@ -69,7 +72,9 @@ def families(snapshot: Mapping[str, object], prefix: str, section: str = "") -> 
             yield family
 
 
-def _family(described: selfstats.Stat, name: str, labels: list[str] | None = None) -> Metric:
+def _family(
+    described: selfstats.Stat, name: str, labels: list[str] | None = None
+) -> GaugeMetricFamily | CounterMetricFamily:
     if described.kind == selfstats.GAUGE:
         return GaugeMetricFamily(name, described.help, labels=labels)
     return CounterMetricFamily(name, described.help, labels=labels)

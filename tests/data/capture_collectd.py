@@ -25,9 +25,14 @@ def main() -> None:
         sockets[level] = sock
     servers = "\n".join(
         f'  <Server "127.0.0.1" "{sock.getsockname()[1]}">\n'
-        + ("" if level == "none" else f'    SecurityLevel {level.title()}\n    Username "alice"\n    Password "secret"\n')
+        + (
+            ""
+            if level == "none"
+            else f'    SecurityLevel {level.title()}\n    Username "alice"\n    Password "secret"\n'
+        )
         + "  </Server>"
-        for level, sock in sockets.items())
+        for level, sock in sockets.items()
+    )
     with tempfile.TemporaryDirectory() as base:
         config = Path(base) / "collectd.conf"
         config.write_text(f'''Hostname "hw-capture"
