@@ -1,7 +1,10 @@
+import re
+from pathlib import Path
+
 import pytest
 from twisted.python import usage
 
-from hailwhale.config import Config
+from hailwhale.config import Config, settings
 from hailwhale.formats.collectd import SecurityLevel
 from hailwhale.model.fields import Limits
 from hailwhale.model.schema import parse_schema
@@ -223,3 +226,17 @@ def test_collectd_types_come_from_the_builtin_table_and_types_db(tmp_path):
     )
     with pytest.raises(FileNotFoundError):
         collectd_types(str(tmp_path / "missing"))
+
+
+def test_the_readme_lists_every_option():
+    """The README's Configuration table names every option of the settings table, and no other."""
+    section = (Path(__file__).parent.parent / "README.md").read_text().split("\n## Configuration\n", 1)[1]
+    table = section.split("\n## ", 1)[0]
+    listed = {
+        name
+        for line in table.splitlines()
+        if line.startswith("| `--")
+        for name in re.findall(r"`--([\w-]+)`", line.split("|")[1])
+    }
+
+    assert {item.option for item in settings()} == listed

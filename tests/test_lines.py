@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hailwhale.formats import lines
-from hailwhale.formats.lines import LineParser
+from hailwhale.formats.fast_lines import LineParser
 from hailwhale.model.events import Event
 from hailwhale.model.fields import FieldError, Limits
 

@@ -13,7 +13,7 @@ by one with :func:`hailwhale.formats.lines.parse_line` would:
    lines, and they are added pk by pk (:meth:`Ingest._whole_counters`);
 3. line by line: a statsd line of sums seen before is looked up by its bytes (a bounded
    memo); a JSON line of the usual shape or a plain counter goes by the fast paths of
-   :class:`hailwhale.formats.lines.LineParser`; anything else the general way.
+   :class:`hailwhale.formats.fast_lines.LineParser`; anything else the general way.
 """
 
 from collections.abc import Callable
@@ -24,7 +24,7 @@ from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
 from hailwhale.aggregate.gauges import GaugeMemory
 from hailwhale.aggregate.selfstats import SelfStats
-from hailwhale.formats.lines import LineParser
+from hailwhale.formats.fast_lines import LineParser
 from hailwhale.model.events import Event
 from hailwhale.model.fields import NO_LEAVES, FieldError, Leaves, Limits
 from hailwhale.model.paths import Path
