@@ -144,8 +144,13 @@ def main() -> None:
             connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
 
             def get(path: str):
-                connection.request("GET", path)
-                response = connection.getresponse()
+                try:
+                    connection.request("GET", path)
+                    response = connection.getresponse()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    connection.close()  # the daemon closes a connection idle for a minute (while loading)
+                    connection.request("GET", path)
+                    response = connection.getresponse()
                 body = response.read()
                 assert response.status == 200, body
                 return json.loads(body)
