@@ -9,6 +9,11 @@ retry from counting twice.  The timer never dies: :meth:`FlushService.flush` nev
 A tick with nothing to write pings the store, so ``/stats`` tells whether it is reachable
 even when idle.  :meth:`stopService` flushes (retrying for a while if the store is away),
 logs what it accepted and wrote, and returns its Deferred.
+
+A flush writes finest buckets only; after it, the tags whose finest buckets have closed
+are folded into the coarser sizes (:class:`~hailwhale.aggregate.folding.FoldSchedule`
+says which).  At the start, and every :data:`RESCAN_SECONDS`, the store is scanned for
+buckets left unfolded (by a process that stopped, or by the Python API's writers).
 """
 
 import itertools
@@ -23,14 +28,15 @@ from twisted.logger import Logger
 
 from hailwhale.aggregate import rollup
 from hailwhale.aggregate.accumulator import Accumulator, Batch
+from hailwhale.aggregate.folding import FoldSchedule
 from hailwhale.aggregate.rollup import WritePlan
 from hailwhale.aggregate.selfstats import SelfStats
-from hailwhale.model.paths import Path
 from hailwhale.model.schema import Schema
 from hailwhale.store import Store
 
 Runner = Callable[..., defer.Deferred]
 PART_INCREMENTS = 250_000  # sorted-set increments planned at once: about 100 MB of plan
+RESCAN_SECONDS = 3600.0
 
 
 @attrs.define
@@ -39,7 +45,7 @@ class _Queued:
     rest: Iterator  # the batch's entries not planned yet
     plan: WritePlan | None = None  # the part being written
     token: int = 0  # the part's sequence number, for the store's tokens
-    done: set[Path] = attrs.field(factory=set)
+    done: set[int] = attrs.field(factory=set)  # the part's script calls the store has taken
 
 
 class FlushService(Service):
@@ -72,6 +78,8 @@ class FlushService(Service):
         self._waiters: list[tuple[int, defer.Deferred]] = []
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = clock
+        self._folds = FoldSchedule(schema.finest.interval, grace=2 * interval + 1)
+        self._scanned_at: float | None = None
 
     @property
     def backlog_events(self) -> int:
@@ -125,8 +133,40 @@ class FlushService(Service):
         """Flush now (after any flush already running); fires with True if every write it tried succeeded."""
         return self._lock.run(self._flush_once)
 
-    def _tick(self) -> defer.Deferred:
-        return self.flush() if self.unwritten else self._check_store()
+    @defer.inlineCallbacks
+    def _tick(self):
+        if self.unwritten:
+            yield self.flush()
+        else:
+            yield self._check_store()
+        yield self._lock.run(self._fold)
+
+    @defer.inlineCallbacks
+    def _fold(self):
+        """
+        Fold the closed finest buckets of the tags due (and, at the start and every
+        :data:`RESCAN_SECONDS`, look for tags left unfolded).  Never fails: a fold that
+        did not go through is counted and tried again on the next tick.
+        """
+        now = self._clock.seconds()
+        try:
+            if self._scanned_at is None or now - self._scanned_at >= RESCAN_SECONDS:
+                found = yield self._run(self._store.dirty_tags)
+                self._folds.recovered(found)
+                self._scanned_at = now
+            target = self._folds.target(now)
+            due = self._folds.due(target)
+            if due:
+                folded = yield self._run(self._store.fold, due, target, now, self._schema)
+                self._folds.folded(due, target)
+                self._stats.buckets_folded += folded.notes
+                for tag, refusal in folded.refused:
+                    self._stats.writes_refused += 1
+                    self._stats.last_error, self._stats.last_error_at = f"fold refused for {tag}: {refusal}", now
+        except Exception as error:
+            self._stats.folds_failed += 1
+            self._stats.last_error, self._stats.last_error_at = f"fold: {type(error).__name__}: {error}", now
+            self.log.failure("folding closed buckets failed; tried again on the next tick")
 
     @defer.inlineCallbacks
     def _check_store(self):
@@ -194,6 +234,7 @@ class FlushService(Service):
                 )
                 return False
             queued.plan = None
+            self._folds.written(applied.tags)
             self._stats.store_answered()
             self._stats.writes_repeated += applied.repeats
             if applied.repeats:

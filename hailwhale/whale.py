@@ -131,6 +131,9 @@ class Whale:
             applied = cls.store().apply(plan, next(cls._batches), set())
         if applied.repeats or applied.refused:
             raise RuntimeError(f"the store did not take this event: {applied}")
+        # no daemon may be running to fold what closed: fold this pk's closed finest buckets now
+        finest = cls.schema().finest.interval
+        cls.store().fold(applied.tags, int(now // finest) * finest - finest, now, cls.schema())
 
     # -- reading ----------------------------------------------------------------------
 

@@ -4,9 +4,11 @@ import pytest
 import redis
 from twisted.internet import task
 
+from hailwhale.aggregate import rollup
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.flush import FlushService
+from hailwhale.model import keys
 from hailwhale.model.events import Event
 from hailwhale.model.schema import parse_schema
 from hailwhale.store import Store
@@ -29,6 +31,16 @@ class FlakyStore:
         if self.fail_before:
             raise redis.ConnectionError("store went away")
         return self._store.ping()
+
+    def dirty_tags(self):
+        if self.fail_before:
+            raise redis.ConnectionError("store went away")
+        return self._store.dirty_tags()
+
+    def fold(self, tags, target, now, schema):
+        if self.fail_before:
+            raise redis.ConnectionError("store went away")
+        return self._store.fold(tags, target, now, schema)
 
     def apply(self, plan, seq, done):
         if self.fail_before:
@@ -259,7 +271,7 @@ def test_a_large_batch_is_written_in_parts_each_once(store, clock, store_url):
     """
     accumulator, stats = Accumulator(60, 1000), SelfStats()
     flaky = PartCounting(store)
-    flusher = FlushService(accumulator, flaky, SCHEMA, stats, clock, synchronous, interval=1.0, part_increments=8)
+    flusher = FlushService(accumulator, flaky, SCHEMA, stats, clock, synchronous, interval=1.0, part_increments=1)
     flusher.startService()
     for pk in ("a", "b", "c", "d"):
         accumulator.add(event(pk))
@@ -282,8 +294,8 @@ class PartCounting:
         self.tokens = []
         self.fail_after_part = 0
 
-    def ping(self):
-        return self._store.ping()
+    def __getattr__(self, name):
+        return getattr(self._store, name)
 
     def apply(self, plan, seq, done):
         self.tokens.append(seq)
@@ -308,4 +320,41 @@ def test_levels_are_planned_whole_when_a_batch_is_written_in_parts(store, clock,
 
     Whale.configure(store_url, schema=str(SCHEMA))
     assert 3.0 == Whale.total("g", "x.gauge", period="1m:1m", now=NOW)
+    flusher.stopService()
+
+
+def test_closed_minutes_are_folded_on_the_ticks_after(parts, clock, raw):
+    """A minute's buckets are folded into the hour and day once it has closed (plus a grace), then counted."""
+    accumulator, _, stats, flusher = parts
+    flusher.startService()
+    accumulator.add(event())
+    clock.advance(1)
+    before = stats.buckets_folded
+
+    clock.advance(NOW // 60 * 60 + 60 + 3 - clock.seconds())  # the minute closed 3 s ago: grace is 2 intervals + 1 s
+    clock.advance(1)
+
+    assert (0, 1, str(int(NOW // 60 * 60))) == (
+        before,
+        stats.buckets_folded,
+        raw.get(keys.folded_key(keys.tag(("p",)))),
+    )
+    flusher.stopService()
+
+
+def test_a_new_flusher_folds_what_another_left_unfolded(store, clock, raw):
+    """Buckets noted and never folded (a process stopped) are found by the next flusher's scan and folded."""
+    accumulator = Accumulator(60, 1000)
+    accumulator.add(event())
+    batch = accumulator.swap()
+    store.apply(rollup.plan(batch.entries, SCHEMA, NOW), 1, set())
+    flusher = FlushService(Accumulator(60, 1000), store, SCHEMA, SelfStats(), clock, synchronous, interval=1.0)
+    flusher.startService()
+
+    clock.advance(NOW // 60 * 60 + 120 - clock.seconds())
+
+    assert (0, str(int(NOW // 60 * 60))) == (
+        raw.zcard(keys.dirty_key(keys.tag(("p",)))),
+        raw.get(keys.folded_key(keys.tag(("p",)))),
+    )
     flusher.stopService()

@@ -117,7 +117,7 @@ def test_pieces_take_the_largest_aligned_stored_buckets():
     found = periods.pieces(window.start, window.end, SCHEMA, NOW)
 
     assert [(4, "2026-10-30 00:00"), (8, "2026-11-03 00:00"), (16, "2026-11-11 00:00"), (2, "2026-11-27 00:00")] == [
-        (p.size // DAY, iso(p.start)) for p in found
+        (p.size // DAY, iso(p.start)) for p in found if not p.unless_folded
     ]
 
 
@@ -125,7 +125,50 @@ def test_pieces_fall_back_to_hours_for_shifted_days():
     """A Los Angeles day is read as 24 hourly buckets (no UTC day bucket is aligned to it)."""
     start = at(2026, 11, 27, tz=LA)
 
-    assert [Piece(3600, start + 3600 * i) for i in range(24)] == periods.pieces(start, start + DAY, SCHEMA, NOW)
+    assert [(3600, start + 3600 * i) for i in range(24)] == [
+        (p.size, p.start) for p in periods.pieces(start, start + DAY, SCHEMA, NOW) if not p.unless_folded
+    ]
+
+
+def test_the_recent_part_of_a_folded_bucket_is_also_read_from_finest_buckets():
+    """
+    A day bucket holds the minutes folded into it; the last ten minutes up to now are also
+    read from minute buckets, each only while the pk's fold has not reached it.
+    """
+    day = NOW // DAY * DAY
+    since, minute = (NOW - 600) // 60 * 60, NOW // 60 * 60
+
+    found = periods.pieces(day, day + DAY, SCHEMA, NOW)
+
+    assert [Piece(DAY, day, 60, since)] + [
+        Piece(60, m, unless_folded=True) for m in range(since, minute + 60, 60)
+    ] == found
+    assert since - 60 == periods.fold_needed(found)
+
+
+def test_pieces_from_where_the_fold_has_reached():
+    """When the fold is further behind, the finest pieces go back to where it has reached, in time order."""
+    day = NOW // DAY * DAY
+    found = periods.pieces(day, day + DAY, SCHEMA, NOW)
+    reach = NOW // 60 * 60 - 3600
+
+    extended = periods.with_unfolded(found, reach + 60, 0)
+
+    finest = [p.start for p in extended if p.unless_folded]
+    assert (list(range(reach + 60, NOW // 60 * 60 + 60, 60)), reach, Piece(DAY, day, 60, reach + 60)) == (
+        finest,
+        periods.fold_needed(extended),
+        extended[0],
+    )
+
+
+def test_a_bucket_entirely_in_the_past_needs_its_whole_fold():
+    """A day before the last ten minutes has no finest pieces: the fold must have reached its last minute."""
+    yesterday = NOW // DAY * DAY - DAY
+
+    found = periods.pieces(yesterday, yesterday + DAY, SCHEMA, NOW)
+
+    assert ([Piece(DAY, yesterday, 60, yesterday + DAY)], yesterday + DAY - 60) == (found, periods.fold_needed(found))
 
 
 @pytest.mark.parametrize(

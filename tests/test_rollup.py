@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hailwhale.aggregate import rollup
-from hailwhale.model import events, keys, paths
+from hailwhale.model import events, paths
 from hailwhale.model.fields import Limits, leaves
 from hailwhale.model.paths import encode
 from hailwhale.model.schema import parse_schema
@@ -48,53 +48,46 @@ def entry(pk, dims, metrics, at=NOW):
 
 
 def test_worked_example_one():
-    """Reference §3 example 1: 2 pks x 3 nodes x 3 intervals x 2 metrics = 36 bucket increments (plus 5 day blocks)."""
+    """Reference §3 example 1: 2 pks x 3 nodes x 2 metrics = 12 increments, in the finest bucket only."""
     plan = rollup.plan(entry(["Product", "123"], ["a", "b"], {"dollars": 5, "hits": 1}), SCHEMA, NOW)
 
-    sizes = Counter()
-    for write in plan.writes:
-        for key, amounts in write.increments.items():
-            sizes["bucket" if int(key.split(":")[3]) in SCHEMA.intervals else "block"] += len(amounts)
-    assert {"bucket": 36, "block": 60} == sizes
+    cells = [(write.pk, cell) for write in plan.writes for cell in write.sums]
+    assert (12, {NOW // 60 * 60}, (3600, 86400, *(86400 << n for n in range(1, 6)))) == (
+        sum(len(amounts) for write in plan.writes for amounts in write.sums.values()),
+        {bucket for _, (bucket, _, _) in cells},
+        tuple(size.interval for size in plan.folded),
+    )
 
 
 def test_children_are_indexed():
-    """Each node is registered in its parent's children set, under every pk prefix."""
+    """Each node is registered with its parent, under every pk prefix."""
     plan = rollup.plan(entry(["Product", "123"], ["a", "b"], {}), SCHEMA, NOW)
 
-    by_pk = {write.pk: {key: set(members) for key, members in write.members.items()} for write in plan.writes}
-    tag = keys.tag(("Product",))
-    assert {keys.children_key(tag, "_"): {"a"}, keys.children_key(tag, "a"): {'["a", "b"]'}} == by_pk[("Product",)]
+    by_pk = {write.pk: {parent: set(nodes) for parent, nodes in write.children.items()} for write in plan.writes}
+    assert {"_": {"a"}, "a": {'["a", "b"]'}} == by_pk[("Product",)] == by_pk[("Product", "123")]
 
 
-def test_expired_buckets_are_skipped_and_counted():
-    """An event older than the minute retention (but not the others) skips only the minute bucket."""
+def test_expired_buckets_are_counted():
+    """An event older than the minute retention (but not the others) is planned, and counted as past one retention."""
     old = NOW - 3 * 86400
     plan = rollup.plan(entry("p", None, {}, at=old), SCHEMA, NOW)
 
-    sizes = {int(key.split(":")[3]) // 3600 for write in plan.writes for key in write.increments}
-    assert ({1, 24, 48, 96, 192, 384, 768}, {60: 1}) == (sizes, plan.expired)
+    assert ({(old // 60 * 60, "hits", "")}, {60: 1}) == (
+        {cell for write in plan.writes for cell in write.sums},
+        plan.expired,
+    )
 
 
-def test_expiry_is_bucket_end_plus_retention():
-    """Each data key expires when its bucket's end is older than its retention."""
-    plan = rollup.plan(entry("p", None, {}), SCHEMA, NOW)
+def test_an_event_past_every_retention_is_written_nowhere():
+    """An event older than every retention is left out of the plan, and counted."""
+    plan = rollup.plan(entry("p", None, {}, at=NOW - 4 * 365 * 86400), SCHEMA, NOW)
 
-    (write,) = plan.writes
-    expiries = {int(key.split(":")[3]): write.expire_at[key] for key in write.increments}
-    minute, hour, day = NOW // 60 * 60, NOW // 3600 * 3600, NOW // 86400 * 86400
-    block = NOW // (32 * 86400) * 32 * 86400
-    assert (
-        minute + 60 + 2 * 86400,
-        hour + 3600 + 35 * 86400,
-        day + 86400 + 1095 * 86400,
-        block + 32 * 86400 + 1095 * 86400,
-    ) == (expiries[60], expiries[3600], expiries[86400], expiries[32 * 86400])
+    assert ((), {60: 1, 3600: 1, 86400: 1}) == (plan.writes, plan.expired)
 
 
 @given(st.lists(st.tuples(dimension_values, metric_dicts), min_size=1, max_size=6))
 def test_root_totals_equal_the_sum_of_events(batch):
-    """For every interval, the root of the pk holds the sum of every event's metrics."""
+    """The root of the pk holds the sum of every event's metrics, in the finest bucket."""
     entries = {}
     for dims, metrics in batch:
         for key, values in entry("p", dims, metrics).items():
@@ -107,13 +100,8 @@ def test_root_totals_equal_the_sum_of_events(batch):
 
     (write,) = rollup.plan(entries, SCHEMA, NOW).writes
 
-    for resolution in SCHEMA.stored:
-        bucket = resolution.bucket(NOW)
-        root = {
-            m: write.increments[keys.data_key(keys.tag(("p",)), resolution.interval, bucket, m, paths.ROOT_PARENT)]["_"]
-            for m in expected
-        }
-        assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
+    root = {m: write.sums[(NOW // 60 * 60, m, paths.ROOT_PARENT)]["_"] for m in expected}
+    assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
 
 
 @given(dimension_values)
@@ -131,7 +119,7 @@ def test_planning_in_parts_stops_at_the_bound_and_resumes():
         entries.update(entry(pk, None, {}))
     items = iter(entries.items())
 
-    parts = [rollup.plan_some(items, SCHEMA, NOW, most=9) for _ in range(3)]
+    parts = [rollup.plan_some(items, SCHEMA, NOW, most=2) for _ in range(3)]
 
-    assert [(2, 16), (1, 8), (0, 0)] == [(part.taken, part.increments) for part in parts]
+    assert [(2, 2), (1, 1), (0, 0)] == [(part.taken, part.increments) for part in parts]
     assert [["a", "b"], ["c"], []] == [[write.pk[0] for write in part.writes] for part in parts]

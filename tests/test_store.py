@@ -101,8 +101,8 @@ def test_dimension_tree(store):
 
 
 def test_large_writes_are_chunked_and_complete(store, monkeypatch):
-    """A tag write larger than a chunk goes in several script calls, each applied once."""
-    monkeypatch.setattr(store_module, "CHUNK_FIELDS", 7)
+    """A tag write larger than a script call holds goes in several calls, each applied once."""
+    monkeypatch.setattr(store_module, "CALL_FIELDS", 7)
     plan = plan_for(*({"pk": "p", "dimensions": {"n": i}} for i in range(20)))
     store.apply(plan, 1, set())
     store.apply(plan, 1, set())
@@ -142,20 +142,20 @@ def test_schema_is_recorded(store):
     )
 
 
-def test_a_refused_tag_writes_nothing_and_does_not_hold_back_the_others(store, raw):
-    """A tag the store refuses (foreign data in one of its keys) writes nothing, is reported, and the rest land."""
-    plan = plan_for({"pk": "good"}, {"pk": "bad"})
-    day = NOW // 86400 * 86400
-    blocker = keys.data_key(keys.tag(("bad",)), 86400, day, "hits", paths.ROOT_PARENT)
+def test_a_refused_write_is_reported_and_holds_back_nothing_else(store, raw):
+    """A bucket the store refuses (foreign data in a key of ours) is skipped and reported; the rest lands, once."""
+    plan = plan_for({"pk": "good"}, {"pk": "bad"}, {"pk": "bad", "metrics": {"x": 2}})
+    raw.set(keys.LAYOUT_KEY, NOW // 60 * 60 - 3600)  # this layout wrote live for an hour: NOW's minute is live
+    blocker = keys.data_key(keys.tag(("bad",)), 60, NOW // 60 * 60, "hits", paths.ROOT_PARENT)
     raw.set(blocker, "not a sorted set")
-    done = set()
+    done: set = set()
 
     applied = store.apply(plan, 1, done)
     raw.delete(blocker)
+    again = store.apply(plan, 1, set())
 
-    assert ([("bad",)], {("good",), ("bad",)}) == ([pk for pk, _ in applied.refused], done)
-    assert (1.0, 0.0, 0.0) == (
-        totals(store, "good")["_"]["hits"],
-        totals(store, "bad", period="hour")["_"]["hits"],
-        totals(store, "bad", period="seven")["_"]["hits"],
+    assert ([("bad",)], 0, 1) == ([pk for pk, _ in applied.refused], len(again.refused), again.repeats)
+    assert ({"hits": 1.0, "x": 0.0}, {"hits": 0.0, "x": 2.0}) == (
+        totals(store, "good", metrics=["hits", "x"])["_"],
+        totals(store, "bad", metrics=["hits", "x"])["_"],
     )

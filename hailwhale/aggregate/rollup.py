@@ -1,10 +1,14 @@
 """
-Roll-up: from aggregated events to the increments a flush writes.
+Roll-up: from aggregated events to what a flush writes.
 
 The daemon aggregates by (pk, dimension leaves, finest bucket).  At flush, each entry
-fans out to every pk prefix x every dimension node (the root included) x every
-interval still within retention x every metric, and registers each node with its
-parent so queries can walk the tree.
+fans out to every pk prefix x every dimension node (the root included) x every metric,
+in its finest bucket only, and registers each node with its parent so queries can walk
+the tree.  The coarser buckets (hours, days, and blocks of days) are not written at
+flush: the store folds each finest bucket into them once it has closed (see
+:mod:`hailwhale.store.client` and ``lua/fold.lua``), and writes an event straight into
+them only when its finest bucket was folded already (a late event).  So a flush costs
+one increment per (pk prefix, node, metric) and key, instead of one per stored size.
 """
 
 from collections import Counter
@@ -15,9 +19,10 @@ import attrs
 from hailwhale.model import keys
 from hailwhale.model.fields import Leaves
 from hailwhale.model.paths import ROOT, ROOT_PARENT, Path, encode, parent_encoding
-from hailwhale.model.schema import Schema
+from hailwhale.model.schema import Resolution, Schema
 
 AggregationKey = tuple[Path, Leaves, int]
+Cell = tuple[int, str, str]  # (finest bucket, metric, parent encoding or, for unique counts, node encoding)
 
 
 def nodes(leaves: Iterable[Path]) -> list[Path]:
@@ -36,14 +41,13 @@ def prefixes(pk: Path) -> list[Path]:
 
 @attrs.frozen
 class TagWrite:
-    """Everything one flush writes under one pk's hash tag."""
+    """Everything one flush writes under one pk's hash tag, in finest buckets."""
 
     pk: Path
-    increments: Mapping[str, Mapping[str, float]]  # sorted-set key -> member -> amount
-    members: Mapping[str, frozenset[str]]  # children-set key -> members
-    expire_at: Mapping[str, int]
-    levels: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)  # sorted-set key -> member -> value
-    uniques: Mapping[str, frozenset[str]] = attrs.field(factory=dict)  # HyperLogLog key -> members
+    sums: Mapping[Cell, Mapping[str, float]]  # (bucket, metric, parent) -> node -> amount to add
+    children: Mapping[str, frozenset[str]] = attrs.field(factory=dict)  # parent -> child nodes
+    levels: Mapping[Cell, Mapping[str, float]] = attrs.field(factory=dict)  # (bucket, metric, parent) -> node -> level
+    uniques: Mapping[Cell, frozenset[str]] = attrs.field(factory=dict)  # (bucket, metric, node) -> members
 
     @property
     def tag(self) -> str:
@@ -53,9 +57,12 @@ class TagWrite:
 @attrs.frozen
 class WritePlan:
     writes: tuple[TagWrite, ...]
-    expired: Mapping[int, int]  # interval -> aggregation keys skipped as past retention
+    expired: Mapping[int, int]  # interval -> aggregation keys past that interval's retention
+    now: float  # as of when buckets past retention were left out
+    finest: Resolution
+    folded: tuple[Resolution, ...]  # the coarser sizes the finest buckets are folded into
     taken: int = 0  # aggregated entries planned
-    increments: int = 0  # sorted-set members incremented, over every key
+    increments: int = 0  # sorted-set members incremented and unique-count members added, over every key
 
 
 def plan(
@@ -88,7 +95,8 @@ def plan_some(
     however many entries a batch has.  Every key of ``members`` is a key of the entries;
     ``levels`` are planned whole, whichever entries are taken (the latest stamp must win
     over the whole batch, and a later part would overwrite an earlier one): pass them
-    with one part of a batch only.
+    with one part of a batch only.  An entry past every retention is counted in
+    ``expired`` and written nowhere.
     """
     levels = levels or {}
     members = members or {}
@@ -98,100 +106,89 @@ def plan_some(
     taken = counted = 0
     for (pk, leaves, finest_bucket), metrics in items:
         taken += 1
-        buckets = _live_buckets(finest_bucket, schema, now, expired)
-        if not buckets:
+        if not _retained(finest_bucket, schema, now, expired):
             continue
         encoded = node_cache.get(leaves)
         if encoded is None:
             encoded = node_cache[leaves] = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
         metric_items = list(metrics.items())
         key_members = members.get((pk, leaves, finest_bucket), {})
-        index_life = max(expires for _, _, expires in buckets)
         for prefix in prefixes(pk):
-            tag = keys.tag(prefix)
             target = tags.get(prefix)
             if target is None:
                 target = tags[prefix] = _TagPlan()
-            tag_increments, tag_expiry = target.increments, target.expiry
-            for size, bucket, expires in buckets:
-                for metric, value in metric_items:
-                    for node_encoding, parent in encoded:
-                        key = keys.data_key(tag, size, bucket, metric, parent)
-                        amounts = tag_increments.get(key)
-                        if amounts is None:
-                            amounts = tag_increments[key] = {}
-                            tag_expiry[key] = expires
-                        before = amounts.get(node_encoding)
-                        if before is None:
-                            amounts[node_encoding] = value
-                            counted += 1
-                        else:
-                            amounts[node_encoding] = before + value
-                for metric, names in key_members.items():
-                    for node_encoding, _ in encoded:
-                        key = keys.unique_key(tag, size, bucket, metric, node_encoding)
-                        tag_expiry[key] = expires
-                        target.uniques.setdefault(key, set()).update(names)
-                        counted += len(names)
+            sums = target.sums
+            for metric, value in metric_items:
+                for node_encoding, parent in encoded:
+                    cell = (finest_bucket, metric, parent)
+                    amounts = sums.get(cell)
+                    if amounts is None:
+                        amounts = sums[cell] = {}
+                    before = amounts.get(node_encoding)
+                    if before is None:
+                        amounts[node_encoding] = value
+                        counted += 1
+                    else:
+                        amounts[node_encoding] = before + value
+            for metric, names in key_members.items():
+                for node_encoding, _ in encoded:
+                    target.uniques.setdefault((finest_bucket, metric, node_encoding), set()).update(names)
+                    counted += len(names)
             for node_encoding, parent in encoded:
-                if parent == ROOT_PARENT:
-                    continue
-                key = keys.children_key(tag, parent)
-                target.members.setdefault(key, set()).add(node_encoding)
-                tag_expiry[key] = max(tag_expiry.get(key, 0), index_life)
+                if parent != ROOT_PARENT:
+                    target.children.setdefault(parent, set()).add(node_encoding)
         if most is not None and counted >= most:
             break
     for (pk, leaves, finest_bucket), key_levels in levels.items():
-        buckets = _live_buckets(finest_bucket, schema, now, Counter())
+        if not _retained(finest_bucket, schema, now, Counter()):
+            continue
         encoded = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
         for prefix in prefixes(pk):
-            tag = keys.tag(prefix)
             target = tags.get(prefix)
             if target is None:
                 target = tags[prefix] = _TagPlan()
-            for size, bucket, expires in buckets:
-                for metric, stamped in key_levels.items():
-                    for node_encoding, parent in encoded:
-                        key = keys.data_key(tag, size, bucket, metric, parent)
-                        target.expiry[key] = expires
-                        stamps = target.levels.setdefault(key, {})
-                        if stamps.get(node_encoding, (0, 0))[0] < stamped[0]:
-                            stamps[node_encoding] = stamped
+            for metric, stamped in key_levels.items():
+                for node_encoding, parent in encoded:
+                    stamps = target.levels.setdefault((finest_bucket, metric, parent), {})
+                    if stamps.get(node_encoding, (0, 0))[0] < stamped[0]:
+                        stamps[node_encoding] = stamped
     writes = tuple(target.write(prefix) for prefix, target in tags.items())
-    return WritePlan(writes=writes, expired=dict(expired), taken=taken, increments=counted)
+    return WritePlan(
+        writes=writes,
+        expired=dict(expired),
+        now=now,
+        finest=schema.finest,
+        folded=schema.stored[1:],
+        taken=taken,
+        increments=counted,
+    )
 
 
 @attrs.define
 class _TagPlan:
-    increments: dict[str, dict[str, float]] = attrs.field(factory=dict)
-    members: dict[str, set[str]] = attrs.field(factory=dict)
-    expiry: dict[str, int] = attrs.field(factory=dict)
-    levels: dict[str, dict[str, tuple[int, float]]] = attrs.field(factory=dict)
-    uniques: dict[str, set[str]] = attrs.field(factory=dict)
+    sums: dict[Cell, dict[str, float]] = attrs.field(factory=dict)
+    children: dict[str, set[str]] = attrs.field(factory=dict)
+    levels: dict[Cell, dict[str, tuple[int, float]]] = attrs.field(factory=dict)
+    uniques: dict[Cell, set[str]] = attrs.field(factory=dict)
 
     def write(self, pk: Path) -> TagWrite:
         return TagWrite(
             pk=pk,
-            increments=self.increments,
-            members={key: frozenset(value) for key, value in self.members.items()},
-            expire_at=self.expiry,
-            levels={key: {node: value for node, (_, value) in stamped.items()} for key, stamped in self.levels.items()},
-            uniques={key: frozenset(value) for key, value in self.uniques.items()},
+            sums=self.sums,
+            children={parent: frozenset(nodes) for parent, nodes in self.children.items()},
+            levels={
+                cell: {node: value for node, (_, value) in stamped.items()} for cell, stamped in self.levels.items()
+            },
+            uniques={cell: frozenset(names) for cell, names in self.uniques.items()},
         )
 
 
-def _live_buckets(finest_bucket: int, schema: Schema, now: float, expired: Counter) -> list[tuple[int, int, int]]:
-    """(size, start, expires at) of every stored bucket holding ``finest_bucket`` and still within retention."""
-    live = []
+def _retained(finest_bucket: int, schema: Schema, now: float, expired: Counter) -> bool:
+    """Whether any stored size still keeps ``finest_bucket``'s data; each size past retention is counted."""
+    retained = False
     for resolution in schema.resolutions:
-        bucket = resolution.bucket(finest_bucket)
-        expires = resolution.expires_at(bucket)
-        if expires <= now:
+        if resolution.expires_at(resolution.bucket(finest_bucket)) <= now:
             expired[resolution.interval] += 1
         else:
-            live.append((resolution.interval, bucket, expires))
-    if live and live[-1][0] == schema.resolutions[-1].interval:
-        for block in schema.blocks:
-            bucket = block.bucket(finest_bucket)
-            live.append((block.interval, bucket, block.expires_at(bucket)))
-    return live
+            retained = True
+    return retained

@@ -15,6 +15,13 @@ slot and each script call touches one slot only:
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
 - ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
   the tag (exactly-once); it expires a week after the writer's last write.
+- ``hw:{<pk>}:dirty``: ZSET of the finest buckets written and not yet folded into the
+  coarser sizes, member ``<kind>|<bucket>|<metric>|<parent or node>``, score the bucket.
+- ``hw:{<pk>}:folded``: STRING, the last finest bucket folded: every finest bucket up to
+  it is in the coarser sizes too.  Without it, :data:`LAYOUT_KEY`'s moment stands in.
+- :data:`LAYOUT_KEY` (``hw:layout``): STRING, the first finest bucket this layout wrote
+  live; the buckets before it were written into every size at once (by earlier versions,
+  or as late events), so they count as folded.
 
 ``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.model.paths` strings; the tag
 escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
@@ -42,3 +49,14 @@ def children_key(pk_tag: str, node_encoding: str) -> str:
 
 def applied_key(pk_tag: str, writer_id: str) -> str:
     return f"hw:{pk_tag}:applied:{writer_id}"
+
+
+LAYOUT_KEY = "hw:layout"
+
+
+def dirty_key(pk_tag: str) -> str:
+    return f"hw:{pk_tag}:dirty"
+
+
+def folded_key(pk_tag: str) -> str:
+    return f"hw:{pk_tag}:folded"

@@ -24,6 +24,7 @@ HOUR = 3600
 MINUTE = 60
 MAX_POINTS = 10_000
 MAX_PIECES = 100_000
+UNFOLDED_SECONDS = 600  # how far back a query reads finest buckets that may not be folded yet
 UTC = datetime.UTC
 
 # rolling word -> (point interval, number of points ending with the current one)
@@ -62,10 +63,25 @@ class Window:
 
 @attrs.frozen
 class Piece:
-    """One stored bucket (or block): ``size`` seconds from epoch second ``start``."""
+    """
+    One stored bucket (or block): ``size`` seconds from epoch second ``start``.
+
+    A bucket coarser than the finest is *folded*: the store adds each finest bucket into
+    it once that bucket has closed (``finest`` is then the finest size).  A folded piece
+    holds what is before ``folded_until``; its part from there on is read from the finest
+    pieces that follow it, marked ``unless_folded``: each is read only if the pk's fold has
+    not reached it yet (the store checks, see :func:`fold_needed`).
+    """
 
     size: int
     start: int
+    finest: int | None = None
+    folded_until: int | None = None
+    unless_folded: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
 
 
 def zone(tz: str | None = None, tzoffset: str | None = None) -> datetime.tzinfo:
@@ -177,23 +193,64 @@ def _hours(label: str, first: datetime.date, last: datetime.date, now: float | N
 def pieces(start: int, end: int, schema: Schema, now: float, label: str = "") -> list[Piece]:
     """
     The fewest stored buckets (within retention) that tile ``[start, end)`` exactly, taking
-    the largest aligned one at each step.
+    the largest aligned one at each step; each folded bucket that reaches the last
+    :data:`UNFOLDED_SECONDS` is followed by the finest buckets of that part (:class:`Piece`).
     """
     found: list[Piece] = []
+    finest = schema.finest.interval
     sizes = sorted(schema.stored, key=lambda r: -r.interval)
     moment = start
     while moment < end:
         for resolution in sizes:
             size = resolution.interval
             if moment % size == 0 and moment + size <= end and resolution.expires_at(moment) > now:
-                found.append(Piece(size, moment))
+                found.append(Piece(size, moment, finest if size > finest else None))
                 moment += size
                 break
         else:
             raise PeriodError(_untileable(label, moment, end, schema, now))
         if len(found) > MAX_PIECES:
             raise PeriodError(f"{label!r} needs more than {MAX_PIECES} stored buckets")
+    since = int((now - UNFOLDED_SECONDS) // finest) * finest
+    return with_unfolded(found, since, int(now // finest) * finest + finest)
+
+
+def with_unfolded(tiled: list[Piece], since: int, until: int) -> list[Piece]:
+    """
+    ``tiled`` with each folded piece holding what is before ``since`` (or all of it, if it
+    ends before) and followed by the finest pieces of its part within ``[since, until)``:
+    what a query reads when the pk's fold may not have reached ``since`` yet.  Unfolded
+    pieces already there are kept; a folded piece never goes back to holding more.
+    """
+    found: list[Piece] = []
+    for piece in tiled:
+        if piece.unless_folded:
+            found.append(piece)
+            continue
+        if piece.finest is None:
+            found.append(piece)
+            continue
+        held = min(max(since, piece.start), piece.end)
+        if piece.folded_until is not None:
+            held = min(held, piece.folded_until)
+        found.append(attrs.evolve(piece, folded_until=held))
+        last = min(piece.end, until) if piece.folded_until is None else piece.folded_until
+        found += [Piece(piece.finest, moment, unless_folded=True) for moment in range(held, last, piece.finest)]
     return found
+
+
+def fold_needed(pieces: list[Piece]) -> int | None:
+    """
+    The latest finest bucket the pk's fold must have reached for ``pieces`` to answer
+    exactly (each folded piece holds everything before its ``folded_until``); None if no
+    piece needs anything folded.
+    """
+    needed = [
+        piece.folded_until - piece.finest
+        for piece in pieces
+        if piece.finest is not None and piece.folded_until is not None and piece.folded_until > piece.start
+    ]
+    return max(needed) if needed else None
 
 
 def _untileable(label: str, moment: int, end: int, schema: Schema, now: float) -> str:

@@ -23,21 +23,42 @@ from redis.retry import Retry
 
 from hailwhale.aggregate.rollup import TagWrite, WritePlan
 from hailwhale.model import keys, kinds
-from hailwhale.model.paths import Path
-from hailwhale.query.requests import Children, Group, StoreUnavailable, SumsRequest
+from hailwhale.model.schema import Schema
+from hailwhale.query import periods
+from hailwhale.query.periods import Piece
+from hailwhale.query.requests import Children, Group, StoreUnavailable, SumPart, SumsRequest
 
-CHUNK_FIELDS = 10_000
-PIPELINED_TAGS = 200
-CHUNKS_PER_BATCH = 1 << 16
+CALL_FIELDS = 1_000  # members written per script call: short calls let queries in between
+PIPELINED_CALLS = 100
+CALLS_PER_PART = 1 << 20
+FOLD_NOTES = 2_000  # finest buckets folded per tag and call (whole buckets)
+FOLD_TAGS = 200  # tags per fold call
 APPLIED_TOKEN_LIFE = 7 * 86400
 SCHEMA_KEY = "hw:schema"
 TIMEOUT = 5.0
+UPGRADE_SECONDS = 86400  # the earlier layout's data may reach this far ahead (the default --max-future)
+NEVER_WRITTEN = "1e300"  # the fold's reach in a store this layout never wrote: everything counts as folded
 
 
 @attrs.define
 class Applied:
-    repeats: int = 0  # chunks the store had already applied (a retry after a lost reply)
+    repeats: int = 0  # calls the store had already applied (a retry after a lost reply)
     refused: list = attrs.field(factory=list)  # (pk, error) of tag writes the store refused for good
+    tags: dict[str, tuple[int, int]] = attrs.field(factory=dict)  # tag -> (oldest, newest) finest bucket written
+
+
+@attrs.define
+class Folded:
+    notes: int = 0  # finest buckets folded (per metric and parent)
+    refused: list = attrs.field(factory=list)  # (tag, error) of folds the store refused for good
+
+
+@attrs.frozen
+class _Call:
+    """One apply-script call: tags of one cluster slot, the first one's token key guarding it."""
+
+    first_tag: str
+    tags: tuple[list, ...]
 
 
 def lua(name: str) -> str:
@@ -64,9 +85,11 @@ class Store:
         self.writer_id = writer_id or secrets.token_hex(8)
         self._client = client
         self._apply = client.register_script(lua("apply"))
+        self._fold = client.register_script(lua("fold"))
         self._sums = client.register_script(lua("sums"))
         self._uniques = client.register_script(lua("uniques"))
         self._group = client.register_script(lua("group"))
+        self._layout: int | None = None
 
     @classmethod
     def connect(cls, url: str, cluster: bool = False, timeout: float = TIMEOUT) -> "Store":
@@ -78,66 +101,154 @@ class Store:
     def ping(self) -> bool:
         return bool(self._client.ping())
 
-    def apply(self, plan: WritePlan, seq: int, done: set[Path]) -> Applied:
+    # -- writing ------------------------------------------------------------------------
+
+    def apply(self, plan: WritePlan, seq: int, done: set[int]) -> Applied:
         """
-        Apply every tag write of ``plan`` not already in ``done``, adding each to it once
-        the store has taken it (or refused it for good).  The script calls go out
-        pipelined, each still atomic for its tag.  Raises if the store could not be
-        reached, leaving ``done`` as far as it got, so a retry resends only the rest (and
-        the tokens keep a resent chunk from counting twice).  A tag the store refuses (an
-        error reply: a key of ours holding foreign data, a total overflowing) would be
-        refused again on every retry, so it is dropped and reported instead of blocking
-        every later flush.
+        Apply every script call of ``plan`` not already in ``done`` (call numbers), adding
+        each to it once the store has taken it.  The calls (several tags each, of one
+        cluster slot, a bounded number of members) go out pipelined, each atomic and
+        applied once: a call carries a token, and the store skips a token it has seen.
+        Raises if the store could not be reached, leaving ``done`` as far as it got, so a
+        retry resends only the rest.  A write the store refuses for good (a key of ours
+        holding foreign data) is skipped and reported; the rest of its call applies.
         """
         result = Applied()
-        pending = [write for write in plan.writes if write.pk not in done]
-        for start in range(0, len(pending), PIPELINED_TAGS):
-            group = pending[start : start + PIPELINED_TAGS]
-            calls = [
-                [(applied, chunk) for chunk in chunks]
-                for applied, chunks in (
-                    (keys.applied_key(w.tag, self.writer_id), list(_script_calls(w, seq))) for w in group
-                )
-            ]
-            replies = iter(self._execute([call for chunks in calls for call in chunks]))
+        calls = _calls(plan, self._slot)
+        pks = {write.tag: write.pk for write in plan.writes}
+        header = {
+            "now": plan.now,
+            "since": self._layout_since(plan.finest.interval) - 1,
+            "finest": [plan.finest.interval, plan.finest.retention],
+            "folded": [[size.interval, size.retention] for size in plan.folded],
+        }
+        pending = [(index, call) for index, call in enumerate(calls) if index not in done]
+        for start in range(0, len(pending), PIPELINED_CALLS):
+            group = pending[start : start + PIPELINED_CALLS]
+            replies = self._execute(
+                [
+                    (
+                        keys.applied_key(call.first_tag, self.writer_id),
+                        [seq * CALLS_PER_PART + index, APPLIED_TOKEN_LIFE, json.dumps({**header, "tags": call.tags})],
+                    )
+                    for index, call in group
+                ]
+            )
             failure = None
-            for write, chunks in zip(group, calls):
-                results = [next(replies) for _ in chunks]
-                refused = [r for r in results if isinstance(r, redis.ResponseError)]
-                failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, redis.ResponseError)]
-                if failed:
-                    failure = failure or failed[0]
+            for (index, call), reply in zip(group, replies):
+                if isinstance(reply, redis.ResponseError):
+                    result.refused += [(pks[tag[0]], str(reply)) for tag in call.tags]
+                elif isinstance(reply, Exception):
+                    failure = failure or reply
                     continue
-                if refused:
-                    result.refused.append((write.pk, str(refused[0])))
-                result.repeats += sum(1 - int(r) for r in results if not isinstance(r, Exception))
-                done.add(write.pk)
+                else:
+                    result.repeats += 1 - int(reply[0])
+                    rest = iter(reply[1:])
+                    result.refused += [(pks[tag.decode()], message.decode()) for tag, message in zip(rest, rest)]
+                    for entry in call.tags:
+                        _note_buckets(result.tags, entry)
+                done.add(index)
             if failure is not None:
                 raise failure
         return result
 
-    def _execute(self, calls: list[tuple[str, tuple[list[str], list]]]) -> list:
+    def _execute(self, calls: list[tuple[str, list]]) -> list:
         """
-        Run apply-script calls, each ``(applied key, (keys, args))``; a reply or the
-        exception per call.  Pipelined on a single server; one by one on a cluster
-        (redis-py does not pipeline scripts there), stopping at the first call the
-        cluster could not be reached for.
+        Run apply-script calls, each ``(token key, args)``; a reply or the exception per
+        call.  Pipelined on a single server; one by one on a cluster (redis-py does not
+        pipeline scripts there), stopping at the first call the cluster could not be
+        reached for.
         """
         if not isinstance(self._client, redis.cluster.RedisCluster):
             pipe = self._client.pipeline(transaction=False)
-            for applied, (chunk_keys, args) in calls:
-                self._apply(keys=[applied, *chunk_keys], args=args, client=pipe)
+            for token_key, args in calls:
+                self._apply(keys=[token_key], args=args, client=pipe)
             return pipe.execute(raise_on_error=False)
         replies: list = []
-        for applied, (chunk_keys, args) in calls:
+        for token_key, args in calls:
             try:
-                replies.append(self._apply(keys=[applied, *chunk_keys], args=args))
+                replies.append(self._apply(keys=[token_key], args=args))
             except redis.ResponseError as error:
                 replies.append(error)
             except redis.RedisError as error:
                 replies += [error] * (len(calls) - len(replies))
                 break
         return replies
+
+    def fold(self, tags: Iterable[str], target: int, now: float, schema: Schema) -> Folded:
+        """
+        Fold every finest bucket of ``tags`` up to ``target`` (noted as written, not yet
+        folded) into the coarser sizes, until none is left; each fold call is atomic and
+        folds a bucket once.  Raises if the store could not be reached (what was folded
+        stays folded; the rest is folded by the next call).
+        """
+        result = Folded()
+        header = {
+            "target": target,
+            "now": now,
+            "since": self._layout_since(schema.finest.interval) - 1,
+            "most": FOLD_NOTES,
+            "finest": [schema.finest.interval, schema.finest.retention],
+            "folded": [[size.interval, size.retention] for size in schema.stored[1:]],
+        }
+        by_slot: dict[int, list[str]] = {}
+        for tag in sorted(set(tags)):
+            by_slot.setdefault(self._slot(tag), []).append(tag)
+        queue = [group[i : i + FOLD_TAGS] for group in by_slot.values() for i in range(0, len(group), FOLD_TAGS)]
+        while queue:
+            batch = queue.pop()
+            reply = self._fold(keys=[keys.folded_key(batch[0])], args=[json.dumps({**header, "tags": batch})])
+            result.notes += int(reply[0])
+            rest = [item.decode() for item in reply[1:]]
+            split = rest.index("")
+            if rest[:split]:
+                queue.append(rest[:split])
+            pairs = iter(rest[split + 1 :])
+            result.refused += list(zip(pairs, pairs))
+        return result
+
+    def dirty_tags(self) -> set[str]:
+        """The tags that have finest buckets noted and not folded (a scan: for a start after a crash)."""
+        found = set()
+        for key in self._client.scan_iter(match="hw:*:dirty", count=1000):
+            text = key.decode("utf-8")
+            found.add(text[len("hw:") : -len(":dirty")])
+        return found
+
+    def _layout_since(self, finest: int) -> int:
+        """
+        The first finest bucket this layout writes live, recorded once: every bucket before
+        it was written into every size at once.  On an empty store that is now (the store's
+        clock, rounded up); on a store an earlier version wrote, a day later
+        (:data:`UPGRADE_SECONDS`), since that version may have written buckets up to a day
+        ahead (events timed in the future), and those are in every size already.
+        """
+        if self._layout is None:
+            recorded = self._client.get(keys.LAYOUT_KEY)
+            if recorded is None:
+                seconds, _ = self._client.time()
+                earlier = any(True for _ in self._client.scan_iter(match="hw:{*", count=1000))
+                since = -(-int(seconds) // finest) * finest + (UPGRADE_SECONDS if earlier else 0)
+                self._client.set(keys.LAYOUT_KEY, since, nx=True)
+                recorded = self._client.get(keys.LAYOUT_KEY)
+            self._layout = int(recorded)
+        return self._layout
+
+    def _reach_default(self) -> str:
+        """The fold's reach for a tag never folded: the layout's start, or everything if this layout never wrote."""
+        if self._layout is None:
+            recorded = self._client.get(keys.LAYOUT_KEY)
+            if recorded is None:
+                return NEVER_WRITTEN
+            self._layout = int(recorded)
+        return str(self._layout - 1)
+
+    def _slot(self, tag: str) -> int:
+        if isinstance(self._client, redis.cluster.RedisCluster):
+            return self._client.keyslot(tag)
+        return 0
+
+    # -- reading ------------------------------------------------------------------------
 
     def run(self, request):
         """Answer one query request (see :mod:`hailwhale.query.requests`)."""
@@ -156,24 +267,32 @@ class Store:
         tag = keys.tag(request.pk)
         replies: list = [None] * len(request.parts)
         scored = [(index, part) for index, part in enumerate(request.parts) if part.kind != kinds.UNIQUE]
-        if scored:
-            data_keys: list[str] = []
-            args: list = [len(scored)]
-            for _, part in scored:
-                args += [len(part.members), *part.members, len(part.pieces), 1 if part.kind == kinds.GAUGE else 0]
-                data_keys += [keys.data_key(tag, p.size, p.start, part.metric, part.parent) for p in part.pieces]
-            for (index, _), reply in zip(scored, self._sums(keys=data_keys, args=args)):
-                replies[index] = [float(value) for value in reply]
         counted = [(index, part) for index, part in enumerate(request.parts) if part.kind == kinds.UNIQUE]
+
+        def read_scored(parts: list[SumPart]):
+            data_keys: list[str] = [keys.folded_key(tag)]
+            args: list = [self._reach_default(), _needed(parts), len(parts)]
+            for part in parts:
+                args += [len(part.members), *part.members, len(part.pieces), 1 if part.kind == kinds.GAUGE else 0]
+                args += [_flag(piece) for piece in part.pieces]
+                data_keys += [keys.data_key(tag, p.size, p.start, part.metric, part.parent) for p in part.pieces]
+            return self._sums(keys=data_keys, args=args)
+
+        def read_counted(parts: list[SumPart]):
+            unique_keys = [keys.folded_key(tag)]
+            args: list = [self._reach_default(), _needed(parts), sum(len(part.members) for part in parts)]
+            for part in parts:
+                for member in part.members:
+                    args += [len(part.pieces), *(_flag(piece) for piece in part.pieces)]
+                    unique_keys += [keys.unique_key(tag, p.size, p.start, part.metric, member) for p in part.pieces]
+            return self._uniques(keys=unique_keys, args=args)
+
+        if scored:
+            answer = _until_reached(read_scored, [part for _, part in scored])
+            for (index, _), reply in zip(scored, answer):
+                replies[index] = [float(value) for value in reply]
         if counted:
-            unique_keys = [
-                keys.unique_key(tag, p.size, p.start, part.metric, member)
-                for _, part in counted
-                for member in part.members
-                for p in part.pieces
-            ]
-            sizes = [len(part.pieces) for _, part in counted for _ in part.members]
-            counts = iter(self._uniques(keys=unique_keys, args=sizes))
+            counts = iter(_until_reached(read_counted, [part for _, part in counted]))
             for index, part in counted:
                 replies[index] = [float(next(counts)) for _ in part.members]
         return replies
@@ -184,21 +303,29 @@ class Store:
         for name in (request.numerator, request.denominator, request.presence):
             if name is not None and name not in metrics:
                 metrics.append(name)
-        data_keys = [
-            keys.data_key(tag, p.size, p.start, metric, request.parent) for metric in metrics for p in request.pieces
-        ]
         position = {metric: index + 1 for index, metric in enumerate(metrics)}
-        args = [
-            len(request.pieces),
-            len(metrics),
-            position[request.numerator],
-            position[request.denominator] if request.denominator else 0,
-            position[request.presence],
-            1 if request.descending else 0,
-            request.limit,
-        ]
-        children = keys.children_key(tag, request.parent)
-        found, chosen, *sums = self._group(keys=[*data_keys, children], args=args)
+
+        def read(requests: list[Group]):
+            (asked,) = requests
+            data_keys = [
+                keys.data_key(tag, p.size, p.start, metric, asked.parent) for metric in metrics for p in asked.pieces
+            ]
+            args = [
+                len(asked.pieces),
+                len(metrics),
+                position[asked.numerator],
+                position[asked.denominator] if asked.denominator else 0,
+                position[asked.presence],
+                1 if asked.descending else 0,
+                asked.limit,
+                self._reach_default(),
+                _needed([asked]),
+                *(_flag(piece) for piece in asked.pieces),
+            ]
+            children = keys.children_key(tag, asked.parent)
+            return self._group(keys=[*data_keys, children, keys.folded_key(tag)], args=args)
+
+        found, chosen, *sums = _until_reached(read, [request])
         members = [member.decode("utf-8") for member in chosen]
         return found, members, {m: [float(v) for v in sums[position[m] - 1]] for m in request.metrics}
 
@@ -219,31 +346,101 @@ class Store:
         return value.decode("utf-8") if value is not None else None
 
 
-def _script_calls(write: TagWrite, seq: int) -> Iterable[tuple[list[str], list]]:
-    """The (keys, args) of each apply-script call for ``write``, one per chunk, each with its own token."""
-    for index, (chunk_keys, chunk_writes) in enumerate(_chunks(write)):
-        yield chunk_keys, [seq * CHUNKS_PER_BATCH + index, APPLIED_TOKEN_LIFE, json.dumps(chunk_writes)]
+def _note_buckets(found: dict[str, tuple[int, int]], entry: list) -> None:
+    """Add the oldest and newest finest bucket an apply-script entry writes to ``found`` (by tag)."""
+    buckets = [cell[0] for cells in entry[1:4] for cell in cells]
+    if not buckets:
+        return
+    tag, known = entry[0], found.get(entry[0])
+    oldest, newest = min(buckets), max(buckets)
+    found[tag] = (oldest, newest) if known is None else (min(known[0], oldest), max(known[1], newest))
 
 
-def _chunks(write: TagWrite) -> Iterable[tuple[list[str], list]]:
-    """The keys and ``[kind, expires at, members]`` writes of each script call, a chunk at a time."""
-    chunk_keys: list[str] = []
-    chunk_writes: list = []
-    size = 0
-    parts: list[tuple[str, str, list]] = [
-        ("z", key, list(amounts.items())) for key, amounts in write.increments.items()
+def _flag(piece: Piece) -> str:
+    """How a script reads a piece: always ('-'), or only while its finest bucket is not folded (the bucket)."""
+    return str(piece.start) if piece.unless_folded else "-"
+
+
+def _needed(requests) -> str:
+    """The fold's reach the pieces of ``requests`` need ('' if none)."""
+    needed = [reach for request in requests if (reach := periods.fold_needed(list(request.pieces))) is not None]
+    return str(max(needed)) if needed else ""
+
+
+def _until_reached(read, requests: list):
+    """
+    ``read(requests)``; if the store answers that the pk's fold is behind what the pieces
+    need, read again with the finest pieces from where the fold has reached.
+    """
+    for _ in range(3):
+        reply = read(requests)
+        if not (reply and reply[0] == b"stale"):
+            return reply
+        reach = int(reply[1])
+        requests = [
+            attrs.evolve(request, pieces=tuple(_from_reach(list(request.pieces), reach))) for request in requests
+        ]
+    raise StoreUnavailable("the fold of this pk kept moving while it was read")
+
+
+def _from_reach(pieces: list[Piece], reach: int) -> list[Piece]:
+    finest = next((piece.finest for piece in pieces if piece.finest is not None), None)
+    if finest is None:
+        return pieces
+    return periods.with_unfolded(pieces, reach // finest * finest + finest, 0)
+
+
+def _calls(plan: WritePlan, slot_of) -> list[_Call]:
+    """
+    The apply-script calls of ``plan``: its tags grouped by cluster slot, each call
+    holding up to about :data:`CALL_FIELDS` members (a large tag goes in several calls).
+    The same plan always makes the same calls, so a retry's tokens match.
+    """
+    calls: list[_Call] = []
+    by_slot: dict[int, list[TagWrite]] = {}
+    for write in plan.writes:
+        by_slot.setdefault(slot_of(write.tag), []).append(write)
+    for writes in by_slot.values():
+        tags: list[list] = []
+        size = 0
+        for write in writes:
+            for entry, members in _entries(write):
+                tags.append(entry)
+                size += members
+                if size >= CALL_FIELDS:
+                    calls.append(_Call(tags[0][0], tuple(tags)))
+                    tags, size = [], 0
+        if tags:
+            calls.append(_Call(tags[0][0], tuple(tags)))
+    return calls
+
+
+def _entries(write: TagWrite) -> Iterable[tuple[list, int]]:
+    """
+    ``write`` as apply-script entries ``[tag, sums, levels, uniques, children]``, split
+    so that none holds much more than :data:`CALL_FIELDS` members; with each its members.
+    """
+    cells: list[tuple[int, list, int]] = [
+        (1, [bucket, metric, parent, amounts], len(amounts)) for (bucket, metric, parent), amounts in write.sums.items()
     ]
-    parts += [("g", key, list(values.items())) for key, values in write.levels.items()]
-    parts += [("s", key, sorted(members)) for key, members in write.members.items()]
-    parts += [("h", key, sorted(members)) for key, members in write.uniques.items()]
-    for kind, key, items in parts:
-        for start in range(0, len(items), CHUNK_FIELDS):
-            part = items[start : start + CHUNK_FIELDS]
-            chunk_keys.append(key)
-            chunk_writes.append([kind, write.expire_at[key], dict(part) if kind in "zg" else part])
-            size += len(part)
-            if size >= CHUNK_FIELDS:
-                yield chunk_keys, chunk_writes
-                chunk_keys, chunk_writes, size = [], [], 0
-    if chunk_keys:
-        yield chunk_keys, chunk_writes
+    cells += [
+        (2, [bucket, metric, parent, values], len(values)) for (bucket, metric, parent), values in write.levels.items()
+    ]
+    cells += [
+        (3, [bucket, metric, node, sorted(names)], len(names))
+        for (bucket, metric, node), names in write.uniques.items()
+    ]
+    cells += [(4, [parent, sorted(nodes)], len(nodes)) for parent, nodes in write.children.items()]
+    entry: list = [write.tag, [], [], [], {}]
+    size = 0
+    for slot, cell, members in cells:
+        if slot == 4:
+            entry[4][cell[0]] = cell[1]
+        else:
+            entry[slot].append(cell)
+        size += members
+        if size >= CALL_FIELDS:
+            yield entry, size
+            entry, size = [write.tag, [], [], [], {}], 0
+    if size:
+        yield entry, size

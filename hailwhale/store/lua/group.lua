@@ -1,16 +1,27 @@
 #!lua flags=no-writes
--- KEYS: the data keys, metric by metric, piece by piece; last, the parent's children set
+-- KEYS: the data keys, metric by metric, piece by piece; then the parent's children set;
+-- last, the tag's hw:{tag}:folded key.  ARGV[8]: the fold's reach when the tag was never
+-- folded; ARGV[9]: the reach the pieces need ('' if none); ARGV[10..]: per piece its finest
+-- bucket if it is to be read only while not folded ('-' if always).
 local pieces, metrics = tonumber(ARGV[1]), tonumber(ARGV[2])
 local num, den, present = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local descending, limit = ARGV[6] == '1', tonumber(ARGV[7])
+local reach = tonumber(redis.call('GET', KEYS[#KEYS]) or ARGV[8])
+if ARGV[9] ~= '' and reach < tonumber(ARGV[9]) then return {'stale', string.format('%d', reach)} end
+local active = {}
+for q = 1, pieces do
+  local flag = ARGV[9 + q]
+  if flag == '-' or tonumber(flag) > reach then active[#active + 1] = q end
+end
 local sign = descending and -1 or 1
 local function key(m, q) return KEYS[(m - 1) * pieces + q] end
 local function union(m, weight)
   -- ZUNION answers in score order (then by name): weighted by -1, the largest first
-  local args = {'ZUNION', pieces}
-  for q = 1, pieces do args[#args + 1] = key(m, q) end
+  if #active == 0 then return {} end
+  local args = {'ZUNION', #active}
+  for _, q in ipairs(active) do args[#args + 1] = key(m, q) end
   args[#args + 1] = 'WEIGHTS'
-  for q = 1, pieces do args[#args + 1] = weight end
+  for _ = 1, #active do args[#args + 1] = weight end
   args[#args + 1] = 'WITHSCORES'
   return redis.call(unpack(args))
 end
@@ -96,11 +107,11 @@ end
 local chosen = {}
 for i, pair in ipairs(best) do chosen[i] = pair[1] end
 n = #chosen
-local out = {redis.call('SCARD', KEYS[#KEYS]), chosen}
+local out = {redis.call('SCARD', KEYS[#KEYS - 1]), chosen}
 for m = 1, metrics do
   local sums = {}
   for i = 1, n do sums[i] = 0 end
-  for q = 1, pieces do
+  for _, q in ipairs(active) do
     for first = 1, n, 4000 do
       local last = math.min(first + 3999, n)
       local got = redis.call('ZMSCORE', key(m, q), unpack(chosen, first, last))
