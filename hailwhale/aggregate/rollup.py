@@ -13,6 +13,7 @@ one increment per (pk prefix, node, metric) and key, instead of one per stored s
 
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 import attrs
 
@@ -39,15 +40,17 @@ def prefixes(pk: Path) -> list[Path]:
     return [pk[:length] for length in range(1, len(pk) + 1)]
 
 
-@attrs.frozen
-class TagWrite:
-    """Everything one flush writes under one pk's hash tag, in finest buckets."""
+class TagWrite(NamedTuple):
+    """
+    Everything one flush writes under one pk's hash tag, in finest buckets (a named tuple,
+    not an attrs class: a flush of many distinct pks makes one per pk, and this is cheaper).
+    """
 
     pk: Path
     sums: Mapping[Cell, Mapping[str, float]]  # (bucket, metric, parent) -> node -> amount to add
-    children: Mapping[str, frozenset[str]] = attrs.field(factory=dict)  # parent -> child nodes
-    levels: Mapping[Cell, Mapping[str, float]] = attrs.field(factory=dict)  # (bucket, metric, parent) -> node -> level
-    uniques: Mapping[Cell, frozenset[str]] = attrs.field(factory=dict)  # (bucket, metric, node) -> members
+    children: Mapping[str, Collection[str]] = {}  # parent -> child nodes
+    levels: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, parent) -> node -> level
+    uniques: Mapping[Cell, Collection[str]] = {}  # (bucket, metric, node) -> members
 
     @property
     def tag(self) -> str:
@@ -104,10 +107,16 @@ def plan_some(
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
     taken = counted = 0
+    past: dict[int, tuple[int, ...]] = {}  # finest bucket -> the intervals its data is past the retention of
     for (pk, leaves, finest_bucket), metrics in items:
         taken += 1
-        if not _retained(finest_bucket, schema, now, expired):
-            continue
+        gone = past.get(finest_bucket)
+        if gone is None:
+            gone = past[finest_bucket] = _past(finest_bucket, schema, now)
+        if gone:
+            expired.update(gone)
+            if len(gone) == len(schema.resolutions):
+                continue
         encoded = node_cache.get(leaves)
         if encoded is None:
             encoded = node_cache[leaves] = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
@@ -140,7 +149,7 @@ def plan_some(
         if most is not None and counted >= most:
             break
     for (pk, leaves, finest_bucket), key_levels in levels.items():
-        if not _retained(finest_bucket, schema, now, Counter()):
+        if len(_past(finest_bucket, schema, now)) == len(schema.resolutions):
             continue
         encoded = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
         for prefix in prefixes(pk):
@@ -164,31 +173,28 @@ def plan_some(
     )
 
 
-@attrs.define
 class _TagPlan:
-    sums: dict[Cell, dict[str, float]] = attrs.field(factory=dict)
-    children: dict[str, set[str]] = attrs.field(factory=dict)
-    levels: dict[Cell, dict[str, tuple[int, float]]] = attrs.field(factory=dict)
-    uniques: dict[Cell, set[str]] = attrs.field(factory=dict)
+    __slots__ = ("children", "levels", "sums", "uniques")
+
+    def __init__(self) -> None:
+        self.sums: dict[Cell, dict[str, float]] = {}
+        self.children: dict[str, set[str]] = {}
+        self.levels: dict[Cell, dict[str, tuple[int, float]]] = {}
+        self.uniques: dict[Cell, set[str]] = {}
 
     def write(self, pk: Path) -> TagWrite:
-        return TagWrite(
-            pk=pk,
-            sums=self.sums,
-            children={parent: frozenset(nodes) for parent, nodes in self.children.items()},
-            levels={
+        levels: Mapping[Cell, Mapping[str, float]] = {}
+        if self.levels:
+            levels = {
                 cell: {node: value for node, (_, value) in stamped.items()} for cell, stamped in self.levels.items()
-            },
-            uniques={cell: frozenset(names) for cell, names in self.uniques.items()},
-        )
+            }
+        return TagWrite(pk, self.sums, self.children, levels, self.uniques)
 
 
-def _retained(finest_bucket: int, schema: Schema, now: float, expired: Counter) -> bool:
-    """Whether any stored size still keeps ``finest_bucket``'s data; each size past retention is counted."""
-    retained = False
-    for resolution in schema.resolutions:
-        if resolution.expires_at(resolution.bucket(finest_bucket)) <= now:
-            expired[resolution.interval] += 1
-        else:
-            retained = True
-    return retained
+def _past(finest_bucket: int, schema: Schema, now: float) -> tuple[int, ...]:
+    """The intervals whose bucket holding ``finest_bucket`` is past its retention at ``now``."""
+    return tuple(
+        resolution.interval
+        for resolution in schema.resolutions
+        if resolution.expires_at(resolution.bucket(finest_bucket)) <= now
+    )

@@ -27,10 +27,14 @@ slot and each script call touches one slot only:
 escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
 """
 
+import functools
+
 from hailwhale.model.paths import Path, encode
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def tag(pk: Path) -> str:
+    """The pk's hash tag (remembered for the most recent pks: a flush asks for each pk's tag many times)."""
     escaped = encode(pk).replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
     return "{" + escaped + "}"
 

@@ -53,12 +53,14 @@ class Folded:
     refused: list = attrs.field(factory=list)  # (tag, error) of folds the store refused for good
 
 
-@attrs.frozen
+@attrs.define
 class _Call:
     """One apply-script call: tags of one cluster slot, the first one's token key guarding it."""
 
     first_tag: str
-    tags: tuple[list, ...]
+    flat: list = attrs.field(factory=list)  # the tags' writes, as apply.lua reads them
+    buckets: dict[str, tuple[int, int]] = attrs.field(factory=dict)  # tag -> (oldest, newest) bucket written
+    members: int = 0
 
 
 def lua(name: str) -> str:
@@ -116,12 +118,13 @@ class Store:
         result = Applied()
         calls = _calls(plan, self._slot)
         pks = {write.tag: write.pk for write in plan.writes}
-        header = {
-            "now": plan.now,
-            "since": self._layout_since(plan.finest.interval) - 1,
-            "finest": [plan.finest.interval, plan.finest.retention],
-            "folded": [[size.interval, size.retention] for size in plan.folded],
-        }
+        header = [
+            plan.now,
+            self._layout_since(plan.finest.interval) - 1,
+            plan.finest.interval,
+            plan.finest.retention,
+            json.dumps([[size.interval, size.retention] for size in plan.folded]),
+        ]
         pending = [(index, call) for index, call in enumerate(calls) if index not in done]
         for start in range(0, len(pending), PIPELINED_CALLS):
             group = pending[start : start + PIPELINED_CALLS]
@@ -129,7 +132,7 @@ class Store:
                 [
                     (
                         keys.applied_key(call.first_tag, self.writer_id),
-                        [seq * CALLS_PER_PART + index, APPLIED_TOKEN_LIFE, json.dumps({**header, "tags": call.tags})],
+                        [seq * CALLS_PER_PART + index, APPLIED_TOKEN_LIFE, *header, json.dumps(call.flat)],
                     )
                     for index, call in group
                 ]
@@ -137,7 +140,7 @@ class Store:
             failure = None
             for (index, call), reply in zip(group, replies):
                 if isinstance(reply, redis.ResponseError):
-                    result.refused += [(pks[tag[0]], str(reply)) for tag in call.tags]
+                    result.refused += [(pks[tag], str(reply)) for tag in call.buckets]
                 elif isinstance(reply, Exception):
                     failure = failure or reply
                     continue
@@ -145,8 +148,11 @@ class Store:
                     result.repeats += 1 - int(reply[0])
                     rest = iter(reply[1:])
                     result.refused += [(pks[tag.decode()], message.decode()) for tag, message in zip(rest, rest)]
-                    for entry in call.tags:
-                        _note_buckets(result.tags, entry)
+                    for tag, (oldest, newest) in call.buckets.items():
+                        known = result.tags.get(tag)
+                        result.tags[tag] = (
+                            (oldest, newest) if known is None else (min(known[0], oldest), max(known[1], newest))
+                        )
                 done.add(index)
             if failure is not None:
                 raise failure
@@ -218,17 +224,18 @@ class Store:
     def _layout_since(self, finest: int) -> int:
         """
         The first finest bucket this layout writes live, recorded once: every bucket before
-        it was written into every size at once.  On an empty store that is now (the store's
-        clock, rounded up); on a store an earlier version wrote, a day later
-        (:data:`UPGRADE_SECONDS`), since that version may have written buckets up to a day
-        ahead (events timed in the future), and those are in every size already.
+        it was written into every size at once.  On an empty store that is the current one
+        (by the store's clock); on a store an earlier version wrote, the one a day after
+        the current one (:data:`UPGRADE_SECONDS`), since that version may have written
+        buckets up to a day ahead (events timed in the future), and those are in every size
+        already.
         """
         if self._layout is None:
             recorded = self._client.get(keys.LAYOUT_KEY)
             if recorded is None:
                 seconds, _ = self._client.time()
                 earlier = any(True for _ in self._client.scan_iter(match="hw:{*", count=1000))
-                since = -(-int(seconds) // finest) * finest + (UPGRADE_SECONDS if earlier else 0)
+                since = int(seconds) // finest * finest + (finest + UPGRADE_SECONDS if earlier else 0)
                 self._client.set(keys.LAYOUT_KEY, since, nx=True)
                 recorded = self._client.get(keys.LAYOUT_KEY)
             self._layout = int(recorded)
@@ -346,16 +353,6 @@ class Store:
         return value.decode("utf-8") if value is not None else None
 
 
-def _note_buckets(found: dict[str, tuple[int, int]], entry: list) -> None:
-    """Add the oldest and newest finest bucket an apply-script entry writes to ``found`` (by tag)."""
-    buckets = [cell[0] for cells in entry[1:4] for cell in cells]
-    if not buckets:
-        return
-    tag, known = entry[0], found.get(entry[0])
-    oldest, newest = min(buckets), max(buckets)
-    found[tag] = (oldest, newest) if known is None else (min(known[0], oldest), max(known[1], newest))
-
-
 def _flag(piece: Piece) -> str:
     """How a script reads a piece: always ('-'), or only while its finest bucket is not folded (the bucket)."""
     return str(piece.start) if piece.unless_folded else "-"
@@ -393,7 +390,7 @@ def _from_reach(pieces: list[Piece], reach: int) -> list[Piece]:
 def _calls(plan: WritePlan, slot_of) -> list[_Call]:
     """
     The apply-script calls of ``plan``: its tags grouped by cluster slot, each call
-    holding up to about :data:`CALL_FIELDS` members (a large tag goes in several calls).
+    holding about :data:`CALL_FIELDS` members (a large tag goes in several calls).
     The same plan always makes the same calls, so a retry's tokens match.
     """
     calls: list[_Call] = []
@@ -401,46 +398,64 @@ def _calls(plan: WritePlan, slot_of) -> list[_Call]:
     for write in plan.writes:
         by_slot.setdefault(slot_of(write.tag), []).append(write)
     for writes in by_slot.values():
-        tags: list[list] = []
-        size = 0
+        call: _Call | None = None
         for write in writes:
-            for entry, members in _entries(write):
-                tags.append(entry)
-                size += members
-                if size >= CALL_FIELDS:
-                    calls.append(_Call(tags[0][0], tuple(tags)))
-                    tags, size = [], 0
-        if tags:
-            calls.append(_Call(tags[0][0], tuple(tags)))
+            for flat, members, buckets in _pieces_of(write):
+                if call is None or call.members >= CALL_FIELDS:
+                    call = _Call(write.tag)
+                    calls.append(call)
+                call.flat += flat
+                call.members += members
+                if buckets:
+                    known = call.buckets.get(write.tag)
+                    oldest, newest = min(buckets), max(buckets)
+                    call.buckets[write.tag] = (
+                        (oldest, newest) if known is None else (min(known[0], oldest), max(known[1], newest))
+                    )
     return calls
 
 
-def _entries(write: TagWrite) -> Iterable[tuple[list, int]]:
+def _pieces_of(write: TagWrite) -> Iterable[tuple[list, int, list[int]]]:
     """
-    ``write`` as apply-script entries ``[tag, sums, levels, uniques, children]``, split
-    so that none holds much more than :data:`CALL_FIELDS` members; with each its members.
+    ``write`` flattened as apply.lua reads it (see there), in pieces of about
+    :data:`CALL_FIELDS` members: (flat list, members, buckets written) each.
     """
-    cells: list[tuple[int, list, int]] = [
-        (1, [bucket, metric, parent, amounts], len(amounts)) for (bucket, metric, parent), amounts in write.sums.items()
-    ]
-    cells += [
-        (2, [bucket, metric, parent, values], len(values)) for (bucket, metric, parent), values in write.levels.items()
-    ]
-    cells += [
-        (3, [bucket, metric, node, sorted(names)], len(names))
-        for (bucket, metric, node), names in write.uniques.items()
-    ]
-    cells += [(4, [parent, sorted(nodes)], len(nodes)) for parent, nodes in write.children.items()]
-    entry: list = [write.tag, [], [], [], {}]
-    size = 0
-    for slot, cell, members in cells:
-        if slot == 4:
-            entry[4][cell[0]] = cell[1]
-        else:
-            entry[slot].append(cell)
-        size += members
-        if size >= CALL_FIELDS:
-            yield entry, size
-            entry, size = [write.tag, [], [], [], {}], 0
-    if size:
-        yield entry, size
+    tag = write.tag
+    sections: list[list] = [[], [], [], []]
+    members = 0
+    buckets: list[int] = []
+    for section, cells in ((0, write.sums), (1, write.levels)):
+        for (bucket, metric, parent), amounts in cells.items():
+            cell = [bucket, metric, parent, len(amounts)]
+            for node, amount in amounts.items():
+                cell += (node, amount)
+            sections[section].append(cell)
+            buckets.append(bucket)
+            members += len(amounts)
+            if members >= CALL_FIELDS:
+                yield _flatten(tag, sections), members, buckets
+                sections, members, buckets = [[], [], [], []], 0, []
+    for (bucket, metric, node), names in write.uniques.items():
+        sections[2].append([bucket, metric, node, len(names), *sorted(names)])
+        buckets.append(bucket)
+        members += len(names)
+        if members >= CALL_FIELDS:
+            yield _flatten(tag, sections), members, buckets
+            sections, members, buckets = [[], [], [], []], 0, []
+    for parent, nodes in write.children.items():
+        sections[3].append([parent, len(nodes), *sorted(nodes)])
+        members += len(nodes)
+        if members >= CALL_FIELDS:
+            yield _flatten(tag, sections), members, buckets
+            sections, members, buckets = [[], [], [], []], 0, []
+    if members:
+        yield _flatten(tag, sections), members, buckets
+
+
+def _flatten(tag: str, sections: list[list]) -> list:
+    flat: list = [tag]
+    for section in sections:
+        flat.append(len(section))
+        for cell in section:
+            flat += cell
+    return flat
