@@ -218,6 +218,7 @@ class FlushService(Service):
                         batch.levels if first else None,
                         batch.members,
                         self._part_increments,
+                        batch.samples,
                     )
                     if not plan.taken:
                         break

@@ -126,7 +126,7 @@ class Whale:
         one.add(event)
         batch = one.swap()
         assert batch is not None
-        plan = rollup.plan(batch.entries, cls.schema(), now, batch.levels, batch.members)
+        plan = rollup.plan(batch.entries, cls.schema(), now, batch.levels, batch.members, batch.samples)
         with cls._writing:
             applied = cls.store().apply(plan, next(cls._batches), set())
         if applied.repeats or applied.refused:

@@ -93,3 +93,15 @@ def test_events_of_other_metrics_join_a_key():
     accumulator.add_repeats([b"p:2|c"], 121.0)
 
     assert {(("p",), frozenset(), 120): {"hits": 5, "count": 5.0, "x": 0.5}} == accumulator.swap().entries
+
+
+def test_sketch_buckets_count_towards_the_pending_bound():
+    """A distribution's sketch buckets are held like keys: past the bound, an event is refused whole."""
+    accumulator = Accumulator(60, max_keys=5)
+    spread = Event(("p",), frozenset(), {"hits": 1}, 0, samples={"t.dist": {f"p{i}": 1 for i in range(3)}})
+    same = Event(("p",), frozenset(), {"hits": 1}, 0, samples={"t.dist": {"p0": 1}})
+    more = Event(("p",), frozenset(), {"hits": 1}, 0, samples={"t.dist": {"p9": 1, "p10": 1}})
+
+    taken = (accumulator.add(spread), accumulator.add(same), accumulator.add(more))
+
+    assert ((True, True, False), 4) == (taken, accumulator.pending_keys)

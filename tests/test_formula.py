@@ -64,7 +64,7 @@ def test_constants_in_totals():
     assert 1.0 == total("a/_days_in_month", a=[10, 10, 10])
 
 
-@pytest.mark.parametrize("text", ["a/b/c", "/b", "a/", "-a", "a:median", "5", "5/hours"])
+@pytest.mark.parametrize("text", ["a/b/c", "/b", "a/", "-a", "a:mean", "a:p", "a.dist", "5", "5/hours"])
 def test_unparseable_formulas(text):
     """A formula that cannot be parsed is an error naming it."""
     with pytest.raises(FormulaError) as caught:

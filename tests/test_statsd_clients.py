@@ -73,6 +73,11 @@ async def test_python_statsd_client(store_url):
         assert {"ms.sum": 200.0, "ms.count": 2.0, "ms.sum/ms.count": 100.0} == await totals(
             base, ["shop", "latency"], metrics='["ms.sum","ms.count","ms.sum/ms.count"]'
         )
+        quantiles = await totals(base, ["shop", "latency"], metrics='["ms:p50","ms:p99"]')
+        assert (80.0, 120.0) == (
+            pytest.approx(quantiles["ms:p50"], rel=0.01),
+            pytest.approx(quantiles["ms:p99"], rel=0.01),
+        )
         assert {"gauge": 45.0} == await totals(base, ["shop", "queue"], metrics='["gauge"]')
         assert {"unique": 2.0, "hits": 3.0} == await totals(base, ["shop", "visitors"], metrics='["unique","hits"]')
         assert {} == stats["lines_bad"]
@@ -101,6 +106,13 @@ async def test_node_hot_shots_client(store_url, node):
             base, ["api", "latency"], metrics='["ms.sum","ms.count"]'
         )
         assert {"h.sum": 100.0} == await totals(base, ["api", "size"], metrics='["h.sum"]')
+        latency = await totals(base, ["api", "latency"], metrics='["ms:min","ms:max","d.dist:p50"]')
+        payload = await totals(base, ["api", "payload"], metrics='["d:p50"]')
+        assert (30.0, 50.0, 7.0) == (
+            pytest.approx(latency["ms:min"], rel=0.01),
+            pytest.approx(latency["ms:max"], rel=0.01),
+            pytest.approx(payload["d:p50"], rel=0.01),
+        )
         assert {"d.sum": 7.0, "d.count": 1.0} == await totals(base, ["api", "payload"], metrics='["d.sum","d.count"]')
         assert {"unique": 2.0} == await totals(base, ["api", "users"], metrics='["unique"]')
         assert {"unique": 1.0} == await totals(base, ["api", "users"], '["country","US"]', '["unique"]')

@@ -5,7 +5,8 @@ Events add up per (pk, dimension leaves, finest bucket); :meth:`Accumulator.swap
 the flusher an immutable :class:`Batch` and starts afresh, so nothing idles in memory.
 Sums add; a level (gauge) keeps its last value, stamped with the event's arrival number
 so that the flush can tell which of several keys rolling up to one node spoke last;
-members of unique counts collect in sets, bounded per key.
+members of unique counts collect in sets, bounded per key; the values of distributions
+add up as sketch counts (bounded by the sketch's buckets, see :mod:`hailwhale.model.sketch`).
 
 Memory per pending key is kept small: a key is held flat, ``(bucket, leaves, *pk)``, and
 its sums are one tuple, ``(names, total, total, ...)``, replaced as they add up, whose
@@ -71,6 +72,7 @@ class Batch:
     events: int
     levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] = attrs.field(factory=dict)
     members: Mapping[AggregationKey, Mapping[str, set[str]]] = attrs.field(factory=dict)
+    samples: Mapping[AggregationKey, Mapping[str, Mapping[str, float]]] = attrs.field(factory=dict)
 
 
 class Accumulator:
@@ -81,6 +83,8 @@ class Accumulator:
         self._entries: dict[FlatKey, Entry] = {}
         self._levels: dict[AggregationKey, dict[str, tuple[int, float]]] = {}
         self._members: dict[AggregationKey, dict[str, set[str]]] = {}
+        self._samples: dict[AggregationKey, dict[str, dict[str, float]]] = {}
+        self._sketch_buckets = 0  # distinct (key, distribution, sketch bucket) held
         self._events = 0
         self._stamp = 0
         self.events_added = 0  # since the start, swapped out or not
@@ -93,8 +97,14 @@ class Accumulator:
         self._repeat_bucket: int | None = None
 
     def add(self, event: Event) -> bool:
-        """Add ``event``; False when it would need a new key beyond the bound (nothing added)."""
+        """
+        Add ``event``; False when it would need a new key beyond the bound (nothing added).
+        A distribution's sketch buckets count towards the bound like keys: each is an entry
+        held until the flush.
+        """
         key = self._key(event.pk, event.dimensions, event.at)
+        if event.samples and self._new_sketch_buckets(key, event.samples) + self.pending_keys >= self._max_keys:
+            return False
         if not self._add_to(_flat(*key), event.metrics):
             return False
         if event.levels:
@@ -104,6 +114,14 @@ class Accumulator:
                 levels[metric] = (self._stamp, value)
         if event.members:
             self._add_members(key, event.members)
+        if event.samples:
+            counts_by_metric = self._samples.setdefault(key, {})
+            for metric, counts in event.samples.items():
+                found = counts_by_metric.setdefault(metric, {})
+                for name, count in counts.items():
+                    if name not in found:
+                        self._sketch_buckets += 1
+                    found[name] = found.get(name, 0.0) + count
         self._events += 1
         self.events_added += 1
         return True
@@ -126,7 +144,7 @@ class Accumulator:
     def _add_to(self, key: FlatKey, sums: Mapping[str, float]) -> bool:
         entry = self._entries.get(key)
         if entry is None:
-            if len(self._entries) >= self._max_keys:
+            if len(self._entries) + self._sketch_buckets >= self._max_keys:
                 return False
             bucket, leaves, *pk = key
             if bucket == self._bucket:
@@ -212,13 +230,19 @@ class Accumulator:
             found |= new
 
     def room_for(self, events: list[Event]) -> bool:
-        """Whether all of ``events`` fit under the bound on distinct keys."""
+        """Whether all of ``events`` fit under the bound on distinct keys (and sketch buckets, counted at most)."""
         new = {_flat(*self._key(event.pk, event.dimensions, event.at)) for event in events} - self._entries.keys()
-        return len(self._entries) + len(new) <= self._max_keys
+        buckets = sum(len(counts) for event in events for counts in event.samples.values())
+        return self.pending_keys + len(new) + buckets <= self._max_keys
+
+    def _new_sketch_buckets(self, key: AggregationKey, samples: Mapping[str, Mapping[str, float]]) -> int:
+        held = self._samples.get(key, {})
+        return sum(1 for metric, counts in samples.items() for name in counts if name not in held.get(metric, {}))
 
     @property
     def pending_keys(self) -> int:
-        return len(self._entries)
+        """Aggregation keys held, and the sketch buckets of their distributions."""
+        return len(self._entries) + self._sketch_buckets
 
     @property
     def pending_events(self) -> int:
@@ -236,8 +260,10 @@ class Accumulator:
             events=self._events,
             levels=self._levels,
             members=self._members,
+            samples=self._samples,
         )
         self.next_seq += 1
-        self._entries, self._levels, self._members = {}, {}, {}
+        self._entries, self._levels, self._members, self._samples = {}, {}, {}, {}
+        self._sketch_buckets = 0
         self._events = 0
         return batch

@@ -4,6 +4,8 @@ The last level of each gauge series, for statsd's relative gauges (``+x``/``-x``
 
 from collections import OrderedDict
 
+import attrs
+
 from hailwhale.model.events import Event
 
 
@@ -34,4 +36,4 @@ class GaugeMemory:
                 self._levels.popitem(last=False)
         if not event.relative_levels:
             return event
-        return Event(event.pk, event.dimensions, event.metrics, event.at, levels=levels, members=event.members)
+        return attrs.evolve(event, levels=levels, relative_levels=False)

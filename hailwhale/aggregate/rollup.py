@@ -51,6 +51,7 @@ class TagWrite(NamedTuple):
     children: Mapping[str, Collection[str]] = {}  # parent -> child nodes
     levels: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, parent) -> node -> level
     uniques: Mapping[Cell, Collection[str]] = {}  # (bucket, metric, node) -> members
+    samples: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, node) -> sketch bucket -> count
 
     @property
     def tag(self) -> str:
@@ -74,13 +75,15 @@ def plan(
     now: float,
     levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
     members: Mapping[AggregationKey, Mapping[str, Collection[str]]] | None = None,
+    samples: Mapping[AggregationKey, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> WritePlan:
     """
     The writes for a batch of aggregated entries, as of ``now``: ``entries`` add up,
     ``levels`` ((stamp, value) per gauge) overwrite, the latest stamp winning where several
-    keys meet in one node, and ``members`` join the unique counts of every node.
+    keys meet in one node, ``members`` join the unique counts of every node and ``samples``
+    (sketch counts) its distributions.
     """
-    return plan_some(iter(entries.items()), schema, now, levels, members)
+    return plan_some(iter(entries.items()), schema, now, levels, members, samples=samples)
 
 
 def plan_some(
@@ -90,12 +93,14 @@ def plan_some(
     levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] | None = None,
     members: Mapping[AggregationKey, Mapping[str, Collection[str]]] | None = None,
     most: int | None = None,
+    samples: Mapping[AggregationKey, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> WritePlan:
     """
     As :func:`plan`, for the entries taken from ``items`` until their increments (sorted-set
     members and unique-count members written) reach ``most`` (all of them if None): what
     one flush holds in memory at once is bounded by ``most`` and one entry's fan-out,
-    however many entries a batch has.  Every key of ``members`` is a key of the entries;
+    however many entries a batch has.  Every key of ``members`` and ``samples`` is a key of
+    the entries;
     ``levels`` are planned whole, whichever entries are taken (the latest stamp must win
     over the whole batch, and a later part would overwrite an earlier one): pass them
     with one part of a batch only.  An entry past every retention is counted in
@@ -103,6 +108,7 @@ def plan_some(
     """
     levels = levels or {}
     members = members or {}
+    samples = samples or {}
     tags: dict[Path, _TagPlan] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
@@ -122,6 +128,7 @@ def plan_some(
             encoded = node_cache[leaves] = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
         metric_items = list(metrics.items())
         key_members = members.get((pk, leaves, finest_bucket), {})
+        key_samples = samples.get((pk, leaves, finest_bucket), {})
         for prefix in prefixes(pk):
             target = tags.get(prefix)
             if target is None:
@@ -143,6 +150,12 @@ def plan_some(
                 for node_encoding, _ in encoded:
                     target.uniques.setdefault((finest_bucket, metric, node_encoding), set()).update(names)
                     counted += len(names)
+            for metric, counts in key_samples.items():
+                for node_encoding, _ in encoded:
+                    found = target.samples.setdefault((finest_bucket, metric, node_encoding), {})
+                    for name, count in counts.items():
+                        found[name] = found.get(name, 0.0) + count
+                    counted += len(counts)
             for node_encoding, parent in encoded:
                 if parent != ROOT_PARENT:
                     target.children.setdefault(parent, set()).add(node_encoding)
@@ -174,13 +187,14 @@ def plan_some(
 
 
 class _TagPlan:
-    __slots__ = ("children", "levels", "sums", "uniques")
+    __slots__ = ("children", "levels", "samples", "sums", "uniques")
 
     def __init__(self) -> None:
         self.sums: dict[Cell, dict[str, float]] = {}
         self.children: dict[str, set[str]] = {}
         self.levels: dict[Cell, dict[str, tuple[int, float]]] = {}
         self.uniques: dict[Cell, set[str]] = {}
+        self.samples: dict[Cell, dict[str, float]] = {}
 
     def write(self, pk: Path) -> TagWrite:
         levels: Mapping[Cell, Mapping[str, float]] = {}
@@ -188,7 +202,7 @@ class _TagPlan:
             levels = {
                 cell: {node: value for node, (_, value) in stamped.items()} for cell, stamped in self.levels.items()
             }
-        return TagWrite(pk, self.sums, self.children, levels, self.uniques)
+        return TagWrite(pk, self.sums, self.children, levels, self.uniques, self.samples)
 
 
 def _past(finest_bucket: int, schema: Schema, now: float) -> tuple[int, ...]:

@@ -183,5 +183,11 @@ class LineParser:
         """
         text = line_text(line, self.limits)
         event = parse_text(text, now, self.limits)
-        plain_sums = not event.levels and not event.members and "|T" not in text and form_of(text) == "statsd"
+        plain_sums = (
+            not event.levels
+            and not event.members
+            and not event.samples
+            and "|T" not in text
+            and form_of(text) == "statsd"
+        )
         return event, plain_sums

@@ -11,8 +11,9 @@ statsd and DogStatsD lines, as events.
   ==========  =====================================================================
   ``c``       ``count``: the value divided by the sample rate
   ``g``       ``gauge``: a level; ``+x``/``-x`` change the last level of the series
-  ``ms``      ``ms.sum`` and ``ms.count``, both divided by the rate (mean: ``ms.sum/ms.count``)
-  ``h``/``d`` ``h.sum``/``h.count`` and ``d.sum``/``d.count``, likewise
+  ``ms``      ``ms.sum`` and ``ms.count``, both divided by the rate (mean: ``ms.sum/ms.count``),
+              and the distribution ``ms.dist`` (each value counted 1/rate times): ``ms.dist:p99``
+  ``h``/``d`` ``h.sum``/``h.count``/``h.dist`` and ``d.sum``/``d.count``/``d.dist``, likewise
   ``s``       ``unique``: the value is a member; queries count distinct members
   ==========  =====================================================================
 
@@ -24,7 +25,7 @@ statsd and DogStatsD lines, as events.
 
 import math
 
-from hailwhale.model import fields
+from hailwhale.model import fields, sketch
 from hailwhale.model.events import Event
 from hailwhale.model.fields import MAX_METRIC, FieldError, Limits
 
@@ -64,11 +65,16 @@ def parse_line(text: str, now: float, limits: Limits) -> Event:
     if kind == "g":
         level, relative = _level(values)
         return Event(pk, dimensions, {"hits": 1}, at, levels={"gauge": level}, relative_levels=relative)
+    counts: dict[str, float] = {}
+    for _, value in values:
+        name = sketch.bucket(value)
+        counts[name] = counts.get(name, 0.0) + 1 / rate
     return Event(
         pk,
         dimensions,
         {"hits": 1, f"{kind}.sum": math.fsum(v for _, v in values) / rate, f"{kind}.count": len(values) / rate},
         at,
+        samples={f"{kind}.dist": counts},
     )
 
 

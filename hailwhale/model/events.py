@@ -18,7 +18,10 @@ from hailwhale.model.paths import Path
 
 @attrs.frozen
 class Event:
-    """``metrics`` add up; ``levels`` (gauges) keep the last value; ``members`` feed unique counts."""
+    """
+    ``metrics`` add up; ``levels`` (gauges) keep the last value; ``members`` feed unique
+    counts; ``samples`` feed distributions (sketch bucket -> count, per metric).
+    """
 
     pk: Path
     dimensions: Leaves
@@ -27,6 +30,7 @@ class Event:
     levels: Mapping[str, int | float] = attrs.field(factory=dict)
     members: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
     relative_levels: bool = False  # statsd's "+x"/"-x" gauges: changes to the last level
+    samples: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
 
 
 def from_fields(raw: Mapping[str, object], now: float, limits: Limits) -> Event:
@@ -39,6 +43,7 @@ def from_fields(raw: Mapping[str, object], now: float, limits: Limits) -> Event:
         at=fields.timestamp(raw.get("at"), now, limits),
         levels=metrics.levels,
         members=metrics.members,
+        samples=metrics.samples,
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from hailwhale.model import kinds, lenient
+from hailwhale.model import kinds, lenient, sketch
 from hailwhale.model.paths import ROOT, Path
 
 Leaves = frozenset[Path]
@@ -194,11 +194,15 @@ def _checked_metric_name(value: str, field: str) -> str:
 
 @attrs.frozen
 class Metrics:
-    """An event's numbers by kind (see :mod:`hailwhale.model.kinds`): sums, levels, and members of unique counts."""
+    """
+    An event's numbers by kind (see :mod:`hailwhale.model.kinds`): sums, levels, members of
+    unique counts, and the values of distributions, already counted in sketch buckets.
+    """
 
     sums: dict[str, int | float]
     levels: dict[str, int | float]
     members: dict[str, frozenset[str]]
+    samples: dict[str, dict[str, float]] = attrs.field(factory=dict)
 
 
 def metric_values(value: object, limits: Limits) -> Metrics:
@@ -206,7 +210,8 @@ def metric_values(value: object, limits: Limits) -> Metrics:
     The metrics of an event: a dict of name to number, or a list of names (each 1).
 
     ``hits`` is 1 unless the event sets it.  A gauge (``*.gauge``) is a level; a unique
-    count (``*.unique``) takes a member name or a list of them instead of a number.
+    count (``*.unique``) takes a member name or a list of them instead of a number; a
+    distribution (``*.dist``) takes a value or a list of them.
     """
     value = decoded(value, "metrics")
     if value is None or value == "":
@@ -226,6 +231,10 @@ def metric_values(value: object, limits: Limits) -> Metrics:
             result.members[key] = _members(key, amount, limits)
         elif kind == kinds.GAUGE:
             result.levels[key] = _metric_amount(key, amount)
+        elif kind == kinds.DISTRIBUTION:
+            result.samples[key] = _samples(key, amount, limits)
+        elif kind == kinds.QUANTILE:
+            raise FieldError(f"metrics.{key}", "a quantile is read, not counted: count the distribution itself")
         else:
             result.sums[key] = _metric_amount(key, amount)
     result.sums.setdefault("hits", 1)
@@ -237,6 +246,17 @@ def _members(key: str, value: object, limits: Limits) -> frozenset[str]:
     if len(items) > limits.max_members:
         raise FieldError(f"metrics.{key}", f"more than {limits.max_members} members", "too_many_members")
     return frozenset(name(item, f"metrics.{key}", limits) for item in items)
+
+
+def _samples(key: str, value: object, limits: Limits) -> dict[str, float]:
+    items = value if isinstance(value, list) else [value]
+    if len(items) > limits.max_members:
+        raise FieldError(f"metrics.{key}", f"more than {limits.max_members} values", "too_many_values")
+    counts: dict[str, float] = {}
+    for item in items:
+        name = sketch.bucket(_metric_amount(key, item))
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _metric_amount(key: str, amount: object) -> int | float:

@@ -12,6 +12,9 @@ slot and each script call touches one slot only:
   (``*.gauge``) the score is the last value reported in the bucket, not a sum.
 - ``hw:{<pk>}:u:<size>:<bucket>:<metric>:<node>``: HyperLogLog of the members of a
   unique count (``*.unique``) at one node in one bucket.
+- ``hw:{<pk>}:d:<size>:<bucket>:<metric>:<node>``: ZSET, the sketch of a distribution
+  (``*.dist``) at one node in one bucket: member the sketch bucket
+  (:mod:`hailwhale.model.sketch`), score its count.
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
 - ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
   the tag (exactly-once); it expires a week after the writer's last write.
@@ -56,6 +59,10 @@ def applied_key(pk_tag: str, writer_id: str) -> str:
 
 
 LAYOUT_KEY = "hw:layout"
+
+
+def sketch_key(pk_tag: str, size: int, bucket: int, metric: str, node_encoding: str) -> str:
+    return f"hw:{pk_tag}:d:{size}:{bucket}:{metric}:{node_encoding}"
 
 
 def dirty_key(pk_tag: str) -> str:

@@ -10,7 +10,11 @@ A formula is a term, or a ratio of two terms, with an optional suffix:
   never a sum of ratios; dividing by 0 gives 0;
 - ``:cumulative`` makes a series a running total (its total is unchanged), ``:last`` a
   forward-filled level: a point with no data takes the last value before it (its total
-  is the level at the end of the window).
+  is the level at the end of the window);
+- a term may be a quantile of a distribution: ``latency.dist:p99`` (``:p50``, ``:p999``,
+  ``:min``, ``:max``, see :mod:`hailwhale.model.kinds`), over each point or the whole
+  window (the quantile of every value in it, never an average of quantiles); ``ms:p99``
+  reads ``ms.dist:p99``, statsd's timers.
 
 In totals, a number, ``_count`` and ``_days_in_month`` are levels (``revenue/5`` is the
 revenue over 5, ``revenue/_count`` the mean per point), while a time unit adds up over
@@ -25,7 +29,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from hailwhale.model import fields, lenient
+from hailwhale.model import fields, kinds, lenient
 from hailwhale.model.fields import FieldError
 
 TIME_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
@@ -138,10 +142,26 @@ def _term(text: str, formula_text: str, field: str) -> Term:
     name = text.strip()
     if name in TIME_UNITS or name in ("_count", "_days_in_month") or _NUMBER.match(name):
         return Term(name, stored=False)
+    base, colon, qualifier = name.rpartition(":")
     try:
-        return Term(fields.metric_name(name), stored=True)
+        if colon:
+            metric = fields.metric_name(base)
+            distribution = metric if kinds.metric_kind(metric) == kinds.DISTRIBUTION else f"{metric}.dist"
+            if kinds.quantile_of(f"{distribution}:{qualifier}") is None:
+                raise FormulaError(
+                    f"cannot parse {formula_text!r}: {qualifier!r} is neither a quantile (:p50, :p99, :p999, :min, "
+                    ":max) nor a suffix (:cumulative, :last)",
+                    field,
+                )
+            return Term(f"{distribution}:{qualifier}", stored=True)
+        metric = fields.metric_name(name)
+    except FormulaError:
+        raise
     except FieldError as error:
         raise FormulaError(f"cannot parse {formula_text!r}: {error.message}", field) from None
+    if kinds.metric_kind(metric) == kinds.DISTRIBUTION:
+        raise FormulaError(f"cannot parse {formula_text!r}: read a distribution by a quantile, as {metric}:p99", field)
+    return Term(metric, stored=True)
 
 
 def parse(text: object, field: str = "metrics") -> Formula:
@@ -149,12 +169,10 @@ def parse(text: object, field: str = "metrics") -> Formula:
         raise FormulaError(f"a metric must be a name or a formula like a/b, not {text!r}", field)
     body, colon, written = text.rpartition(":")
     suffix: str | None = None
-    if not colon:
-        body = text
-    elif written.strip() not in SUFFIXES:
-        raise FormulaError(f"cannot parse {text!r}: unknown suffix {written!r}; use :cumulative or :last", field)
-    else:
+    if colon and written.strip() in SUFFIXES:
         suffix = SUFFIXES[written.strip()]
+    else:
+        body = text
     parts = body.split("/")
     if len(parts) > 2:
         raise FormulaError(f"cannot parse {text!r}: one '/' at most", field)

@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from hailwhale.aggregate.rollup import TagWrite, WritePlan
-from hailwhale.model import keys, kinds
+from hailwhale.model import keys, kinds, sketch
 from hailwhale.model.schema import Schema
 from hailwhale.query import periods
 from hailwhale.query.periods import Piece
@@ -91,6 +91,7 @@ class Store:
         self._sums = client.register_script(lua("sums"))
         self._uniques = client.register_script(lua("uniques"))
         self._group = client.register_script(lua("group"))
+        self._quantiles = client.register_script(lua("quantiles"))
         self._layout: int | None = None
 
     @classmethod
@@ -273,8 +274,9 @@ class Store:
     def sums(self, request: SumsRequest) -> list[list[float]]:
         tag = keys.tag(request.pk)
         replies: list = [None] * len(request.parts)
-        scored = [(index, part) for index, part in enumerate(request.parts) if part.kind != kinds.UNIQUE]
+        scored = [(index, part) for index, part in enumerate(request.parts) if part.kind in (kinds.SUM, kinds.GAUGE)]
         counted = [(index, part) for index, part in enumerate(request.parts) if part.kind == kinds.UNIQUE]
+        quantiled = [(index, part) for index, part in enumerate(request.parts) if part.kind == kinds.QUANTILE]
 
         def read_scored(parts: list[SumPart]):
             data_keys: list[str] = [keys.folded_key(tag)]
@@ -294,6 +296,21 @@ class Store:
                     unique_keys += [keys.unique_key(tag, p.size, p.start, part.metric, member) for p in part.pieces]
             return self._uniques(keys=unique_keys, args=args)
 
+        def read_quantiles(parts: list[SumPart]):
+            sketch_keys = [keys.folded_key(tag)]
+            args: list = [self._reach_default(), _needed(parts), repr(sketch.GAMMA), 0]
+            for part in parts:
+                distribution, q = kinds.quantile_of(part.metric) or (part.metric, 0.0)
+                for member in part.members:
+                    args += [repr(q), len(part.pieces), *(_flag(piece) for piece in part.pieces)]
+                    sketch_keys += [keys.sketch_key(tag, p.size, p.start, distribution, member) for p in part.pieces]
+                    args[3] += 1
+            return self._quantiles(keys=sketch_keys, args=args)
+
+        if quantiled:
+            values = iter(_until_reached(read_quantiles, [part for _, part in quantiled]))
+            for index, part in quantiled:
+                replies[index] = [float(next(values)) for _ in part.members]
         if scored:
             answer = _until_reached(read_scored, [part for _, part in scored])
             for (index, _), reply in zip(scored, answer):
@@ -421,10 +438,10 @@ def _pieces_of(write: TagWrite) -> Iterable[tuple[list, int, list[int]]]:
     :data:`CALL_FIELDS` members: (flat list, members, buckets written) each.
     """
     tag = write.tag
-    sections: list[list] = [[], [], [], []]
+    sections: list[list] = [[], [], [], [], []]
     members = 0
     buckets: list[int] = []
-    for section, cells in ((0, write.sums), (1, write.levels)):
+    for section, cells in ((0, write.sums), (1, write.levels), (4, write.samples)):
         for (bucket, metric, parent), amounts in cells.items():
             cell = [bucket, metric, parent, len(amounts)]
             for node, amount in amounts.items():
@@ -434,20 +451,20 @@ def _pieces_of(write: TagWrite) -> Iterable[tuple[list, int, list[int]]]:
             members += len(amounts)
             if members >= CALL_FIELDS:
                 yield _flatten(tag, sections), members, buckets
-                sections, members, buckets = [[], [], [], []], 0, []
+                sections, members, buckets = [[], [], [], [], []], 0, []
     for (bucket, metric, node), names in write.uniques.items():
         sections[2].append([bucket, metric, node, len(names), *sorted(names)])
         buckets.append(bucket)
         members += len(names)
         if members >= CALL_FIELDS:
             yield _flatten(tag, sections), members, buckets
-            sections, members, buckets = [[], [], [], []], 0, []
+            sections, members, buckets = [[], [], [], [], []], 0, []
     for parent, nodes in write.children.items():
         sections[3].append([parent, len(nodes), *sorted(nodes)])
         members += len(nodes)
         if members >= CALL_FIELDS:
             yield _flatten(tag, sections), members, buckets
-            sections, members, buckets = [[], [], [], []], 0, []
+            sections, members, buckets = [[], [], [], [], []], 0, []
     if members:
         yield _flatten(tag, sections), members, buckets
 

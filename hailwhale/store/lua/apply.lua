@@ -7,6 +7,7 @@
 --        n, [bucket, metric, parent, m, [node, level] x m] x n      (levels)
 --        n, [bucket, metric, node, m, [member] x m] x n             (unique counts)
 --        n, [parent, m, [child node] x m] x n                       (the dimension tree)
+--        n, [bucket, metric, node, m, [sketch bucket, count] x m] x n  (distributions)
 -- (flat, so that decoding makes one table, not one per cell).  `since` is the fold's reach
 -- for a tag never folded: the bucket before the layout's first live one.
 --
@@ -36,14 +37,15 @@ local function refuse(tag, reply)
   return false
 end
 
--- write (ZINCRBY for sums, ZADD for levels) one cell's members into every coarser size kept
-local function into_coarser(tag, command, bucket, metric, parent, at, count)
+-- write (ZINCRBY for sums and distributions, ZADD for levels) one cell's members into
+-- every coarser size kept; `kind` is the key's kind: z (sums, levels) or d (distributions)
+local function into_coarser(tag, kind, command, bucket, metric, parent, at, count)
   for _, pair in ipairs(folded) do
     local size = pair[1]
     local start = math.floor(bucket / size) * size
     local expires = start + size + pair[2]
     if expires > now then
-      local k = 'hw:' .. tag .. ':z:' .. size .. ':' .. start .. ':' .. metric .. ':' .. parent
+      local k = 'hw:' .. tag .. ':' .. kind .. ':' .. size .. ':' .. start .. ':' .. metric .. ':' .. parent
       local ok = true
       for j = at, at + 2 * count - 2, 2 do
         if refuse(tag, redis.pcall(command, k, w[j + 1], w[j])) then ok = false end
@@ -91,7 +93,7 @@ while i <= #w do
           end
         end
       end
-      if late then into_coarser(tag, command, bucket, metric, parent, at, count) end
+      if late then into_coarser(tag, 'z', command, bucket, metric, parent, at, count) end
     end
   end
   -- unique counts: HyperLogLogs, one per node
@@ -147,6 +149,32 @@ while i <= #w do
       local expires = math.floor(now) + longest
       if redis.call('EXPIRETIME', k) < expires then redis.call('EXPIREAT', k, expires) end
     end
+  end
+  -- distributions: a sketch per node, member the sketch bucket, score its count
+  cells = w[i]
+  i = i + 1
+  for _ = 1, cells do
+    local bucket, metric, node, count = w[i], w[i + 1], w[i + 2], w[i + 3]
+    local at = i + 4
+    i = at + 2 * count
+    local expires = bucket + finest + retention
+    local late = bucket <= marker or expires <= now
+    if expires > now then
+      local k = 'hw:' .. tag .. ':d:' .. finest .. ':' .. bucket .. ':' .. metric .. ':' .. node
+      local new, ok = false, true
+      for j = at, i - 2, 2 do
+        local reply = redis.pcall('ZINCRBY', k, w[j + 1], w[j])
+        if refuse(tag, reply) then ok = false elseif tonumber(reply) == w[j + 1] then new = true end
+      end
+      if new and ok then
+        redis.call('EXPIREAT', k, expires)
+        if not late then
+          redis.call('ZADD', dirty, bucket, 'd|' .. bucket .. '|' .. metric .. '|' .. node)
+          if redis.call('EXPIRETIME', dirty) < expires then redis.call('EXPIREAT', dirty, expires) end
+        end
+      end
+    end
+    if late then into_coarser(tag, 'd', 'ZINCRBY', bucket, metric, node, at, count) end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])

@@ -61,7 +61,8 @@ for _, tag in ipairs(call.tags) do
     local note = notes[i]
     local kind, bucket_text, metric, part = string.match(note, '^(%a)|(%-?%d+)|([^|]*)|(.*)$')
     local bucket = tonumber(bucket_text)
-    local source = key(tag, kind == 'u' and 'u' or 'z', finest, bucket, metric, part)
+    local stored = (kind == 'u' or kind == 'd') and kind or 'z'
+    local source = key(tag, stored, finest, bucket, metric, part)
     local pairs_ = {}
     if kind ~= 'u' then pairs_ = redis.call('ZRANGE', source, 0, -1, 'WITHSCORES') end
     local exists = kind == 'u' and redis.call('EXISTS', source) == 1 or #pairs_ > 0
@@ -70,14 +71,14 @@ for _, tag in ipairs(call.tags) do
       local start = math.floor(bucket / size) * size
       local expires = start + size + size_retention[2]
       if exists and expires > now then
-        local k = key(tag, kind == 'u' and 'u' or 'z', size, start, metric, part)
+        local k = key(tag, stored, size, start, metric, part)
         local ok = true
         if kind == 'u' then
           ok = not failed(tag, redis.pcall('PFMERGE', k, k, source))
-        elseif kind == 'z' and #pairs_ > 64 then
+        elseif kind ~= 'g' and #pairs_ > 64 then
           ok = not failed(tag, redis.pcall('ZUNIONSTORE', k, 2, k, source))
         else
-          local command = kind == 'z' and 'ZINCRBY' or 'ZADD'
+          local command = kind == 'g' and 'ZADD' or 'ZINCRBY'
           for j = 1, #pairs_, 2 do
             if failed(tag, redis.pcall(command, k, pairs_[j + 1], pairs_[j])) then ok = false end
           end
@@ -86,7 +87,7 @@ for _, tag in ipairs(call.tags) do
       end
     end
     -- the parent's children set lives as long as the data under it goes on arriving
-    if kind ~= 'u' and part ~= '' and not extended[part] then
+    if (kind == 'z' or kind == 'g') and part ~= '' and not extended[part] then
       extended[part] = true
       local children = 'hw:' .. tag .. ':sub:' .. part
       local expires = math.floor(now) + longest
