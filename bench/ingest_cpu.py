@@ -8,7 +8,8 @@ no store.  For profiling the hot path; ``--profile`` prints the top of a cProfil
 native: JSON events (2-level pk, 2 dimensions, 3 metrics), 20 per datagram; statsd:
 counters over 100 names, 20 lines per datagram (so lines repeat); statsd1: the same, one
 line per datagram; varying: counters over 100 names with values that vary (lines seldom
-repeat, each is parsed).
+repeat, each is parsed); timers: timings over 100 names with values that vary (each also
+counted in its name's distribution sketch).
 """
 
 import argparse
@@ -61,6 +62,14 @@ def varying_datagrams(lines: int) -> list[bytes]:
     ]
 
 
+def timer_datagrams(lines: int) -> list[bytes]:
+    """Datagrams of statsd timers over 100 names, values varying (each also feeds the name's ms.dist sketch)."""
+    return [
+        b"\n".join(f"bench.timer{(i * lines + j) % 100}:{(i * lines + j) % 997 + 1}|ms".encode() for j in range(lines))
+        for i in range(5000)
+    ]
+
+
 def ingest() -> Ingest:
     config = Config()
     return Ingest(
@@ -91,6 +100,7 @@ CASES = {
     "statsd": lambda: statsd_datagrams(20),
     "statsd1": lambda: statsd_datagrams(1),
     "varying": lambda: varying_datagrams(20),
+    "timers": lambda: timer_datagrams(20),
 }
 
 

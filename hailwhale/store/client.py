@@ -297,20 +297,32 @@ class Store:
             return self._uniques(keys=unique_keys, args=args)
 
         def read_quantiles(parts: list[SumPart]):
-            sketch_keys = [keys.folded_key(tag)]
-            args: list = [self._reach_default(), _needed(parts), repr(sketch.GAMMA), 0]
+            # one read per sketch set (distribution, node, pieces), answering every quantile asked of it
+            reads: dict[tuple, list[float]] = {}
             for part in parts:
                 distribution, q = kinds.quantile_of(part.metric) or (part.metric, 0.0)
                 for member in part.members:
-                    args += [repr(q), len(part.pieces), *(_flag(piece) for piece in part.pieces)]
-                    sketch_keys += [keys.sketch_key(tag, p.size, p.start, distribution, member) for p in part.pieces]
-                    args[3] += 1
-            return self._quantiles(keys=sketch_keys, args=args)
+                    reads.setdefault((distribution, member, part.pieces), []).append(q)
+            sketch_keys = [keys.folded_key(tag)]
+            args: list = [self._reach_default(), _needed(parts), repr(sketch.GAMMA), len(reads)]
+            for (distribution, member, pieces), qs in reads.items():
+                args += [len(qs), *(repr(q) for q in qs), len(pieces), *(_flag(piece) for piece in pieces)]
+                sketch_keys += [keys.sketch_key(tag, p.size, p.start, distribution, member) for p in pieces]
+            values = self._quantiles(keys=sketch_keys, args=args)
+            if values and values[0] == b"stale":
+                return values
+            answers = iter(values)
+            taken = {read: iter([float(next(answers)) for _ in qs]) for read, qs in reads.items()}
+            answered = []
+            for part in parts:
+                distribution = (kinds.quantile_of(part.metric) or (part.metric, 0.0))[0]
+                answered.append([next(taken[(distribution, member, part.pieces)]) for member in part.members])
+            return answered
 
         if quantiled:
-            values = iter(_until_reached(read_quantiles, [part for _, part in quantiled]))
-            for index, part in quantiled:
-                replies[index] = [float(next(values)) for _ in part.members]
+            answered = iter(_until_reached(read_quantiles, [part for _, part in quantiled]))
+            for (index, _), values in zip(quantiled, answered):
+                replies[index] = values
         if scored:
             answer = _until_reached(read_scored, [part for _, part in scored])
             for (index, _), reply in zip(scored, answer):
