@@ -2,13 +2,22 @@
 
 import pytest
 import pytest_twisted
+import redis.cluster
 
 from hailwhale import testing
-from hailwhale.testing import upcoming
+from hailwhale.aggregate import rollup
+from hailwhale.aggregate.accumulator import Accumulator
+from hailwhale.model import events
+from hailwhale.model.fields import Limits
+from hailwhale.model.schema import parse_schema
+from hailwhale.store import Store
+from hailwhale.store import client as store_client
+from hailwhale.testing import upcoming, wait_for
 from hailwhale.whale import Whale
 from tests.test_daemon import eventually, get_json, send_udp, start, totals_url
 
 NOW = upcoming(1, 40)  # ahead of the clock the store expires keys by
+SCHEMA = parse_schema("1m:2d,1h:35d,1d:3y")
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +73,57 @@ def test_gauges_and_unique_counts_on_a_cluster(cluster_url):
     assert {"today": {"_": {"visitors.unique": 2.0, "queue.gauge": 2.0}}} == Whale.totals(
         "site", metrics=["visitors.unique", "queue.gauge"], periods="today", now=NOW
     )
+
+
+def test_a_slot_moved_in_the_middle_of_a_flush_is_written_once(cluster_url, monkeypatch):
+    """
+    A flush whose calls reach a slot after it moved to another node (atomic slot migration)
+    finds the slot's new node and writes there; a retry of the whole flush counts nothing twice.
+    """
+    client = redis.cluster.RedisCluster.from_url(cluster_url)
+    client.flushall()
+    store = Store.connect(cluster_url, cluster=True)
+    monkeypatch.setattr(store_client, "CALL_FIELDS", 20)
+    monkeypatch.setattr(store_client, "PIPELINED_CALLS", 3)
+    accumulator = Accumulator(60, 10_000)
+    for i in range(200):
+        accumulator.add(events.from_fields({"pk": ["moved", f"p{i}"], "metrics": {"n": 1}}, NOW, Limits()))
+    batch = accumulator.swap()
+    plan = rollup.plan(batch.entries, SCHEMA, NOW)
+    last_tag = plan.writes[-1].tag
+    moved = []
+    execute = store._execute
+
+    def migrate_after_the_first_calls(calls, script=None):
+        replies = execute(calls, script)
+        if not moved:
+            moved.append(migrate(client, client.keyslot(last_tag)))
+        return replies
+
+    monkeypatch.setattr(store, "_execute", migrate_after_the_first_calls)
+    store.apply(plan, 1, set())
+    store.apply(plan, 1, set())  # the whole flush again: every call was taken already
+
+    Whale.configure(cluster_url, schema=str(SCHEMA), cluster=True)
+    assert (True, 200.0, 1.0) == (
+        moved[0][0] != moved[0][1],
+        Whale.total("moved", "n", period="today", now=NOW),
+        Whale.total(list(plan.writes[-1].pk), "n", period="today", now=NOW),
+    )
+
+
+def migrate(client, slot: int) -> tuple[str, str]:
+    """Move ``slot`` to another node (Valkey's atomic slot migration) and wait until it is there."""
+    source = client.nodes_manager.get_node_from_slot(slot)
+    target = next(node for node in client.get_primaries() if node.name != source.name)
+    target_id = target.redis_connection.execute_command("CLUSTER", "MYID").decode()
+    source.redis_connection.execute_command("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", slot, slot, "NODE", target_id)
+    wait_for(
+        lambda: any(
+            migration[b"state"] == b"success" and migration[b"slot_ranges"] == f"{slot}-{slot}".encode()
+            for migration in source.redis_connection.execute_command("CLUSTER", "GETSLOTMIGRATIONS")
+        ),
+        30,
+        "the slot to move",
+    )
+    return source.name, target.name

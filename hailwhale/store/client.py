@@ -13,6 +13,7 @@ store cannot answer raises :class:`~hailwhale.query.requests.StoreUnavailable`.
 import importlib.resources
 import json
 import secrets
+import time
 from collections.abc import Iterable
 
 import attrs
@@ -38,6 +39,16 @@ SCHEMA_KEY = "hw:schema"
 TIMEOUT = 5.0
 UPGRADE_SECONDS = 86400  # the earlier layout's data may reach this far ahead (the default --max-future)
 NEVER_WRITTEN = "1e300"  # the fold's reach in a store this layout never wrote: everything counts as folded
+CLUSTER_RETRIES = 5
+# a slot moved or moving, or a node away: sent again once the slot map is refreshed
+RETRIED = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
 
 
 @attrs.define
@@ -159,27 +170,50 @@ class Store:
                 raise failure
         return result
 
-    def _execute(self, calls: list[tuple[str, list]]) -> list:
+    def _execute(self, calls: list[tuple[str, list]], script=None) -> list:
         """
-        Run apply-script calls, each ``(token key, args)``; a reply or the exception per
-        call.  Pipelined on a single server; one by one on a cluster (redis-py does not
-        pipeline scripts there), stopping at the first call the cluster could not be
-        reached for.
+        Run script calls (the apply script unless ``script`` says), each ``(first key,
+        args)``; a reply or the exception per call.  Pipelined: on a single server in one
+        pipeline; on a cluster, one pipeline per node, the calls grouped by the node that
+        serves their key's slot.  A call the cluster answers with a redirection (``MOVED``,
+        ``ASK``, ``TRYAGAIN``: a slot moved or moving) or whose node could not be reached is
+        sent again once the slot map is refreshed, a few times; its token keeps it from
+        counting twice if the first try went through after all.
         """
+        script = script or self._apply
         if not isinstance(self._client, redis.cluster.RedisCluster):
             pipe = self._client.pipeline(transaction=False)
-            for token_key, args in calls:
-                self._apply(keys=[token_key], args=args, client=pipe)
+            for first_key, args in calls:
+                script(keys=[first_key], args=args, client=pipe)
             return pipe.execute(raise_on_error=False)
-        replies: list = []
-        for token_key, args in calls:
-            try:
-                replies.append(self._apply(keys=[token_key], args=args))
-            except redis.ResponseError as error:
-                replies.append(error)
-            except redis.RedisError as error:
-                replies += [error] * (len(calls) - len(replies))
+        replies: list = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in range(CLUSTER_RETRIES):
+            by_node: dict[str, tuple] = {}
+            for index in pending:
+                node = self._client.get_node_from_key(calls[index][0])
+                by_node.setdefault(node.name, (node, []))[1].append(index)
+            again = []
+            for node, indexes in by_node.values():
+                try:
+                    pipe = node.redis_connection.pipeline(transaction=False)
+                    for index in indexes:
+                        script(keys=[calls[index][0]], args=calls[index][1], client=pipe)
+                    results = pipe.execute(raise_on_error=False)
+                except (redis.ConnectionError, redis.TimeoutError) as error:
+                    results = [error] * len(indexes)
+                for index, reply in zip(indexes, results):
+                    replies[index] = reply
+                    if isinstance(reply, RETRIED):
+                        again.append(index)
+            if not again:
                 break
+            pending = again
+            time.sleep(0.05 * (attempt + 1))
+            try:
+                self._client.nodes_manager.initialize()
+            except redis.RedisError:
+                pass  # the next try says whether the cluster is back
         return replies
 
     def fold(self, tags: Iterable[str], target: int, now: float, schema: Schema) -> Folded:
@@ -204,7 +238,9 @@ class Store:
         queue = [group[i : i + FOLD_TAGS] for group in by_slot.values() for i in range(0, len(group), FOLD_TAGS)]
         while queue:
             batch = queue.pop()
-            reply = self._fold(keys=[keys.folded_key(batch[0])], args=[json.dumps({**header, "tags": batch})])
+            (reply,) = self._execute([(keys.folded_key(batch[0]), [json.dumps({**header, "tags": batch})])], self._fold)
+            if isinstance(reply, Exception):
+                raise reply
             result.notes += int(reply[0])
             rest = [item.decode() for item in reply[1:]]
             split = rest.index("")
