@@ -64,7 +64,44 @@ def test_children_are_indexed():
 
     by_pk = {write.pk: {key: set(members) for key, members in write.members.items()} for write in plan.writes}
     tag = keys.tag(("Product",))
-    assert {keys.children_key(tag, "_"): {"a"}, keys.children_key(tag, "a"): {'["a", "b"]'}} == by_pk[("Product",)]
+    children = {key: members for key, members in by_pk[("Product",)].items() if ":sub:" in key}
+    assert {keys.children_key(tag, "_"): {"a"}, keys.children_key(tag, "a"): {'["a", "b"]'}} == children
+
+
+def test_pks_and_metric_names_are_indexed():
+    """Each pk is registered with its parent pk (a top-level one with the root), its metric names with each prefix."""
+    entries = {
+        **entry(["Product", "123"], None, {"revenue": 5}),
+        **entry(["Product", "9"], None, {"sales": 1}),
+        **entry("signup", None, {}),
+    }
+
+    plan = rollup.plan(entries, SCHEMA, NOW)
+
+    indexes = {
+        write.pk: {key: set(members) for key, members in write.members.items() if ":sub:" not in key}
+        for write in plan.writes
+    }
+    product, one, nine = keys.tag(("Product",)), keys.tag(("Product", "123")), keys.tag(("Product", "9"))
+    assert {
+        (): {keys.pks_key(keys.ROOT_TAG): {"Product", "signup"}},
+        ("Product",): {
+            keys.pks_key(product): {"123", "9"},
+            keys.metric_names_key(product): {"hits", "revenue", "sales"},
+        },
+        ("Product", "123"): {keys.metric_names_key(one): {"hits", "revenue"}},
+        ("Product", "9"): {keys.metric_names_key(nine): {"hits", "sales"}},
+        ("signup",): {keys.metric_names_key(keys.tag(("signup",))): {"hits"}},
+    } == indexes
+
+
+def test_indexes_live_as_long_as_the_longest_lived_bucket():
+    """The pk and metric-name sets expire with the data they index, as the children sets do."""
+    plan = rollup.plan(entry(["Product", "123"], "a", {}), SCHEMA, NOW)
+
+    expiries = {key: write.expire_at[key] for write in plan.writes for key in write.members}
+    longest = max(expires for write in plan.writes for expires in write.expire_at.values())
+    assert {longest} == set(expiries.values())
 
 
 def test_expired_buckets_are_skipped_and_counted():
@@ -80,7 +117,7 @@ def test_expiry_is_bucket_end_plus_retention():
     """Each data key expires when its bucket's end is older than its retention."""
     plan = rollup.plan(entry("p", None, {}), SCHEMA, NOW)
 
-    (write,) = plan.writes
+    (write,) = [write for write in plan.writes if write.pk == ("p",)]
     expiries = {int(key.split(":")[3]): write.expire_at[key] for key in write.increments}
     minute, hour, day = NOW // 60 * 60, NOW // 3600 * 3600, NOW // 86400 * 86400
     block = NOW // (32 * 86400) * 32 * 86400
@@ -105,7 +142,7 @@ def test_root_totals_equal_the_sum_of_events(batch):
     for _, metrics in batch:
         expected.update({"hits": 1, **metrics})
 
-    (write,) = rollup.plan(entries, SCHEMA, NOW).writes
+    (write,) = [write for write in rollup.plan(entries, SCHEMA, NOW).writes if write.pk == ("p",)]
 
     for resolution in SCHEMA.stored:
         bucket = resolution.bucket(NOW)
@@ -134,4 +171,4 @@ def test_planning_in_parts_stops_at_the_bound_and_resumes():
     parts = [rollup.plan_some(items, SCHEMA, NOW, most=9) for _ in range(3)]
 
     assert [(2, 16), (1, 8), (0, 0)] == [(part.taken, part.increments) for part in parts]
-    assert [["a", "b"], ["c"], []] == [[write.pk[0] for write in part.writes] for part in parts]
+    assert [["a", "b"], ["c"], []] == [[write.pk[0] for write in part.writes if write.pk] for part in parts]

@@ -4,7 +4,8 @@ Roll-up: from aggregated events to the increments a flush writes.
 The daemon aggregates by (pk, dimension leaves, finest bucket).  At flush, each entry
 fans out to every pk prefix x every dimension node (the root included) x every
 interval still within retention x every metric, and registers each node with its
-parent so queries can walk the tree.
+parent so queries can walk the tree (and each pk with its parent pk, and each metric
+name with every pk prefix, for browsing: :func:`_index`).
 """
 
 from collections import Counter
@@ -95,6 +96,7 @@ def plan_some(
     tags: dict[Path, _TagPlan] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
+    indexed: dict[Path, tuple[set[str], int]] = {}
     taken = counted = 0
     for (pk, leaves, finest_bucket), metrics in items:
         taken += 1
@@ -139,10 +141,13 @@ def plan_some(
                 key = keys.children_key(tag, parent)
                 target.members.setdefault(key, set()).add(node_encoding)
                 tag_expiry[key] = max(tag_expiry.get(key, 0), index_life)
+        _index(tags, indexed, pk, [*metrics, *key_members], index_life)
         if most is not None and counted >= most:
             break
     for (pk, leaves, finest_bucket), key_levels in levels.items():
         buckets = _live_buckets(finest_bucket, schema, now, Counter())
+        if buckets:
+            _index(tags, indexed, pk, key_levels, max(expires for _, _, expires in buckets))
         encoded = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
         for prefix in prefixes(pk):
             tag = keys.tag(prefix)
@@ -159,6 +164,32 @@ def plan_some(
                             stamps[node_encoding] = stamped
     writes = tuple(target.write(prefix) for prefix, target in tags.items())
     return WritePlan(writes=writes, expired=dict(expired), taken=taken, increments=counted)
+
+
+def _index(
+    tags: "dict[Path, _TagPlan]", indexed: dict[Path, tuple[set[str], int]], pk: Path, names: Iterable[str], life: int
+) -> None:
+    """
+    Add ``pk`` to its parent pk's set of child pks (a top-level pk to the root of the pk
+    tree's) and ``names`` to the metric names of each prefix of ``pk``, both living until
+    ``life`` at least, as the children sets do; ``indexed`` remembers what this plan has
+    already added.
+    """
+    known, known_life = indexed.get(pk, (set(), 0))
+    names = set(names)
+    if names <= known and life <= known_life:
+        return
+    indexed[pk] = (known | names, max(life, known_life))
+    for prefix in prefixes(pk):
+        for owner, key, members in (
+            (prefix, keys.metric_names_key(keys.tag(prefix)), names),
+            (prefix[:-1], keys.pks_key(keys.tag(prefix[:-1])), {prefix[-1]}),
+        ):
+            target = tags.get(owner)
+            if target is None:
+                target = tags[owner] = _TagPlan()
+            target.members.setdefault(key, set()).update(members)
+            target.expiry[key] = max(target.expiry.get(key, 0), life)
 
 
 @attrs.define

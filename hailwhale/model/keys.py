@@ -13,17 +13,27 @@ slot and each script call touches one slot only:
 - ``hw:{<pk>}:u:<size>:<bucket>:<metric>:<node>``: HyperLogLog of the members of a
   unique count (``*.unique``) at one node in one bucket.
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
+- ``hw:{<pk>}:pks``: SET of the last names of the pk's direct child pks (``123`` under
+  ``Product`` for ``["Product", "123"]``); the top-level pks are in ``hw:{%}:pks``, under
+  the tag of the root of the pk tree, which no pk has (a pk's ``%`` is escaped).
+- ``hw:{<pk>}:metrics``: SET of the metric names counted under the pk.
 - ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
   the tag (exactly-once); it expires a week after the writer's last write.
 
 ``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.model.paths` strings; the tag
-escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
+escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.  The indexes (children,
+pks, metric names) are written with the data they index and live as long as it.
 """
 
 from hailwhale.model.paths import Path, encode
 
+ROOT_TAG = "{%}"  # the root of the pk tree: its children are the top-level pks
+
 
 def tag(pk: Path) -> str:
+    """The hash tag of ``pk``'s keys (``()``, the root of the pk tree, has :data:`ROOT_TAG`)."""
+    if not pk:
+        return ROOT_TAG
     escaped = encode(pk).replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
     return "{" + escaped + "}"
 
@@ -42,3 +52,11 @@ def children_key(pk_tag: str, node_encoding: str) -> str:
 
 def applied_key(pk_tag: str, writer_id: str) -> str:
     return f"hw:{pk_tag}:applied:{writer_id}"
+
+
+def pks_key(pk_tag: str) -> str:
+    return f"hw:{pk_tag}:pks"
+
+
+def metric_names_key(pk_tag: str) -> str:
+    return f"hw:{pk_tag}:metrics"

@@ -24,7 +24,7 @@ from redis.retry import Retry
 from hailwhale.aggregate.rollup import TagWrite, WritePlan
 from hailwhale.model import keys, kinds
 from hailwhale.model.paths import Path
-from hailwhale.query.requests import Children, Group, StoreUnavailable, SumsRequest
+from hailwhale.query.requests import Children, Group, Names, StoreUnavailable, SumsRequest
 
 CHUNK_FIELDS = 10_000
 PIPELINED_TAGS = 200
@@ -148,6 +148,8 @@ class Store:
                 return self.group(request)
             if isinstance(request, Children):
                 return self.children_of(request)
+            if isinstance(request, Names):
+                return self.names(request)
         except redis.RedisError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
         raise TypeError(f"not a store request: {request!r}")
@@ -208,6 +210,20 @@ class Store:
         for node in request.nodes:
             pipe.smembers(keys.children_key(tag, node))
         return [sorted(member.decode("utf-8") for member in members) for members in pipe.execute()]
+
+    def names(self, request: Names) -> tuple[int, list[str]]:
+        """A pk's index of child pks or metric names: its size, and up to ``most`` of its names, sorted."""
+        key = {"pks": keys.pks_key, "metrics": keys.metric_names_key}[request.index](keys.tag(request.pk))
+        size = self._client.scard(key)
+        if size <= request.most:
+            found = self._client.smembers(key)
+        else:  # a huge index is not read whole: the first names a scan gives
+            found = set()
+            for member in self._client.sscan_iter(key, count=1000):
+                found.add(member)
+                if len(found) >= request.most:
+                    break
+        return size, sorted(member.decode("utf-8") for member in found)[: request.most]
 
     def publish_schema(self, schema_text: str) -> str | None:
         """Record the schema the data is written in; the one recorded before, if any."""
