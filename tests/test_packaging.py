@@ -4,6 +4,7 @@ The plugin ships and is found: the wheel holds the dropin, and after a plain
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -31,9 +32,18 @@ def real_clock_environment() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """The wheel built from a copy of the source tree: a build/ folder left by an earlier build cannot leak into it."""
     out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source") / "hailwhale"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "node_modules", "__pycache__", ".*_cache", ".hypothesis", "dist"
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
     )
@@ -60,6 +70,18 @@ def test_wheel_holds_every_module_and_script(wheel):
     }
 
     assert (set(), True) == (source - names, "hailwhale/store/lua/apply.lua" in source)
+
+
+def test_wheel_holds_every_static_file(wheel):
+    """Every file of the widget and the dashboard (hailwhale/web/static) is in the wheel, byte for byte."""
+    archive = zipfile.ZipFile(wheel)
+    static = ROOT / "hailwhale" / "web" / "static"
+    source = {str(path.relative_to(ROOT)): path.read_bytes() for path in static.iterdir() if path.is_file()}
+
+    assert (source, True) == (
+        {name: archive.read(name) for name in source if name in archive.namelist()},
+        {"uPlot.iife.min.js", "hw-graph.js", "dashboard.html"} <= {path.rsplit("/", 1)[-1] for path in source},
+    )
 
 
 def test_plugin_is_discovered():

@@ -1,0 +1,111 @@
+"""What exists: the pk tree and the metric names per pk, written by the flush and read by /pks and Whale.pks."""
+
+import pytest
+
+from hailwhale.model import keys
+from hailwhale.query import browse, requests
+from hailwhale.testing import upcoming
+from hailwhale.whale import Whale
+from tests.test_store import plan_for
+
+NOW = int(upcoming(1, 40))
+
+
+@pytest.fixture
+def whale(store_url):
+    Whale.configure(store_url, schema="1m:2d,1h:35d,1d:3y")
+    return Whale
+
+
+def test_the_pk_tree_and_metric_names(store):
+    """A flush registers each pk with its parent pk and its metric names with every prefix."""
+    store.apply(
+        plan_for(
+            {"pk": ["Product", "123"], "metrics": {"revenue": 5}},
+            {"pk": ["Product", "9", "x"], "metrics": {"sales": 1}},
+            {"pk": "signup"},
+        ),
+        1,
+        set(),
+    )
+
+    answers = [requests.run(browse.pks(pk), store) for pk in [(), ("Product",), ("Product", "9")]]
+
+    assert [
+        {
+            "pk": None,
+            "children": [{"name": "Product", "pk": ["Product"]}, {"name": "signup", "pk": ["signup"]}],
+            "more": 0,
+            "metrics": [],
+            "more_metrics": 0,
+        },
+        {
+            "pk": ["Product"],
+            "children": [{"name": "123", "pk": ["Product", "123"]}, {"name": "9", "pk": ["Product", "9"]}],
+            "more": 0,
+            "metrics": ["hits", "revenue", "sales"],
+            "more_metrics": 0,
+        },
+        {
+            "pk": ["Product", "9"],
+            "children": [{"name": "x", "pk": ["Product", "9", "x"]}],
+            "more": 0,
+            "metrics": ["hits", "sales"],
+            "more_metrics": 0,
+        },
+    ] == answers
+
+
+def test_an_answer_is_bounded_by_its_limit(store):
+    """Past ``limit`` names the answer holds ``limit`` of them and says how many it left out."""
+    store.apply(plan_for(*({"pk": ["many", str(n)], "metrics": {f"m{n}": 1}} for n in range(30))), 1, set())
+
+    answer = requests.run(browse.pks(("many",), limit=7), store)
+
+    assert (7, 23, 7, 24) == (
+        len(answer["children"]),
+        answer["more"],
+        len(answer["metrics"]),
+        answer["more_metrics"],
+    )
+
+
+def test_the_indexes_expire_with_the_data(store, raw):
+    """The pk and metric-name sets expire when the longest-lived bucket of what they index does."""
+    plan = plan_for({"pk": ["Product", "123"], "metrics": {"revenue": 5}})
+    store.apply(plan, 1, set())
+
+    day_keys = list(raw.keys("hw:{Product}:z:86400:*"))
+    expected = max(raw.expiretime(key) for key in raw.keys("hw:{Product}:*") if ":z:" in key)
+    assert day_keys
+    assert {expected} == {
+        raw.expiretime(keys.pks_key(keys.ROOT_TAG)),
+        raw.expiretime(keys.pks_key(keys.tag(("Product",)))),
+        raw.expiretime(keys.metric_names_key(keys.tag(("Product",)))),
+    }
+
+
+def test_gauges_and_unique_counts_are_named_too(whale):
+    """Metric names of every kind are indexed: sums, gauges and unique counts."""
+    Whale.count_now("kinds", metrics={"queue.gauge": 3, "visitors.unique": "u1", "bytes": 10}, now=NOW)
+
+    assert ["bytes", "hits", "queue.gauge", "visitors.unique"] == Whale.pks("kinds")["metrics"]
+
+
+def test_whale_lists_the_top_level_pks(whale):
+    """Whale.pks() answers what /pks answers: the top-level pks without a pk."""
+    Whale.count_now(["Product", "1"], now=NOW)
+    Whale.count_now("signup", now=NOW)
+
+    assert (["Product", "signup"], ["1"]) == (
+        [child["name"] for child in Whale.pks()["children"]],
+        [child["name"] for child in Whale.pks("Product")["children"]],
+    )
+
+
+def test_a_bad_limit_is_refused():
+    """limit is a whole number from 1 to 10,000."""
+    with pytest.raises(browse.FieldError) as refused:
+        browse.pks_from_params({"limit": "0"}, Whale.limits)
+
+    assert "limit" == refused.value.field
