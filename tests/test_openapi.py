@@ -9,7 +9,7 @@ from hailwhale.web.app import READ_PATHS, WRITE_PATHS, HailwhaleWeb
 
 
 def routes() -> set[tuple[str, str]]:
-    """(path, method) of every route of the web app (``<path:name>`` written ``{name}``), without preflights and HEAD."""
+    """(path, method) of every route (``<path:name>`` written ``{name}``), without preflights and HEAD."""
     return {
         (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
         for rule in HailwhaleWeb.app.url_map.iter_rules()

@@ -62,7 +62,7 @@ test("a series of zeros is empty, one non-zero point is not", () => {
   assert.deepEqual([Core.isEmpty(zeros), Core.isEmpty(one)], [true, false]);
 });
 
-test("the same rows over the same points are the same series; another row or start is not", () => {
+test("the same rows in the same order are the same series, over any points; another row or order is not", () => {
   const a = Core.seriesFromAnswer(grouped);
   const b = Core.seriesFromAnswer(JSON.parse(JSON.stringify(grouped)));
   const fewer = Core.seriesFromAnswer({ rows: grouped.rows.slice(0, 2), more: 0 });
@@ -70,7 +70,12 @@ test("the same rows over the same points are the same series; another row or sta
     rows: grouped.rows.map((row) => ({ ...row, metrics: { revenue: row.metrics.revenue.map(([t, v]) => [t + 86400000, v]) } }))
   });
 
-  assert.deepEqual([Core.sameSeries(a, b), Core.sameSeries(a, fewer), Core.sameSeries(a, later)], [true, false, false]);
+  const reordered = Core.seriesFromAnswer({ rows: [grouped.rows[0], grouped.rows[2], grouped.rows[1]] });
+
+  assert.deepEqual(
+    [Core.sameSeries(a, b), Core.sameSeries(a, later), Core.sameSeries(a, fewer), Core.sameSeries(a, reordered)],
+    [true, true, false, false]
+  );
 });
 
 test("stacking adds each array to the ones before it, point by point", () => {

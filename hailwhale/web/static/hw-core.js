@@ -104,9 +104,9 @@
     return result;
   }
 
-  /** Whether two series lists draw the same lines (then a chart takes new data in place). */
+  /** Whether two series lists draw the same lines, in the same order (then a chart takes new data in place). */
   function sameSeries(a, b) {
-    if (!a || !b || a.series.length !== b.series.length || a.times.length !== b.times.length) {
+    if (!a || !b || a.series.length !== b.series.length) {
       return false;
     }
     for (var i = 0; i < a.series.length; i++) {
@@ -114,7 +114,7 @@
         return false;
       }
     }
-    return a.times[0] === b.times[0];
+    return true;
   }
 
   /** Whether a built series list has nothing to show: no points, or only zeros. */

@@ -467,7 +467,26 @@
       graph.update(options);
     } else {
       graph = Hailwhale.graph($("hw-chart"), options);
+      $("hw-chart").addEventListener("hailwhale:drawn", paintSwatches);
     }
+  }
+
+  /** The chart's colour of each table row it draws, so that the table reads as the chart's legend. */
+  function paintSwatches() {
+    var colors = {};
+    if (graph && graph.plan) {
+      graph.plan.series.forEach(function (s) {
+        colors[s.key.split("\u0000")[0]] = s.color;
+      });
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("#hw-table tr[data-dimension]"), function (tr) {
+      var swatch = tr.querySelector(".hw-swatch");
+      var color = colors[tr.getAttribute("data-dimension")];
+      if (swatch) {
+        swatch.style.background = color || "transparent";
+        swatch.style.borderColor = color || "transparent";
+      }
+    });
   }
 
   function loadTable() {
@@ -498,6 +517,7 @@
       }
       var period = answer.body[Object.keys(answer.body)[0]];
       renderTable(table, period.rows, period.more);
+      paintSwatches();
       table.setAttribute("data-hw-state", "drawn");
     });
   }
@@ -529,6 +549,7 @@
       var name = make("td", "hw-dim-col", null, tr);
       var depth = row.path.length - root.length;
       name.style.paddingLeft = 0.6 + 1.1 * Math.max(depth - 1, 0) + "em";
+      make("span", "hw-swatch", null, name);
       make("span", null, Core.label(row.path, root), name);
       if (important[row.dimension] && index > 0) {
         var mark = make("span", "hw-important", "●", name);
@@ -537,6 +558,7 @@
       state.metrics.forEach(function (metric) {
         var value = row.metrics[metric];
         var cell = make("td", "hw-num", null, tr);
+        cell.setAttribute("data-value", JSON.stringify(value === undefined ? null : value));
         if (metric === sort.formula && index > 0 && biggest > 0) {
           var bar = make("span", "hw-bar", null, cell);
           bar.style.width = Math.round((100 * Math.abs(value || 0)) / biggest) + "%";
@@ -559,9 +581,15 @@
     }
   }
 
+  /** What the rank panel ranks by: the sort's formula when one is chosen (the table's question), else the chart's. */
+  function rankMetric() {
+    var sort = Core.parseSort(state.sort);
+    return sort.formula && state.metrics.indexOf(sort.formula) >= 0 ? sort.formula : chartMetric();
+  }
+
   function loadRank() {
     var mine = ++generation.rank;
-    var metric = chartMetric();
+    var metric = rankMetric();
     var list = $("hw-rank");
     if (/:/.test(metric)) {
       clear(list);
@@ -615,8 +643,9 @@
     });
     if (!shown) {
       make("li", "hw-rank-none", ratio
-        ? "Nothing stands out: no sub-dimension is more than 10% off the overall " + metric + "."
-        : "Nothing stands out: no sub-dimension holds more than 10% of the total on its own.", list);
+        ? "Nothing stands out: none is more than 10% off the overall " + metric + " over more than 5 " +
+          metric.split("/")[1] + "."
+        : "Nothing stands out: none has a total above 10 and above 10% of the whole on its own.", list);
     }
     Array.prototype.forEach.call(document.querySelectorAll("#hw-table tr[data-dimension]"), function (tr) {
       var name = tr.querySelector(".hw-dim-col");
@@ -705,6 +734,7 @@
   bindControls();
   start();
   pollStats();
+  setTimeout(pollStats, 1000); // a second sample soon, for the rates
   setInterval(function () {
     if (!document.hidden && !asking) {
       pollStats();

@@ -229,6 +229,9 @@
 
   Graph.prototype.fail = function (status, reason, body) {
     this.error = { status: status, reason: reason, body: body || null };
+    if (!this.chart) {
+      this.canvas.style.minHeight = "0"; // the note alone, not a blank box under it
+    }
     this.element.setAttribute("data-hw-state", "error");
     this.showNote("hailwhale: " + reason, true);
     this.emit("hailwhale:error", this.error);
@@ -265,6 +268,7 @@
     } else {
       this.showNote("", false);
     }
+    this.canvas.style.minHeight = this.options.height + "px";
     if (same) {
       this.chart.setData(data);
       this.updates += 1;
