@@ -123,6 +123,34 @@ test("a lines plan draws every series as it is", () => {
   assert.deepEqual([plan.stacked, plan.series.map((s) => s.values)], [false, [[10, 20], [6, 15], [4, 5]]]);
 });
 
+test("a root many times larger than every child gets a scale of its own; a comparable one shares the children's", () => {
+  const many = {
+    rows: [
+      { dimension: "item", path: ["item"], metrics: { x: [[T0, 1000]] } },
+      { dimension: '["item", "a"]', path: ["item", "a"], metrics: { x: [[T0, 10]] } },
+      { dimension: '["item", "b"]', path: ["item", "b"], metrics: { x: [[T0, 12]] } }
+    ]
+  };
+
+  const apart = Core.plan(Core.seriesFromAnswer(many), {});
+  const together = Core.plan(Core.seriesFromAnswer(grouped), {});
+  const stackedApart = Core.plan(Core.seriesFromAnswer(many), { area: true });
+
+  assert.deepEqual(
+    [apart.rootApart, apart.series.map((s) => s.axis), together.rootApart, stackedApart.rootApart],
+    [true, [2, 0, 0], false, false]
+  );
+});
+
+test("only the root is black: children go round the rest of the palette", () => {
+  const n = Core.PALETTE.length;
+
+  assert.deepEqual(
+    [Core.colorFor(0), Core.colorFor(1), Core.colorFor(n - 1), Core.colorFor(n), Core.colorFor(3, ["#111", "#222"])],
+    [Core.PALETTE[0], Core.PALETTE[1], Core.PALETTE[n - 1], Core.PALETTE[1], "#222"]
+  );
+});
+
 test("values for tables: whole numbers grouped, fractions to three significant places", () => {
   assert.deepEqual(
     [1234567, 0, -4200, 2.5, 0.12345, 123.45, -1234.56, 0.0001, null].map(Core.formatValue),

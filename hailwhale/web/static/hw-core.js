@@ -22,6 +22,7 @@
     "#7F7F7F", "#BCBD22", "#2CA02C", "#D62728", "#EFE672"
   ];
   var WIDTH_FACTOR = 3;
+  var ROOT_APART = 4; // the root gets its own scale when it is more than this many times the largest child
 
   // -- paths and labels ------------------------------------------------------------------
 
@@ -152,10 +153,15 @@
     return depth === 0 ? factor : factor / (0.5 + depth);
   }
 
-  /** A series' colour: the palette's (or the given one's) by position, the root black. */
+  /**
+   * A series' colour by position: the given colours in turn, or the palette's, whose black
+   * (position 0) is the root's alone: children go round the other colours.
+   */
   function colorFor(index, colors) {
-    var palette = colors && colors.length ? colors : PALETTE;
-    return palette[index % palette.length];
+    if (colors && colors.length) {
+      return colors[index % colors.length];
+    }
+    return index === 0 ? PALETTE[0] : PALETTE[1 + ((index - 1) % (PALETTE.length - 1))];
   }
 
   /**
@@ -193,6 +199,15 @@
         shown[children[i].key] = values;
       });
     }
+    // A root many times larger than any child flattens the children: it gets a scale of its own.
+    var rootApart = false;
+    if (!stacked && rootValues && children.length) {
+      var biggestChild = Math.max.apply(null, children.map(function (s) {
+        return Math.max.apply(null, s.values.map(Math.abs).concat([0]));
+      }));
+      var biggestRoot = Math.max.apply(null, rootValues.map(Math.abs).concat([0]));
+      rootApart = biggestChild > 0 && biggestRoot > ROOT_APART * biggestChild;
+    }
     var colorIndex = 0;
     var series = drawn.map(function (s) {
       var color = s.root && !options.colors ? PALETTE[0] : colorFor(s.root ? 0 : ++colorIndex, options.colors);
@@ -207,7 +222,7 @@
         stackedOn: null,
         raw: s.values,
         values: shown[s.key],
-        axis: s.metric === firstMetric ? 0 : 1
+        axis: s.metric !== firstMetric ? 1 : s.root && rootApart ? 2 : 0
       };
     });
     if (stacked) {
@@ -219,7 +234,13 @@
         }
       });
     }
-    return { times: built.times, series: series, percent: percent, stacked: stacked && children.length > 0 };
+    return {
+      times: built.times,
+      series: series,
+      percent: percent,
+      stacked: stacked && children.length > 0,
+      rootApart: rootApart
+    };
   }
 
   // -- numbers -----------------------------------------------------------------------------

@@ -256,7 +256,7 @@
       return s.values;
     }));
     var same = this.chart && Core.sameSeries(this.built, built) && this.plan && this.plan.percent === plan.percent &&
-      this.plan.stacked === plan.stacked;
+      this.plan.stacked === plan.stacked && this.plan.rootApart === plan.rootApart;
     this.answer = answer;
     this.src = url;
     this.built = built;
@@ -311,7 +311,7 @@
         stroke: s.color,
         width: s.width,
         fill: s.fill ? withAlpha(s.color, s.stackedOn || plan.stacked ? 0.55 : 0.18) : undefined,
-        scale: s.axis === 1 ? "y2" : mainScale,
+        scale: s.axis === 1 ? "y2" : s.axis === 2 ? "overall" : mainScale,
         points: { show: plan.times.length <= 60, size: s.root ? 5 : 3 },
         value: function (u, v, seriesIndex, dataIndex) {
           var current = self.plan && self.plan.series[i];
@@ -344,6 +344,11 @@
     if (hasSecond) {
       axes.push({ scale: "y2", side: 1, values: ticks, grid: { show: false }, stroke: "#777", size: 56 });
     }
+    if (plan.rootApart) {
+      // the overall line on its own scale, at the right, its ticks in its colour
+      axes.push({ scale: "overall", side: 1, values: ticks, grid: { show: false }, stroke: "#000", size: 56,
+        label: "overall", labelSize: 16, labelFont: "600 11px system-ui, sans-serif" });
+    }
     var range = function (u, min, max) {
       var low = Math.min(0, min === null ? 0 : min);
       var high = max === null || max <= low ? low + 1 : max * 1.06;
@@ -353,6 +358,9 @@
     scales[mainScale] = { range: plan.percent ? [0, 100] : range };
     if (hasSecond) {
       scales.y2 = { range: range };
+    }
+    if (plan.rootApart) {
+      scales.overall = { range: range };
     }
     return {
       width: this.canvas.clientWidth || 600,
