@@ -47,7 +47,7 @@ def default_url() -> str:
 class Whale:
     _store: Store | None = None
     _schema: Schema | None = None
-    _settings: tuple = (None, None, False)
+    _settings: tuple = (None, None, False, None)
     _read_token: str | None = None
     _pid: int | None = None
     _batches = itertools.count(1)
@@ -62,11 +62,10 @@ class Whale:
         Use the store at ``url`` (and ``schema``, else the one recorded there, else the
         default); ``read_token``: the daemon's read token, to mint grants with.
         """
-        if read_token is not None:
-            cls._read_token = access.valid_token(read_token)
+        cls._read_token = access.valid_token(read_token) if read_token is not None else None
         if cls._store is not None:
             cls._store.close()
-        cls._settings = (url, schema, cluster)
+        cls._settings = (url, schema, cluster, read_token)
         cls._store = Store.connect(url or default_url(), cluster=cluster)
         cls._schema = parse_schema(schema) if schema else None
         cls._pid = os.getpid()

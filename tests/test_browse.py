@@ -5,6 +5,7 @@ import pytest
 from hailwhale.model import keys
 from hailwhale.query import browse, requests
 from hailwhale.testing import upcoming
+from hailwhale.web import access
 from hailwhale.whale import Whale
 from tests.test_store import plan_for
 
@@ -109,3 +110,27 @@ def test_a_bad_limit_is_refused():
         browse.pks_from_params({"limit": "0"}, Whale.limits)
 
     assert "limit" == refused.value.field
+
+
+def test_whale_mints_grants_and_graph_tags_with_the_read_token(store_url):
+    """With the read token configured, Whale.grant and Whale.graph_tag sign grants; the tag never holds the token."""
+    Whale.configure(store_url, read_token="read-0123456789")
+
+    text = Whale.grant(pk="shop", metrics=["revenue/visitors"], period="seven", expires_in=60, now=NOW)
+    tag = Whale.graph_tag("shop", "country", "revenue", {"period": "seven"}, host="https://hw.example")
+    Whale.configure(store_url)
+
+    assert access.Scope(
+        expires=NOW + 60, pk=("shop",), metrics=frozenset({"revenue", "visitors"}), longest=7 * 86400
+    ) == access.verify_grant("read-0123456789", text, NOW)
+    assert ("grant=hwg1." in tag, "read-0123456789" in tag) == (True, False)
+
+
+def test_without_a_read_token_whale_cannot_mint(whale, monkeypatch):
+    """Whale.grant needs the read token; graph_tag then carries no grant (the daemon's queries are open)."""
+    monkeypatch.delenv("HAILWHALE_READ_TOKEN", raising=False)
+    monkeypatch.delenv("HAILWHALE_READ_TOKEN_FILE", raising=False)
+
+    with pytest.raises(ValueError):
+        Whale.grant(pk="shop")
+    assert "grant=" not in Whale.graph_tag("shop")

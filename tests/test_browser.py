@@ -314,17 +314,21 @@ def test_switching_metric_and_period_updates_chart_and_table(daemon, page):
     assert [] == page.errors()
 
 
-def test_a_toggled_metric_changes_the_tables_columns(daemon, page):
-    """A metric chip adds or removes a column; the table follows /totals with the new metrics."""
+def test_switching_off_the_charted_metric_updates_chart_and_table(daemon, page):
+    """Turning off the charted metric's chip charts the next metric and drops its column; both follow the API."""
     page.get(daemon.base + SHOP)
+    wait_drawn(page, "#hw-chart", {"metrics": '["revenue"]'})
     wait_table(page)
 
-    page.js("document.querySelector('.hw-chip[data-metric=\"visitors\"]').click()")
-    fewer = wait_table(page, {"metrics": json.dumps(["revenue", "revenue/visitors"], separators=(",", ":"))})
+    page.js("document.querySelector('.hw-chip[data-metric=\"revenue\"]').click()")
+    chart = wait_drawn(page, "#hw-chart", {"metrics": '["visitors"]'})
+    fewer = wait_table(page, {"metrics": json.dumps(["visitors", "revenue/visitors"], separators=(",", ":"))})
 
+    _, plotpoints = get_json(daemon.base, chart["src"])
     _, totals = get_json(daemon.base, fewer["src"])
-    expected = [[row["metrics"][m] for m in ("revenue", "revenue/visitors")] for row in totals["thirty"]["rows"]]
-    assert (["revenue", "revenue/visitors"], expected) == (fewer["columns"], [values for _, values in fewer["rows"]])
+    expected = [[row["metrics"][m] for m in ("visitors", "revenue/visitors")] for row in totals["thirty"]["rows"]]
+    assert (["visitors", "revenue/visitors"], expected) == (fewer["columns"], [values for _, values in fewer["rows"]])
+    assert expected_chart_data(plotpoints) == chart["data"]
     assert [] == page.errors()
 
 
