@@ -3,6 +3,7 @@ The plugin ships and is found: the wheel holds the dropin, and after a plain
 ``pip install`` into a fresh venv, ``twistd --help`` lists hailwhale.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,28 +90,51 @@ def test_plugin_is_discovered():
     assert "hailwhale" in {maker.tapname for maker in getPlugins(IServiceMaker)}
 
 
-@pytest.mark.slow
-def test_twistd_lists_hailwhale_after_pip_install(wheel, tmp_path):
-    """In a fresh venv, `pip install <wheel>` is enough for `twistd --help` to list hailwhale, and for its options."""
-    env_dir = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv with the wheel installed by a plain pip install."""
+    env_dir = tmp_path_factory.mktemp("installed") / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     subprocess.run(
         [env_dir / "bin" / "pip", "install", "-q", str(wheel)],
         check=True,
         capture_output=True,
-        cwd=tmp_path,
+        cwd=env_dir.parent,
         env=real_clock_environment(),
     )
+    return env_dir
 
+
+@pytest.mark.slow
+def test_twistd_lists_hailwhale_after_pip_install(installed, tmp_path):
+    """In a fresh venv, `pip install <wheel>` is enough for `twistd --help` to list hailwhale, and for its options."""
     listing = subprocess.run(
-        [env_dir / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path
+        [installed / "bin" / "twistd", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path
     ).stdout
 
     own_help = subprocess.run(
-        [env_dir / "bin" / "twistd", "hailwhale", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path
+        [installed / "bin" / "twistd", "hailwhale", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path
     ).stdout
 
     assert (["hailwhale"], True) == (
         [line.split()[0] for line in listing.splitlines() if "hailwhale" in line],
         "--max-pending-keys" in own_help,
     )
+
+
+@pytest.mark.slow
+def test_the_installed_package_serves_every_static_file(installed, tmp_path):
+    """Installed from the wheel, the daemon finds every file of web/static and makes its pages from them."""
+    code = (
+        "import json; from hailwhale.web.assets import Assets; a = Assets.packaged(); "
+        "print(json.dumps([a.names(), b'hw-dashboard.js' in a.page.body, len(a.bundle.body)]))"
+    )
+    found = subprocess.run(
+        [installed / "bin" / "python", "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout
+    static = ROOT / "hailwhale" / "web" / "static"
+
+    assert [sorted(p.name for p in static.iterdir() if p.is_file() and p.name != "dashboard.html"), True, True] == [
+        *json.loads(found)[:2],
+        json.loads(found)[2] > 50_000,
+    ]
