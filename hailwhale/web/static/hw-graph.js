@@ -332,7 +332,7 @@
     });
     var ticks = function (u, splits) {
       return splits.map(function (v) {
-        return v === null ? "" : Core.formatShort(v) + (plan.percent && u.axes ? "" : "");
+        return v === null ? "" : Core.formatShort(v);
       });
     };
     var axes = [
