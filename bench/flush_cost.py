@@ -45,8 +45,11 @@ def main() -> None:
     original = store._apply
     store._apply = lambda **kw: calls.append(1) or original(**kw)
     now = time.time()
-    print("| distinct keys | plan (ms) | write (ms) | script calls | tags | sorted-set increments | µs per key |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| distinct keys | plan (ms) | write (ms) | script calls | tags | sorted-set increments | set members "
+        "| µs per key |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for seq, count in enumerate(int(k) for k in args.keys.split(",")):
         entries = batch(count, now)
         started = time.perf_counter()
@@ -56,10 +59,11 @@ def main() -> None:
         store.apply(plan, seq + 1, set())
         written = time.perf_counter()
         increments = sum(len(m) for w in plan.writes for m in w.increments.values())
+        members = sum(len(m) for w in plan.writes for m in w.members.values())
         total = written - started
         print(
             f"| {count} | {1000 * (planned - started):.0f} | {1000 * (written - planned):.0f} | {len(calls)} "
-            f"| {len(plan.writes)} | {increments} | {1e6 * total / count:.0f} |"
+            f"| {len(plan.writes)} | {increments} | {members} | {1e6 * total / count:.0f} |"
         )
     print(f"\n(chunks hold up to {store_module.CHUNK_FIELDS} members each)")
     server.stop()

@@ -37,6 +37,7 @@ from hailwhale.store.embedded import EmbeddedValkey, socket_url
 from hailwhale.store.threaded import Reader, in_pool
 from hailwhale.web import access, openapi, prometheus
 from hailwhale.web.app import HailwhaleWeb
+from hailwhale.web.assets import Assets
 
 log = Logger()
 
@@ -259,6 +260,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         health=lambda: stats.health(stopping=ingest.closed),
         metrics=lambda accept: prometheus.exposition(scraped, accept),
         openapi=openapi.describe(read_token=policy.read_token is not None, write_token=policy.write_token is not None),
+        files=Assets.packaged(),
     )
 
     root = HailwhaleService(store, str(config.schema), in_pool(reactor, query_pool), stats, reactor.seconds)

@@ -11,6 +11,10 @@ planner as the daemon, so scripts, Django views and the daemon can share one sto
 The store is ``Whale.configure(url)``, else ``HAILWHALE_REDIS_URL``, else the embedded
 store of a daemon started in the current directory (``./hailwhale-data``), else
 ``redis://127.0.0.1:6379/0``.  The schema is the one the daemon recorded in the store.
+
+Pages that show graphs get them from the daemon (``Whale.graph_tag``); when the daemon
+has a read token, ``Whale.configure(read_token=...)`` (or ``HAILWHALE_READ_TOKEN``, or
+``HAILWHALE_READ_TOKEN_FILE``) lets Whale mint the read grants those pages carry instead.
 """
 
 import itertools
@@ -25,8 +29,9 @@ from hailwhale.decide import counting, planning
 from hailwhale.model import events, paths
 from hailwhale.model.fields import Limits
 from hailwhale.model.schema import DEFAULT, Schema, parse_schema
-from hailwhale.query import planner, rank, requests
+from hailwhale.query import browse, planner, rank, requests
 from hailwhale.store import Store, embedded
+from hailwhale.web import access, embed
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -42,18 +47,25 @@ def default_url() -> str:
 class Whale:
     _store: Store | None = None
     _schema: Schema | None = None
-    _settings: tuple = (None, None, False)
+    _settings: tuple = (None, None, False, None)
+    _read_token: str | None = None
     _pid: int | None = None
     _batches = itertools.count(1)
     _writing = threading.Lock()  # batch tokens must reach the store in order
     limits = Limits()
 
     @classmethod
-    def configure(cls, url: str | None = None, schema: str | None = None, cluster: bool = False) -> None:
-        """Use the store at ``url`` (and ``schema``, else the one recorded there, else the default)."""
+    def configure(
+        cls, url: str | None = None, schema: str | None = None, cluster: bool = False, read_token: str | None = None
+    ) -> None:
+        """
+        Use the store at ``url`` (and ``schema``, else the one recorded there, else the
+        default); ``read_token``: the daemon's read token, to mint grants with.
+        """
+        cls._read_token = access.valid_token(read_token) if read_token is not None else None
         if cls._store is not None:
             cls._store.close()
-        cls._settings = (url, schema, cluster)
+        cls._settings = (url, schema, cluster, read_token)
         cls._store = Store.connect(url or default_url(), cluster=cluster)
         cls._schema = parse_schema(schema) if schema else None
         cls._pid = os.getpid()
@@ -310,6 +322,60 @@ class Whale:
             planner.dimensions_from_params({"pk": pk, "dimension": dimension, "depth": planner.MAX_DEPTH}, cls.limits)
         )
         return [paths.plain(tuple(row["path"])) for row in rows]
+
+    @classmethod
+    def pks(cls, pk=None, limit: int = browse.DEFAULT_LIMIT) -> dict:
+        """
+        What exists under ``pk`` (None: the top-level pks), as ``/pks`` answers:
+        ``{"pk", "children": [{"name", "pk"}, ...], "more", "metrics", "more_metrics"}``.
+        """
+        return cls._run(browse.pks_from_params({"pk": pk, "limit": limit}, cls.limits))
+
+    # -- graphs on pages ----------------------------------------------------------------
+
+    @classmethod
+    def read_token(cls) -> str | None:
+        """The daemon's read token: ``configure(read_token=...)``, else ``HAILWHALE_READ_TOKEN``, else the first
+        line of the file ``HAILWHALE_READ_TOKEN_FILE`` names, else None (the daemon's queries are open)."""
+        if cls._read_token is not None:
+            return cls._read_token
+        if os.environ.get("HAILWHALE_READ_TOKEN"):
+            return access.valid_token(os.environ["HAILWHALE_READ_TOKEN"])
+        if os.environ.get("HAILWHALE_READ_TOKEN_FILE"):
+            with open(os.environ["HAILWHALE_READ_TOKEN_FILE"], encoding="utf-8") as file:
+                return access.token_from_file_text(file.read())
+        return None
+
+    @classmethod
+    def grant(
+        cls,
+        pk=None,
+        metrics=None,
+        period=None,
+        expires_in: float = embed.DEFAULT_GRANT_SECONDS,
+        now: float | None = None,
+    ) -> str:
+        """
+        A read grant for a page (see :func:`hailwhale.web.embed.grant`): ``pk`` and every pk
+        under it, the stored metrics of ``metrics`` (names or formulas), periods up to
+        ``period`` (``thirty``, ``35d``, seconds), for ``expires_in`` seconds.  None means
+        any.  Needs the read token (:meth:`read_token`).
+        """
+        token = cls.read_token()
+        if token is None:
+            raise ValueError("no read token to sign with: Whale.configure(read_token=...) or HAILWHALE_READ_TOKEN")
+        return embed.grant(token, pk, metrics, period, expires_in, now)
+
+    @classmethod
+    def graph_tag(cls, pk, dimension=None, metric=None, extra=None, host="") -> str:
+        """
+        The original's ``<script src='{host}/graph.js?...'></script>``: a live graph of
+        ``metric`` for ``pk`` and ``dimension``, drawn where the tag stands on any page
+        (``extra``: more /graph.js parameters, such as ``period``, ``depth``, ``title``).
+        With a read token (:meth:`read_token`) the tag carries a grant for this graph alone,
+        valid a day, never the token.
+        """
+        return embed.graph_tag(pk, dimension, metric, extra, host, read_token=cls.read_token())
 
 
 def _now(now: float | None) -> float:

@@ -28,7 +28,7 @@ from hailwhale.web import openapi
 pytestmark = pytest.mark.slow
 
 READ_TOKEN, WRITE_TOKEN = "read-0123456789", "write-0123456789"
-READ_PATHS = {"/totals", "/plotpoints", "/rank", "/dimensions", "/decide", "/stats", "/metrics"}
+READ_PATHS = {"/totals", "/plotpoints", "/rank", "/dimensions", "/pks", "/decide", "/stats", "/metrics"}
 EXAMPLES = int(os.environ.get("HAILWHALE_SCHEMATHESIS_EXAMPLES", 30))  # more for a longer hunt
 COUNTING = {"/count", "/count_now", "/count.gif", "/count_decision"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -14,7 +14,7 @@ NOW = 1_795_830_000
 @given(st.lists(names, min_size=1, max_size=4), dimension_values)
 def test_every_key_of_a_write_is_in_the_pk_slot(pk, dims):
     """
-    All keys one tag's writes touch (its buckets of every size, its children sets, its
+    All keys one tag's writes touch (its buckets of every size, its index sets, its
     notes, fold marker and tokens) hash to one Redis Cluster slot, whatever the pk's characters.
     """
     event = events.from_fields({"pk": pk, "dimensions": dims}, NOW, Limits())
@@ -29,7 +29,7 @@ def test_every_key_of_a_write_is_in_the_pk_slot(pk, dims):
             for bucket, metric, parent in write.sums
             for size in schema.stored
         ]
-        all_keys += [keys.children_key(tag, parent) for parent in write.children]
+        all_keys += [f"hw:{tag}:{suffix}" for suffix in write.sets]
         assert {key_slot(tag.encode())} == {key_slot(k.encode()) for k in all_keys}
 
 

@@ -1,5 +1,7 @@
 """The OpenAPI description: it covers every route the daemon has, and says which ones need a token."""
 
+import re
+
 import pytest
 
 from hailwhale.web import openapi
@@ -7,9 +9,9 @@ from hailwhale.web.app import READ_PATHS, WRITE_PATHS, HailwhaleWeb
 
 
 def routes() -> set[tuple[str, str]]:
-    """(path, method) of every route of the web app, leaving out the CORS preflights and HEAD."""
+    """(path, method) of every route (``<path:name>`` written ``{name}``), without preflights and HEAD."""
     return {
-        (rule.rule, method.lower())
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
         for rule in HailwhaleWeb.app.url_map.iter_rules()
         for method in rule.methods
         if method not in ("OPTIONS", "HEAD")

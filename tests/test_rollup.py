@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hailwhale.aggregate import rollup
-from hailwhale.model import events, paths
+from hailwhale.model import events, keys, paths
 from hailwhale.model.fields import Limits, leaves
 from hailwhale.model.paths import encode
 from hailwhale.model.schema import parse_schema
@@ -63,8 +63,33 @@ def test_children_are_indexed():
     """Each node is registered with its parent, under every pk prefix."""
     plan = rollup.plan(entry(["Product", "123"], ["a", "b"], {}), SCHEMA, NOW)
 
-    by_pk = {write.pk: {parent: set(nodes) for parent, nodes in write.children.items()} for write in plan.writes}
-    assert {"_": {"a"}, "a": {'["a", "b"]'}} == by_pk[("Product",)] == by_pk[("Product", "123")]
+    by_pk = {write.pk: {suffix: set(names) for suffix, names in write.sets.items()} for write in plan.writes}
+    children = {suffix: names for suffix, names in by_pk[("Product",)].items() if suffix.startswith(keys.CHILDREN)}
+    assert {keys.CHILDREN + "_": {"a"}, keys.CHILDREN + "a": {'["a", "b"]'}} == children
+    assert by_pk[("Product",)].items() >= {keys.CHILDREN + "a": {'["a", "b"]'}}.items()
+
+
+def test_pks_and_metric_names_are_indexed():
+    """Each pk is registered with its parent pk (a top-level one with the root), its metric names with each prefix."""
+    entries = {
+        **entry(["Product", "123"], None, {"revenue": 5}),
+        **entry(["Product", "9"], None, {"sales": 1}),
+        **entry("signup", None, {}),
+    }
+
+    plan = rollup.plan(entries, SCHEMA, NOW)
+
+    indexes = {
+        write.pk: {suffix: set(names) for suffix, names in write.sets.items() if not suffix.startswith(keys.CHILDREN)}
+        for write in plan.writes
+    }
+    assert {
+        (): {keys.PKS: {"Product", "signup"}},
+        ("Product",): {keys.PKS: {"123", "9"}, keys.METRIC_NAMES: {"hits", "revenue", "sales"}},
+        ("Product", "123"): {keys.METRIC_NAMES: {"hits", "revenue"}},
+        ("Product", "9"): {keys.METRIC_NAMES: {"hits", "sales"}},
+        ("signup",): {keys.METRIC_NAMES: {"hits"}},
+    } == indexes
 
 
 def test_expired_buckets_are_counted():
@@ -98,7 +123,7 @@ def test_root_totals_equal_the_sum_of_events(batch):
     for _, metrics in batch:
         expected.update({"hits": 1, **metrics})
 
-    (write,) = rollup.plan(entries, SCHEMA, NOW).writes
+    (write,) = [write for write in rollup.plan(entries, SCHEMA, NOW).writes if write.pk == ("p",)]
 
     root = {m: write.sums[(NOW // 60 * 60, m, paths.ROOT_PARENT)]["_"] for m in expected}
     assert {m: round(v, 6) for m, v in expected.items()} == {m: round(v, 6) for m, v in root.items()}
@@ -122,4 +147,4 @@ def test_planning_in_parts_stops_at_the_bound_and_resumes():
     parts = [rollup.plan_some(items, SCHEMA, NOW, most=2) for _ in range(3)]
 
     assert [(2, 2), (1, 1), (0, 0)] == [(part.taken, part.increments) for part in parts]
-    assert [["a", "b"], ["c"], []] == [[write.pk[0] for write in part.writes] for part in parts]
+    assert [["a", "b"], ["c"], []] == [[write.pk[0] for write in part.writes if write.pk] for part in parts]

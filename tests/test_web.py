@@ -57,6 +57,7 @@ class Api:
             metrics=lambda accept: prometheus.exposition(registry, accept),
             openapi=openapi.describe(policy.read_token is not None, policy.write_token is not None),
         )
+        self.web = web
         self.client = StubTreq(web.resource())
 
     def get(self, path, **kwargs):

@@ -4,7 +4,8 @@ Roll-up: from aggregated events to what a flush writes.
 The daemon aggregates by (pk, dimension leaves, finest bucket).  At flush, each entry
 fans out to every pk prefix x every dimension node (the root included) x every metric,
 in its finest bucket only, and registers each node with its parent so queries can walk
-the tree.  The coarser buckets (hours, days, and blocks of days) are not written at
+the tree (and each pk with its parent pk, and each metric name with every pk prefix, for
+browsing: :func:`_index`).  The coarser buckets (hours, days, and blocks of days) are not written at
 flush: the store folds each finest bucket into them once it has closed (see
 :mod:`hailwhale.store.client` and ``lua/fold.lua``), and writes an event straight into
 them only when its finest bucket was folded already (a late event).  So a flush costs
@@ -48,7 +49,7 @@ class TagWrite(NamedTuple):
 
     pk: Path
     sums: Mapping[Cell, Mapping[str, float]]  # (bucket, metric, parent) -> node -> amount to add
-    children: Mapping[str, Collection[str]] = {}  # parent -> child nodes
+    sets: Mapping[str, Collection[str]] = {}  # index sets, by key suffix (sub:<parent>, pks, metrics) -> members
     levels: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, parent) -> node -> level
     uniques: Mapping[Cell, Collection[str]] = {}  # (bucket, metric, node) -> members
     samples: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, node) -> sketch bucket -> count
@@ -110,6 +111,7 @@ def plan_some(
     members = members or {}
     samples = samples or {}
     tags: dict[Path, _TagPlan] = {}
+    indexed: dict[Path, set[str]] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
     taken = counted = 0
@@ -158,12 +160,14 @@ def plan_some(
                     counted += len(counts)
             for node_encoding, parent in encoded:
                 if parent != ROOT_PARENT:
-                    target.children.setdefault(parent, set()).add(node_encoding)
+                    target.sets.setdefault(keys.CHILDREN + parent, set()).add(node_encoding)
+        _index(tags, indexed, pk, [*metrics, *key_members, *key_samples])
         if most is not None and counted >= most:
             break
     for (pk, leaves, finest_bucket), key_levels in levels.items():
         if len(_past(finest_bucket, schema, now)) == len(schema.resolutions):
             continue
+        _index(tags, indexed, pk, key_levels)
         encoded = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
         for prefix in prefixes(pk):
             target = tags.get(prefix)
@@ -186,12 +190,31 @@ def plan_some(
     )
 
 
+def _index(tags: "dict[Path, _TagPlan]", indexed: dict[Path, set[str]], pk: Path, names: Iterable[str]) -> None:
+    """
+    Add ``pk`` to its parent pk's set of child pks (a top-level pk to the root of the pk
+    tree's) and ``names`` to the metric names of each prefix of ``pk``; ``indexed``
+    remembers what this plan has already added.
+    """
+    known = indexed.get(pk)
+    names = set(names)
+    if known is not None and names <= known:
+        return
+    indexed[pk] = names if known is None else known | names
+    for prefix in prefixes(pk):
+        for owner, suffix, members in ((prefix, keys.METRIC_NAMES, names), (prefix[:-1], keys.PKS, {prefix[-1]})):
+            target = tags.get(owner)
+            if target is None:
+                target = tags[owner] = _TagPlan()
+            target.sets.setdefault(suffix, set()).update(members)
+
+
 class _TagPlan:
-    __slots__ = ("children", "levels", "samples", "sums", "uniques")
+    __slots__ = ("levels", "samples", "sets", "sums", "uniques")
 
     def __init__(self) -> None:
         self.sums: dict[Cell, dict[str, float]] = {}
-        self.children: dict[str, set[str]] = {}
+        self.sets: dict[str, set[str]] = {}
         self.levels: dict[Cell, dict[str, tuple[int, float]]] = {}
         self.uniques: dict[Cell, set[str]] = {}
         self.samples: dict[Cell, dict[str, float]] = {}
@@ -202,7 +225,7 @@ class _TagPlan:
             levels = {
                 cell: {node: value for node, (_, value) in stamped.items()} for cell, stamped in self.levels.items()
             }
-        return TagWrite(pk, self.sums, self.children, levels, self.uniques, self.samples)
+        return TagWrite(pk, self.sums, self.sets, levels, self.uniques, self.samples)
 
 
 def _past(finest_bucket: int, schema: Schema, now: float) -> tuple[int, ...]:

@@ -16,6 +16,10 @@ slot and each script call touches one slot only:
   (``*.dist``) at one node in one bucket: member the sketch bucket
   (:mod:`hailwhale.model.sketch`), score its count.
 - ``hw:{<pk>}:sub:<node>``: SET of the encodings of the node's direct children.
+- ``hw:{<pk>}:pks``: SET of the last names of the pk's direct child pks (``123`` under
+  ``Product`` for ``["Product", "123"]``); the top-level pks are in ``hw:{%}:pks``, under
+  the tag of the root of the pk tree, which no pk has (a pk's ``%`` is escaped).
+- ``hw:{<pk>}:metrics``: SET of the metric names counted under the pk.
 - ``hw:{<pk>}:applied:<writer>``: STRING, the last batch token that writer applied under
   the tag (exactly-once); it expires a week after the writer's last write.
 - ``hw:{<pk>}:dirty``: ZSET of the finest buckets written and not yet folded into the
@@ -27,17 +31,25 @@ slot and each script call touches one slot only:
   or as late events), so they count as folded.
 
 ``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.model.paths` strings; the tag
-escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.
+escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.  The indexes (children,
+pks, metric names) are written with the data they index and live as long as it.
 """
 
 import functools
 
 from hailwhale.model.paths import Path, encode
 
+ROOT_TAG = "{%}"  # the root of the pk tree: its children are the top-level pks
+
 
 @functools.lru_cache(maxsize=1 << 16)
 def tag(pk: Path) -> str:
-    """The pk's hash tag (remembered for the most recent pks: a flush asks for each pk's tag many times)."""
+    """
+    The hash tag of ``pk``'s keys (``()``, the root of the pk tree, has :data:`ROOT_TAG`);
+    remembered for the most recent pks: a flush asks for each pk's tag many times.
+    """
+    if not pk:
+        return ROOT_TAG
     escaped = encode(pk).replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
     return "{" + escaped + "}"
 
@@ -50,8 +62,11 @@ def unique_key(pk_tag: str, size: int, bucket: int, metric: str, node_encoding: 
     return f"hw:{pk_tag}:u:{size}:{bucket}:{metric}:{node_encoding}"
 
 
+CHILDREN, PKS, METRIC_NAMES = "sub:", "pks", "metrics"  # the index sets' key suffixes
+
+
 def children_key(pk_tag: str, node_encoding: str) -> str:
-    return f"hw:{pk_tag}:sub:{node_encoding}"
+    return f"hw:{pk_tag}:{CHILDREN}{node_encoding}"
 
 
 def applied_key(pk_tag: str, writer_id: str) -> str:
@@ -71,3 +86,11 @@ def dirty_key(pk_tag: str) -> str:
 
 def folded_key(pk_tag: str) -> str:
     return f"hw:{pk_tag}:folded"
+
+
+def pks_key(pk_tag: str) -> str:
+    return f"hw:{pk_tag}:{PKS}"
+
+
+def metric_names_key(pk_tag: str) -> str:
+    return f"hw:{pk_tag}:{METRIC_NAMES}"

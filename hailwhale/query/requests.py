@@ -2,7 +2,7 @@
 The store's read protocol: the requests a query plan yields, as plain values.
 
 A query is a generator: it yields requests (:class:`SumsRequest`, :class:`Group`,
-:class:`Children`), is sent each reply, and returns the answer.  Whoever holds a store
+:class:`Children`, :class:`Names`), is sent each reply, and returns the answer.  Whoever holds a store
 drives it (:func:`run`: in a thread for the daemon, directly for ``Whale``).  Every
 request touches one pk, so one hash tag.
 """
@@ -70,7 +70,20 @@ class Children:
     nodes: tuple[str, ...]
 
 
-Request = SumsRequest | Group | Children
+@attrs.frozen
+class Names:
+    """
+    Reply: (how many names the pk's ``index`` holds, up to ``most`` of them, sorted).
+    ``index`` is ``pks`` (the last names of the pk's child pks; of the top-level pks for
+    the root ``()``) or ``metrics`` (the metric names counted under the pk).
+    """
+
+    pk: Path
+    index: str
+    most: int
+
+
+Request = SumsRequest | Group | Children | Names
 Plan = Generator[Request, object, object]
 
 

@@ -27,7 +27,7 @@ from hailwhale.model import keys, kinds, sketch
 from hailwhale.model.schema import Schema
 from hailwhale.query import periods
 from hailwhale.query.periods import Piece
-from hailwhale.query.requests import Children, Group, StoreUnavailable, SumPart, SumsRequest
+from hailwhale.query.requests import Children, Group, Names, StoreUnavailable, SumPart, SumsRequest
 
 CALL_FIELDS = 1_000  # members written per script call: short calls let queries in between
 PIPELINED_CALLS = 100
@@ -303,6 +303,8 @@ class Store:
                 return self.group(request)
             if isinstance(request, Children):
                 return self.children_of(request)
+            if isinstance(request, Names):
+                return self.names(request)
         except redis.RedisError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
         raise TypeError(f"not a store request: {request!r}")
@@ -408,6 +410,20 @@ class Store:
             pipe.smembers(keys.children_key(tag, node))
         return [sorted(member.decode("utf-8") for member in members) for members in pipe.execute()]
 
+    def names(self, request: Names) -> tuple[int, list[str]]:
+        """A pk's index of child pks or metric names: its size, and up to ``most`` of its names, sorted."""
+        key = {"pks": keys.pks_key, "metrics": keys.metric_names_key}[request.index](keys.tag(request.pk))
+        size = self._client.scard(key)
+        if size <= request.most:
+            found = self._client.smembers(key)
+        else:  # a huge index is not read whole: the first names a scan gives
+            found = set()
+            for member in self._client.sscan_iter(key, count=1000):
+                found.add(member)
+                if len(found) >= request.most:
+                    break
+        return size, sorted(member.decode("utf-8") for member in found)[: request.most]
+
     def publish_schema(self, schema_text: str) -> str | None:
         """Record the schema the data is written in; the one recorded before, if any."""
         previous = self._client.getset(SCHEMA_KEY, schema_text)
@@ -507,9 +523,9 @@ def _pieces_of(write: TagWrite) -> Iterable[tuple[list, int, list[int]]]:
         if members >= CALL_FIELDS:
             yield _flatten(tag, sections), members, buckets
             sections, members, buckets = [[], [], [], [], []], 0, []
-    for parent, nodes in write.children.items():
-        sections[3].append([parent, len(nodes), *sorted(nodes)])
-        members += len(nodes)
+    for suffix, names in write.sets.items():
+        sections[3].append([suffix, len(names), *sorted(names)])
+        members += len(names)
         if members >= CALL_FIELDS:
             yield _flatten(tag, sections), members, buckets
             sections, members, buckets = [[], [], [], [], []], 0, []

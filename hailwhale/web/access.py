@@ -6,15 +6,30 @@ A token comes in ``Authorization: Bearer <token>`` or a ``token=`` query paramet
 clients that cannot set headers); the header wins when both are there.  Tokens are
 compared in constant time (:func:`hmac.compare_digest`), so the time an answer takes does
 not tell how much of a guess was right.
+
+A **read grant** stands in for the read token on a page that must not hold it (a graph
+embedded on another site): ``hwg1.<payload>.<signature>``, where the payload is the
+base64url of a compact JSON scope (``{"pk": [prefix names] or null, "m": [metric names]
+or null, "p": longest period in seconds or null, "exp": epoch seconds}``) and the
+signature the base64url of its HMAC-SHA256 keyed by the read token.  It is checked in
+constant time, then its expiry, then whether the request stays within its scope
+(:func:`within`).  Changing the read token revokes every grant.
 """
 
+import base64
+import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 QUERY_PARAMETER = "token"
+GRANT_PARAMETER = "grant"
+GRANT_PREFIX = "hwg1"
+MAX_GRANT_LENGTH = 4096
+DAYLIGHT_SAVING_SLACK = 3600  # a calendar day may be 25 hours long
 ANY_ORIGIN = "*"
 
 
@@ -24,10 +39,14 @@ class TokenError(ValueError):
 
 @attrs.frozen
 class Denied:
-    """Why a request is refused: ``reason`` is ``missing_token`` or ``wrong_token``."""
+    """
+    Why a request is refused: ``reason`` is ``missing_token``, ``wrong_token``, ``bad_grant``,
+    ``expired_grant`` (401) or ``outside_grant`` (403: a valid grant that does not cover it).
+    """
 
     reason: str
     message: str
+    status: int = 401
 
 
 @attrs.frozen
@@ -80,6 +99,111 @@ def check(required: str | None, token: str | None) -> Denied | None:
     # compare_digest takes bytes of any length; unequal lengths answer False without leaking where they differ
     if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), required.encode("utf-8")):
         return WRONG
+    return None
+
+
+# -- read grants ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Scope:
+    """What a read grant allows: pks under ``pk`` (None: any), these stored metrics (None: any),
+    periods up to ``longest`` seconds long (None: any), until ``expires`` (epoch seconds)."""
+
+    expires: int
+    pk: tuple[str, ...] | None = None
+    metrics: frozenset[str] | None = None
+    longest: int | None = None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(read_token: str, signed: str) -> bytes:
+    return hmac.new(read_token.encode("utf-8"), signed.encode("ascii"), hashlib.sha256).digest()
+
+
+def sign_grant(read_token: str, scope: Scope) -> str:
+    """The grant text for ``scope``, signed with ``read_token`` (see the module's description)."""
+    payload = {
+        "pk": list(scope.pk) if scope.pk is not None else None,
+        "m": sorted(scope.metrics) if scope.metrics is not None else None,
+        "p": scope.longest,
+        "exp": int(scope.expires),
+    }
+    signed = f"{GRANT_PREFIX}.{_b64(json.dumps(payload, separators=(',', ':'), sort_keys=True).encode())}"
+    text = f"{signed}.{_b64(_signature(valid_token(read_token), signed))}"
+    if len(text) > MAX_GRANT_LENGTH:
+        raise ValueError(f"a grant is at most {MAX_GRANT_LENGTH} characters; this scope names too much")
+    return text
+
+
+def is_grant(text: str | None) -> bool:
+    """Whether ``text`` is written as a grant (not whether it is a valid one)."""
+    return text is not None and text.startswith(GRANT_PREFIX + ".")
+
+
+BAD_GRANT = Denied("bad_grant", "the grant is not one this daemon signed (or the read token has changed)")
+
+
+def verify_grant(read_token: str, text: str, now: float) -> Scope | Denied:
+    """The scope of grant ``text`` if the read token signed it and it has not expired, else why not."""
+    parts = text.split(".")
+    if len(text) > MAX_GRANT_LENGTH or not text.isascii() or len(parts) != 3 or parts[0] != GRANT_PREFIX:
+        return BAD_GRANT
+    try:
+        given = _unb64(parts[2])
+    except ValueError:
+        return BAD_GRANT
+    if not hmac.compare_digest(given, _signature(read_token, f"{parts[0]}.{parts[1]}")):
+        return BAD_GRANT
+    try:
+        payload = json.loads(_unb64(parts[1]))
+        scope = Scope(
+            expires=_whole(payload["exp"]),
+            pk=_names(payload.get("pk")),
+            metrics=None if payload.get("m") is None else frozenset(_names(payload["m"]) or ()),
+            longest=None if payload.get("p") is None else _whole(payload["p"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return BAD_GRANT
+    if now >= scope.expires:
+        return Denied("expired_grant", "the grant has expired; the page that holds it needs a new one")
+    return scope
+
+
+def _whole(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError(value)
+    return tuple(value)
+
+
+def within(scope: Scope, pk: Sequence[str] | None, metrics: Iterable[str] = (), longest: int = 0) -> Denied | None:
+    """
+    None if a request for ``pk`` (None: the root of the pk tree) reading the stored
+    ``metrics`` over periods up to ``longest`` seconds stays within ``scope``, else why not
+    (a 403 naming what is outside).
+    """
+    if scope.pk is not None and (pk is None or tuple(pk[: len(scope.pk)]) != scope.pk):
+        return Denied("outside_grant", f"the grant covers only pks under {list(scope.pk)}", 403)
+    outside = sorted(set(metrics) - scope.metrics) if scope.metrics is not None else []
+    if outside:
+        return Denied("outside_grant", f"the grant does not cover the metrics {outside}", 403)
+    if scope.longest is not None and longest > scope.longest + DAYLIGHT_SAVING_SLACK:
+        return Denied("outside_grant", f"the grant covers periods up to {scope.longest} seconds long", 403)
     return None
 
 

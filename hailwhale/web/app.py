@@ -26,18 +26,26 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from hailwhale.decide import counting, planning
-from hailwhale.model import events
+from hailwhale.model import events, fields
 from hailwhale.model.fields import FieldError
-from hailwhale.query import planner, rank
+from hailwhale.query import browse, planner, rank
 from hailwhale.query.requests import StoreUnavailable
-from hailwhale.web import access
+from hailwhale.web import access, assets, embed
+from hailwhale.web.assets import Asset, Assets
 
 # The 43-byte transparent 1x1 GIF (protocols.md E.1).
 PIXEL = bytes.fromhex("4749463839610100010080000000000000000021f90401000000002c00000000010001000002024401003b")
 JSON_TYPES = (b"application/json", b"text/json")
+# Pages run only the daemon's own scripts and styles (no inline script or style) and talk only to it.
+PAGE_POLICY = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    b"base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+)
 
 
-READ_PATHS = frozenset({b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/decide", b"/stats", b"/metrics"})
+READ_PATHS = frozenset(
+    {b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/pks", b"/decide", b"/stats", b"/metrics"}
+)
 WRITE_PATHS = frozenset({b"/count", b"/count_now", b"/count_decision", b"/flush"})
 log = Logger()
 
@@ -74,6 +82,7 @@ class HailwhaleWeb:
         metrics: Callable[[str | None], tuple[bytes, str]] | None = None,
         openapi: dict | None = None,
         rng: random.Random | None = None,
+        files: Assets | None = None,
     ):
         self._ingest = ingest
         self._flusher = flusher
@@ -88,6 +97,7 @@ class HailwhaleWeb:
         self._metrics = metrics
         self._openapi = openapi
         self._rng = rng if rng is not None else random.Random()
+        self._files = files if files is not None else Assets.packaged()
 
     def resource(self):
         return self.app.resource()
@@ -97,6 +107,36 @@ class HailwhaleWeb:
         if token is None:
             return
         denied = access.check(token, access.presented(request.getHeader(b"Authorization"), _args(request)))
+        if denied is not None:
+            raise Unauthorized(denied)
+
+    def _require_read(self, request: IRequest, scope_of: "Callable[[dict, float], tuple] | None" = None) -> None:
+        """
+        Raise :class:`Unauthorized` unless the request presents the read token (when one is
+        required) or a read grant whose scope covers it: ``scope_of(params, now)`` says what
+        the request reads, as :func:`access.within` takes it (None: no grant opens this endpoint).
+        """
+        token = self._policy.read_token
+        if token is None:
+            return
+        params = _args(request)
+        presented = access.presented(request.getHeader(b"Authorization"), params)
+        grant = params.get(access.GRANT_PARAMETER) or None
+        if access.is_grant(presented):
+            grant, presented = grant or presented, None
+        if presented is not None or grant is None:
+            denied = access.check(token, presented)
+            if denied is None or grant is None:
+                if denied is not None:
+                    raise Unauthorized(denied)
+                return
+        if scope_of is None:
+            raise Unauthorized(access.Denied("grant_not_accepted", "a read grant does not open this endpoint", 403))
+        now = self._clock.seconds()
+        scope = access.verify_grant(token, grant, now)
+        if isinstance(scope, access.Denied):
+            raise Unauthorized(scope)
+        denied = access.within(scope, *scope_of(params, now))
         if denied is not None:
             raise Unauthorized(denied)
 
@@ -160,6 +200,7 @@ class HailwhaleWeb:
     @app.route("/plotpoints", methods=["OPTIONS"])
     @app.route("/rank", methods=["OPTIONS"])
     @app.route("/dimensions", methods=["OPTIONS"])
+    @app.route("/pks", methods=["OPTIONS"])
     @app.route("/decide", methods=["OPTIONS"])
     @app.route("/stats", methods=["OPTIONS"])
     @app.route("/metrics", methods=["OPTIONS"])
@@ -240,19 +281,46 @@ class HailwhaleWeb:
 
     @app.route("/totals", methods=["GET"])
     def totals(self, request: IRequest):
-        return self._answer(request, planner.totals_from_params)
+        return self._answer(request, planner.totals_from_params, self._reads(planner.DEFAULT_TOTALS_PERIODS))
 
     @app.route("/plotpoints", methods=["GET"])
     def plotpoints(self, request: IRequest):
-        return self._answer(request, planner.plotpoints_from_params)
+        return self._answer(request, planner.plotpoints_from_params, self._reads((planner.DEFAULT_PLOTPOINTS_PERIOD,)))
 
     @app.route("/rank", methods=["GET"])
     def rank(self, request: IRequest):
-        return self._answer(request, rank.rank_from_params)
+        return self._answer(request, rank.rank_from_params, self._reads((planner.DEFAULT_PLOTPOINTS_PERIOD,)))
 
     @app.route("/dimensions", methods=["GET"])
     def dimensions(self, request: IRequest):
-        return self._answer(request, lambda params, now, schema, limits: planner.dimensions_from_params(params, limits))
+        return self._answer(
+            request,
+            lambda params, now, schema, limits: planner.dimensions_from_params(params, limits),
+            lambda params, now: (fields.pk(params.get("pk"), self._ingest.limits), (), 0),
+        )
+
+    @app.route("/pks", methods=["GET"])
+    def pks(self, request: IRequest):
+        """A pk's child pks (the top-level pks without ``pk``) and the metric names counted under it."""
+        return self._answer(
+            request,
+            lambda params, now, schema, limits: browse.pks_from_params(params, limits),
+            lambda params, now: (fields.pk(params["pk"], self._ingest.limits) if params.get("pk") else None, (), 0),
+        )
+
+    def _reads(self, default_periods: tuple[str, ...]) -> Callable[[dict, float], tuple]:
+        """What a query reads, for a grant: its pk, the stored metrics of its formulas and sort, its longest window."""
+
+        def reads(params: dict, now: float) -> tuple:
+            query = planner.from_params(params, now, self._schema, self._ingest.limits, default_periods)
+            formulas = [*query.formulas, *([query.sort.formula] if query.sort else [])]
+            return (
+                query.pk,
+                {name for f in formulas for name in f.inputs},
+                max(window.end - window.start for window in query.windows),
+            )
+
+        return reads
 
     @app.route("/decide", methods=["GET"])
     def decide(self, request: IRequest):
@@ -266,9 +334,13 @@ class HailwhaleWeb:
         )
 
     @defer.inlineCallbacks
-    def _answer(self, request: IRequest, planner):
-        """Plan the query from the request (a bad parameter is a 400), run it in the store's threads, answer JSON."""
-        self._require(request, self._policy.read_token)
+    def _answer(self, request: IRequest, planner, scope_of=None):
+        """
+        Plan the query from the request (a bad parameter is a 400), run it in the store's
+        threads, answer JSON; ``scope_of`` says what it reads, for a read grant (None: the
+        token only).
+        """
+        self._require_read(request, scope_of)
         plan = planner(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
         answer = yield self._reader.answer(plan)
         return self._json(request, 200, answer)
@@ -277,12 +349,12 @@ class HailwhaleWeb:
 
     @app.route("/stats", methods=["GET"])
     def stats(self, request: IRequest):
-        self._require(request, self._policy.read_token)
+        self._require_read(request)
         return self._json(request, 200, self._stats_snapshot())
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest):
-        self._require(request, self._policy.read_token)
+        self._require_read(request)
         if self._metrics is None:
             raise NotFound()
         accept = request.getHeader(b"Accept")
@@ -303,17 +375,68 @@ class HailwhaleWeb:
             raise NotFound()
         return self._json(request, 200, self._openapi)
 
+    # -- pages, the widget and /graph.js ------------------------------------------------
+
+    @app.route("/", methods=["GET", "HEAD"])
+    @app.route("/dashboard", methods=["GET", "HEAD"])
+    def dashboard(self, request: IRequest):
+        """The dashboard: a static page (it reads the API with the read token the person gives it)."""
+        request.setHeader(b"Content-Security-Policy", PAGE_POLICY)
+        request.setHeader(b"Referrer-Policy", b"same-origin")
+        request.setHeader(b"X-Frame-Options", b"SAMEORIGIN")
+        return self._asset(request, self._files.page, None, shared=False)
+
+    @app.route("/hailwhale.js", methods=["GET", "HEAD"])
+    def bundle(self, request: IRequest):
+        """The widget in one file (uPlot and hailwhale's scripts), for pages of any origin."""
+        return self._asset(request, self._files.bundle, _args(request).get("v"))
+
+    @app.route("/static/<path:name>", methods=["GET", "HEAD"])
+    def static(self, request: IRequest, name: str):
+        asset = self._files.get(name)
+        if asset is None:
+            raise NotFound()
+        return self._asset(request, asset, _args(request).get("v"))
+
+    @app.route("/graph.js", methods=["GET", "HEAD"])
+    def graph_js(self, request: IRequest):
+        """The original's embed: a script that draws a graph where its <script> tag stands, on any page."""
+        options = embed.graph_options(_args(request))
+        script = embed.graph_js(options, self._files.url(assets.BUNDLE)).encode("utf-8")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return self._asset(request, assets.make_asset("graph.js", script), None)
+
+    def _asset(self, request: IRequest, asset: Asset, version: str | None, shared: bool = True) -> bytes:
+        """A file: its ETag (a 304 when the browser has it), gzip when accepted, long caching for its versioned URL."""
+        request.setHeader(b"Content-Type", asset.content_type.encode("ascii"))
+        request.setHeader(b"ETag", asset.etag)
+        if not request.responseHeaders.hasHeader(b"Cache-Control"):
+            request.setHeader(b"Cache-Control", assets.cache_control(asset, version))
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Vary", b"Accept-Encoding")
+        if shared:
+            request.setHeader(b"Cross-Origin-Resource-Policy", b"cross-origin")
+            _allow_any_origin(request)
+        if assets.not_modified(asset, request.getHeader(b"If-None-Match")):
+            request.setResponseCode(304)
+            return b""
+        if asset.gzipped is not None and assets.accepts_gzip(request.getHeader(b"Accept-Encoding")):
+            request.setHeader(b"Content-Encoding", b"gzip")
+            return asset.gzipped
+        return asset.body
+
     # -- errors -------------------------------------------------------------------------
 
     @app.handle_errors(Unauthorized)
     def unauthorized(self, request: IRequest, failure):
         denied = failure.value.denied
         self._ingest.count_http_error(denied.reason)
-        challenge = b'Bearer realm="hailwhale"'
-        if denied is access.WRONG:
-            challenge += b', error="invalid_token"'
-        request.setHeader(b"WWW-Authenticate", challenge)
-        return self._json(request, 401, {"error": denied.message, "reason": denied.reason})
+        if denied.status == 401:
+            challenge = b'Bearer realm="hailwhale"'
+            if denied.reason != access.MISSING.reason:
+                challenge += b', error="invalid_token"'
+            request.setHeader(b"WWW-Authenticate", challenge)
+        return self._json(request, denied.status, {"error": denied.message, "reason": denied.reason})
 
     @app.handle_errors(FieldError)
     def bad_input(self, request: IRequest, failure):

@@ -11,6 +11,7 @@ follows the daemon's configuration.
 from typing import Any
 
 from hailwhale import __version__
+from hailwhale.query.browse import MAX_LIMIT
 from hailwhale.query.planner import MAX_DEPTH, MAX_NODES
 
 JSON = "application/json"
@@ -90,6 +91,17 @@ PARAMETERS = {
     "explain": _param("explain", "`true`: answer the explanation (estimates, intervals, P(best), driver)."),
     "explore": _param("explore", "`false`: the best estimate, without exploring."),
     "unit": _param("unit", "A visitor id: the same visitor gets the same draw all (UTC) day."),
+    "grant": _param(
+        "grant",
+        "A read grant (`hwg1.…`, minted by `Whale.grant` or `hailwhale.web.embed.grant` with the read token): "
+        "instead of the token, for the pks, metrics and periods it covers, until it expires.",
+    ),
+    "browsePk": _param("pk", "The pk whose child pks and metric names to list; none: the top-level pks."),
+    "browseLimit": _param(
+        "limit",
+        "Most names of each list (default 1000).",
+        {"type": "string", "pattern": r"^\s*\+?[0-9]+\s*$", "description": f"a whole number from 1 to {MAX_LIMIT}"},
+    ),
 }
 EVENT_PARAMETERS = ["requiredPk", "dimensions", "dimension", "metrics", "metric", "at"]  # GET: pk needed
 DECISION_PARAMETERS = ["option", "decision", "decided"]
@@ -162,6 +174,24 @@ SCHEMAS = {
             "since": {"type": ["number", "null"]},
         },
     },
+    "Pks": {
+        "type": "object",
+        "required": ["pk", "children", "more", "metrics", "more_metrics"],
+        "properties": {
+            "pk": {"type": ["array", "null"], "items": {"type": "string"}},
+            "children": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "pk"],
+                    "properties": {"name": {"type": "string"}, "pk": {"type": "array", "items": {"type": "string"}}},
+                },
+            },
+            "more": {"type": "integer"},
+            "metrics": {"type": "array", "items": {"type": "string"}},
+            "more_metrics": {"type": "integer"},
+        },
+    },
     "Flushed": {
         "type": "object",
         "required": ["flushed", "backlog_events"],
@@ -183,6 +213,10 @@ RESPONSES = {
     "Unavailable": _error(
         "Not accepted now: `dropped` (a limit, or the daemon is stopping), or "
         "`store_unavailable`. Nothing of the request was counted."
+    ),
+    "Forbidden": _error(
+        "A read grant that does not cover this (`outside_grant`: another pk, metric or a longer period; "
+        "`grant_not_accepted`: an endpoint grants do not open)."
     ),
     "NotFound": _error("No such path."),
     "MethodNotAllowed": {
@@ -208,7 +242,7 @@ EVENT_BODY = {
 
 
 def _errors(*names: str) -> dict:
-    codes = {"BadRequest": "400", "Unauthorized": "401", "Unavailable": "503"}
+    codes = {"BadRequest": "400", "Unauthorized": "401", "Forbidden": "403", "Unavailable": "503"}
     return {codes[name]: _ref("responses", name) for name in names}
 
 
@@ -226,14 +260,14 @@ def _counting(summary: str, ok: dict, security: list | None, body: bool = False)
     return operation
 
 
-def _query(summary: str, parameters: list[str], answer: dict, security: list | None) -> dict:
+def _query(summary: str, parameters: list[str], answer: dict, security: list | None, grant: bool = True) -> dict:
     operation = {
         "summary": summary,
         "tags": ["queries"],
-        "parameters": [_ref("parameters", name) for name in parameters],
+        "parameters": [_ref("parameters", name) for name in [*parameters, *(["grant"] if grant else [])]],
         "responses": {
             "200": {"description": "The answer.", "content": {JSON: {"schema": answer}}},
-            **_errors("BadRequest", "Unauthorized", "Unavailable"),
+            **_errors("BadRequest", "Unauthorized", "Forbidden", "Unavailable"),
         },
     }
     if security is not None:
@@ -241,9 +275,53 @@ def _query(summary: str, parameters: list[str], answer: dict, security: list | N
     return operation
 
 
+GRAPH_JS_PARAMETERS = [
+    ("pk", "The pk (default `_`); `category` is an alias."),
+    ("dimension", "The dimension (`dimensions` is an alias)."),
+    ("metric", "A metric, formula or list (`metrics` is an alias); default `hits`."),
+    ("depth", "Levels of sub-dimensions to draw."),
+    ("period", "The period (default `thirty`)."),
+    ("limit", "Most sub-dimensions drawn (default 10)."),
+    ("sort", "What picks and orders them."),
+    ("title", "The graph's title (default: the pk and the dimension)."),
+    ("area", "`true` (stacked areas of the children), `percent`, or empty for lines."),
+    ("stacked", "`false` for areas that do not stack."),
+    ("tz", "An IANA time zone."),
+    ("tzoffset", "hhmm (`-0700`) or the original's float hours (`-5.5`), east of UTC."),
+    ("interval", "Milliseconds between updates (default 6000, at least 1000)."),
+    ("live", "`false`: draw once (`autoupdate` is an alias)."),
+    ("height", "Pixels (default 300)."),
+    ("hwurl", "The daemon's URL, if not where the script came from."),
+    ("grant", "A read grant, when the daemon has a read token (never put the token itself in a page)."),
+]
+
+
+def page(summary: str) -> dict:
+    return {
+        "summary": summary,
+        "tags": ["pages"],
+        "security": [],
+        "responses": {"200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}},
+    }
+
+
+def script(summary: str) -> dict:
+    return {
+        "summary": summary,
+        "tags": ["pages"],
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "JavaScript.",
+                "content": {"application/javascript": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+
+
 def describe(read_token: bool = False, write_token: bool = False) -> dict:
     """The OpenAPI 3.1 document; ``read_token``/``write_token``: whether the daemon requires them."""
-    read: list[dict] | None = [{"bearer": []}, {"tokenParameter": []}] if read_token else None
+    read: list[dict] | None = [{"bearer": []}, {"tokenParameter": []}, {"grant": []}] if read_token else None
     write: list[dict] | None = [{"bearer": []}, {"tokenParameter": []}] if write_token else None
     ok_text = {
         "description": "Counted (in memory; in the store by the next flush).",
@@ -334,7 +412,8 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
         'Choose an option for this visitor from the counted decisions: `{"option": ...}`, or the explanation.',
         DECIDE_PARAMETERS,
         rows,
-        read,
+        [{"bearer": []}, {"tokenParameter": []}] if read_token else None,
+        grant=False,
     )
     decide["tags"] = ["decisions"]
     for operation in count_decision.values():
@@ -392,6 +471,50 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
                 read,
             )
         },
+        "/pks": {
+            "get": _query(
+                "What exists: the child pks of a pk (without `pk`, the top-level pks) and the metric names "
+                "counted under it; `more` and `more_metrics` count the names left out past `limit`.",
+                ["browsePk", "browseLimit"],
+                _ref("schemas", "Pks"),
+                read,
+            )
+        },
+        "/": {"get": page("The dashboard (HTML; it reads the API with the read token the person gives it).")},
+        "/dashboard": {"get": page("The dashboard, as `/`.")},
+        "/hailwhale.js": {"get": script("The graph widget in one file: uPlot, then `Hailwhale.graph(element, {})`.")},
+        "/graph.js": {
+            "get": {
+                **script(
+                    "The original's embed: a script that draws a live graph where its `<script>` tag stands, "
+                    "on a page of any origin (`Whale.graph_tag` writes the tag)."
+                ),
+                "parameters": [_param(name, description) for name, description in GRAPH_JS_PARAMETERS],
+            }
+        },
+        "/static/{name}": {
+            "get": {
+                "summary": "A file of the widget or the dashboard; with `?v=<version>` cached for a year, "
+                "else revalidated (ETag, 304).",
+                "tags": ["pages"],
+                "security": [],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _param("v", "The file's version (the start of its sha256), as the pages name it."),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file.",
+                        "content": {
+                            kind: {"schema": {"type": "string"}}
+                            for kind in ("application/javascript", "text/css", "image/svg+xml", TEXT)
+                        },
+                    },
+                    "304": {"description": "The browser's copy (If-None-Match) is current."},
+                    "404": _ref("responses", "NotFound"),
+                },
+            }
+        },
         "/stats": {"get": stats},
         "/metrics": {"get": metrics},
         "/health": {"get": health},
@@ -427,6 +550,12 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
                     "in": "query",
                     "name": "token",
                     "description": "The token as a query parameter (it lands in logs: prefer the header).",
+                },
+                "grant": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "grant",
+                    "description": "A read grant, for pages that must not hold the token (also as Bearer credentials).",
                 },
             },
         },

@@ -6,7 +6,7 @@
 --   tag, n, [bucket, metric, parent, m, [node, amount] x m] x n     (sums)
 --        n, [bucket, metric, parent, m, [node, level] x m] x n      (levels)
 --        n, [bucket, metric, node, m, [member] x m] x n             (unique counts)
---        n, [parent, m, [child node] x m] x n                       (the dimension tree)
+--        n, [key suffix, m, [member] x m] x n                      (index sets)
 --        n, [bucket, metric, node, m, [sketch bucket, count] x m] x n  (distributions)
 -- (flat, so that decoding makes one table, not one per cell).  `since` is the fold's reach
 -- for a tag never folded: the bucket before the layout's first live one.
@@ -131,21 +131,20 @@ while i <= #w do
       end
     end
   end
-  -- the dimension tree: a set of children per node, kept as long as its longest-lived
-  -- bucket (the fold extends it as data goes on arriving)
+  -- the index sets (each node's children, the pk's child pks, its metric names): kept as
+  -- long as the longest-lived bucket written after them, so as long as data goes on arriving
   cells = w[i]
   i = i + 1
   for _ = 1, cells do
-    local parent, count = w[i], w[i + 1]
+    local suffix, count = w[i], w[i + 1]
     local first, last = i + 2, i + 1 + count
     i = last + 1
-    local k = 'hw:' .. tag .. ':sub:' .. parent
-    local added, ok = 0, true
+    local k = 'hw:' .. tag .. ':' .. suffix
+    local ok = true
     for from = first, last, 1000 do
-      local reply = redis.pcall('SADD', k, unpack(w, from, math.min(from + 999, last)))
-      if refuse(tag, reply) then ok = false else added = added + reply end
+      if refuse(tag, redis.pcall('SADD', k, unpack(w, from, math.min(from + 999, last)))) then ok = false end
     end
-    if ok and added > 0 then
+    if ok then
       local expires = math.floor(now) + longest
       if redis.call('EXPIRETIME', k) < expires then redis.call('EXPIREAT', k, expires) end
     end

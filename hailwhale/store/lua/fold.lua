@@ -56,7 +56,6 @@ for _, tag in ipairs(call.tags) do
     end
     more[#more + 1] = tag
   end
-  local extended = {}
   for i = 1, #notes, 2 do
     local note = notes[i]
     local kind, bucket_text, metric, part = string.match(note, '^(%a)|(%-?%d+)|([^|]*)|(.*)$')
@@ -84,15 +83,6 @@ for _, tag in ipairs(call.tags) do
           end
         end
         if ok then redis.call('EXPIREAT', k, expires) end
-      end
-    end
-    -- the parent's children set lives as long as the data under it goes on arriving
-    if (kind == 'z' or kind == 'g') and part ~= '' and not extended[part] then
-      extended[part] = true
-      local children = 'hw:' .. tag .. ':sub:' .. part
-      local expires = math.floor(now) + longest
-      if redis.call('EXPIRETIME', children) > 0 and redis.call('EXPIRETIME', children) < expires then
-        redis.call('EXPIREAT', children, expires)
       end
     end
     folded_count = folded_count + 1
