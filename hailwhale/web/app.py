@@ -13,6 +13,7 @@ and their CORS answers allow any origin.  Every error is JSON with a ``reason`` 
 is in ``X-Hailwhale-Error``), unknown paths and methods included.
 """
 
+import functools
 import json
 import random
 import re
@@ -22,6 +23,8 @@ from klein import Klein
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import resource
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
@@ -89,8 +92,25 @@ class HailwhaleWeb:
         self._openapi = openapi
         self._rng = rng if rng is not None else random.Random()
 
-    def resource(self):
-        return self.app.resource()
+    def resource(self) -> "CountingFront":
+        """The HTTP API: the counting front (:class:`CountingFront`) before the Klein app."""
+        return CountingFront(self, self.app.resource())
+
+    def answer_count(self, request: IRequest, handler: Callable[[IRequest], bytes]) -> bytes:
+        """
+        The answer of a counting handler called directly (not through Klein), its errors
+        answered as the Klein error handlers answer them.
+        """
+        try:
+            return handler(request)
+        except Unauthorized as error:
+            return self._unauthorized(request, error.denied)
+        except FieldError as error:
+            return self._bad_input(request, error)
+        except Dropped as error:
+            return self._dropped(request, error)
+        except Exception:
+            return self._server_error(request, Failure())
 
     def _require(self, request: IRequest, token: str | None) -> None:
         """Raise :class:`Unauthorized` unless the request presents ``token`` (when one is required)."""
@@ -307,7 +327,9 @@ class HailwhaleWeb:
 
     @app.handle_errors(Unauthorized)
     def unauthorized(self, request: IRequest, failure):
-        denied = failure.value.denied
+        return self._unauthorized(request, failure.value.denied)
+
+    def _unauthorized(self, request: IRequest, denied: access.Denied) -> bytes:
         self._ingest.count_http_error(denied.reason)
         challenge = b'Bearer realm="hailwhale"'
         if denied is access.WRONG:
@@ -317,7 +339,9 @@ class HailwhaleWeb:
 
     @app.handle_errors(FieldError)
     def bad_input(self, request: IRequest, failure):
-        error = failure.value
+        return self._bad_input(request, failure.value)
+
+    def _bad_input(self, request: IRequest, error: FieldError) -> bytes:
         self._ingest.count_http_error(error.reason)
         return self._json(request, 400, {"error": str(error), "field": error.field, "reason": error.reason})
 
@@ -330,7 +354,10 @@ class HailwhaleWeb:
 
     @app.handle_errors(Dropped)
     def dropped(self, request: IRequest, failure):
-        return self._json(request, 503, {"error": str(failure.value), "reason": "dropped"})
+        return self._dropped(request, failure.value)
+
+    def _dropped(self, request: IRequest, error: Dropped) -> bytes:
+        return self._json(request, 503, {"error": str(error), "reason": "dropped"})
 
     @app.handle_errors(HTTPException)
     def http_error(self, request: IRequest, failure):
@@ -343,6 +370,9 @@ class HailwhaleWeb:
 
     @app.handle_errors(Exception)
     def server_error(self, request: IRequest, failure):
+        return self._server_error(request, failure)
+
+    def _server_error(self, request: IRequest, failure: Failure) -> bytes:
         """A bug: logged, and answered as a JSON 500 rather than Twisted's HTML page."""
         log.failure("while answering {method} {path}", failure, method=request.method, path=request.path)
         return self._json(request, 500, {"error": "internal error (logged)", "reason": "internal_error"})
@@ -365,6 +395,38 @@ class HailwhaleWeb:
         request.setHeader(b"Content-Type", b"application/json")
         self._allow_origin(request)
         return json.dumps(body).encode("utf-8")
+
+
+class CountingFront(resource.Resource):
+    """
+    The root of the HTTP API: ``GET /count.gif`` and ``GET /count``, the counting traffic,
+    are answered here by the same handlers, with the same headers, errors and counts as
+    through the Klein app; every other request goes to the Klein app.  It saves Klein's
+    routing and Deferreds, about half of a pixel's cost; :meth:`quick` gives the same
+    answers to :class:`hailwhale.web.server.HailwhaleSite`, which saves most of the rest.
+    """
+
+    isLeaf = True
+
+    def __init__(self, web: HailwhaleWeb, routed: resource.Resource):
+        super().__init__()
+        self._web = web
+        self._routed = routed
+        self._counting: dict[bytes, Callable[[IRequest], bytes]] = {
+            b"/count.gif": functools.partial(web.answer_count, handler=web.pixel),
+            b"/count": functools.partial(web.answer_count, handler=web.count),
+        }
+
+    def quick(self, path: bytes) -> Callable[[IRequest], bytes] | None:
+        """The answer of a GET of ``path``, if it is a counting path; else None."""
+        return self._counting.get(path)
+
+    def render(self, request: IRequest):
+        if request.method == b"GET":
+            answer = self._counting.get(request.path)
+            if answer is not None:
+                return answer(request)
+        return self._routed.render(request)
 
 
 def _allow_any_origin(request: IRequest) -> None:
