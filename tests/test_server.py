@@ -1,7 +1,8 @@
 """
 The quick way for counting requests (hailwhale.web.server) answers and counts exactly as
 Twisted's way through the same resource, and as the Klein app did before the counting
-front: the same status, headers and body, and the same events and self-stats.
+front: the same status, headers and body, and the same events and self-stats.  The events
+the counting paths remember by their fields are those read anew.
 """
 
 import re
@@ -18,11 +19,12 @@ from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
 from hailwhale.aggregate.ingest import Ingest
 from hailwhale.aggregate.selfstats import SelfStats
-from hailwhale.model.fields import Limits
+from hailwhale.model import events
+from hailwhale.model.fields import FieldError, Limits
 from hailwhale.model.schema import parse_schema
 from hailwhale.testing import strategies, upcoming
 from hailwhale.web import access
-from hailwhale.web.app import HailwhaleWeb
+from hailwhale.web.app import EventMemo, HailwhaleWeb
 from hailwhale.web.connections import Caps, Connections
 from hailwhale.web.server import HailwhaleSite
 
@@ -204,3 +206,31 @@ def test_requests_on_one_connection_go_either_way_in_order():
     _, stats = quick.counted()
 
     assert ([b"HTTP/1.1 200 OK"] * 5, 4) == (statuses, stats["http_events_ok"])
+
+
+field_values = st.one_of(st.none(), st.just(""), texts, st.just("1700000000"), st.just("soon"))
+event_fields = st.dictionaries(
+    st.sampled_from(["pk", "dimensions", "dimension", "metrics", "metric", "at", "cb"]), field_values, max_size=6
+)
+
+
+def read(parse, raw: dict, now: float) -> object:
+    try:
+        return parse(raw, now, LIMITS)
+    except FieldError as error:
+        return ("error", str(error), error.field, error.reason)
+
+
+LIMITS = Limits(max_past_seconds=SCHEMA.longest_retention())
+
+
+@settings(max_examples=300)
+@given(st.lists(event_fields, min_size=1, max_size=8), st.floats(0, 120))
+def test_remembered_events_are_those_read_anew(fields_seen, later):
+    """The events the counting paths remember by their fields are the ones read anew, at each request's time;
+    errors included."""
+    memo = EventMemo(size=4)
+    remembered = [read(memo, raw, NOW + later * i) for i, raw in enumerate(fields_seen * 2)]
+    anew = [read(events.from_fields, raw, NOW + later * i) for i, raw in enumerate(fields_seen * 2)]
+
+    assert anew == remembered

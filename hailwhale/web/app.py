@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from hailwhale.decide import counting, planning
 from hailwhale.model import events
-from hailwhale.model.fields import FieldError
+from hailwhale.model.fields import FieldError, Limits
 from hailwhale.query import planner, rank
 from hailwhale.query.requests import StoreUnavailable
 from hailwhale.web import access
@@ -39,6 +39,8 @@ from hailwhale.web import access
 PIXEL = bytes.fromhex("4749463839610100010080000000000000000021f90401000000002c00000000010001000002024401003b")
 JSON_TYPES = (b"application/json", b"text/json")
 
+
+REMEMBERED_EVENTS = 10_000  # distinct counting fields remembered read (then forgotten all at once)
 
 READ_PATHS = frozenset({b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/decide", b"/stats", b"/metrics"})
 WRITE_PATHS = frozenset({b"/count", b"/count_now", b"/count_decision", b"/flush"})
@@ -91,6 +93,7 @@ class HailwhaleWeb:
         self._metrics = metrics
         self._openapi = openapi
         self._rng = rng if rng is not None else random.Random()
+        self._events = EventMemo()
 
     def resource(self) -> "CountingFront":
         """The HTTP API: the counting front (:class:`CountingFront`) before the Klein app."""
@@ -226,7 +229,8 @@ class HailwhaleWeb:
         status = 200 if emptied else 503
         return self._json(request, status, {"flushed": emptied, "backlog_events": self._flusher.backlog_events})
 
-    def _accept(self, request: IRequest, parse=events.from_fields) -> None:
+    def _accept(self, request: IRequest, parse: Callable | None = None) -> None:
+        parse = parse or self._events
         now = self._clock.seconds()
         batch = [parse(raw, now, self._ingest.limits) for raw in self._event_fields(request)]
         dropped = self._ingest.accept_all(batch)
@@ -395,6 +399,38 @@ class HailwhaleWeb:
         request.setHeader(b"Content-Type", b"application/json")
         self._allow_origin(request)
         return json.dumps(body).encode("utf-8")
+
+
+class EventMemo:
+    """
+    :func:`hailwhale.model.events.from_fields` for fields without a time (the event is at
+    ``now``), remembered by the text of the fields it reads: pixels and beacons repeat
+    the same few pk, dimensions and metrics, each request but a new time (and perhaps a
+    cache-busting parameter, which is not read).  At most ``size`` are remembered, then
+    forgotten all at once; fields that are not all text, or that fail, are read each time.
+    """
+
+    def __init__(self, size: int = REMEMBERED_EVENTS):
+        self._size = size
+        self._known: dict[tuple, events.Event] = {}
+        self._limits: Limits | None = None
+
+    def __call__(self, raw: dict, now: float, limits: Limits) -> events.Event:
+        if raw.get("at") not in (None, ""):
+            return events.from_fields(raw, now, limits)
+        if limits is not self._limits:
+            self._known, self._limits = {}, limits
+        key = (raw.get("pk"), raw.get("dimensions"), raw.get("dimension"), raw.get("metrics"), raw.get("metric"))
+        try:
+            known = self._known.get(key)
+        except TypeError:  # a JSON body's dicts and lists
+            return events.from_fields(raw, now, limits)
+        if known is None:
+            known = events.from_fields(raw, now, limits)
+            if len(self._known) >= self._size:
+                self._known.clear()
+            self._known[key] = known
+        return events.Event(known.pk, known.dimensions, known.metrics, now, known.levels, known.members)
 
 
 class CountingFront(resource.Resource):
