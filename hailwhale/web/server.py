@@ -19,8 +19,8 @@ transport's buffer.  Its answer is the one Twisted's way gives, byte for byte (t
 aside; ``tests/test_server.py`` checks); anything else takes Twisted's way, unchanged.
 """
 
+import functools
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -92,35 +92,29 @@ class LeanRequest:
         return b"".join(parts)
 
 
-_CANONICAL: dict[bytes | str, bytes] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _canonical(name: bytes | str) -> bytes:
-    """A header name as Twisted writes it (Content-Type, WWW-Authenticate); the handlers' names, remembered."""
-    found = _CANONICAL.get(name)
-    if found is None:
-        headers = Headers()
-        headers.setRawHeaders(name, [b""])
-        ((found, _),) = headers.getAllRawHeaders()
-        _CANONICAL[name] = found
+    """A header name as Twisted writes it (Content-Type, WWW-Authenticate); the handlers' few names, remembered."""
+    headers = Headers()
+    headers.setRawHeaders(name, [b""])
+    ((found, _),) = headers.getAllRawHeaders()
     return found
 
 
-class _Date:
-    """The Date header's value, made once a second."""
+class DateHeader:
+    """The Date header's value at a moment, made once a second."""
 
     def __init__(self):
         self._second = -1
         self._value = b""
 
-    def now(self) -> bytes:
-        second = int(time.time())
+    def at(self, now: float) -> bytes:
+        second = int(now)
         if second != self._second:
             self._second, self._value = second, datetimeToString(second)
         return self._value
 
 
-_date = _Date()
 _DIRECT = (tcp.Server, unix.Server)
 
 
@@ -209,8 +203,10 @@ class HailwhaleChannel(HTTPChannel):
             return False
         query = line.group(2)
         request = LeanRequest(line.group(1), parse_qs(query, 1) if query else {}, headers)
-        self._send(request.answer(answer(request), _date.now()))
-        self.waiting_since = self.site.clock.seconds()
+        body = answer(request)
+        now = self.site.clock.seconds()
+        self._send(request.answer(body, self.site.date.at(now)))
+        self.waiting_since = now
         return True
 
     def _send(self, data: bytes) -> None:
@@ -253,6 +249,7 @@ class HailwhaleSite(Site):
         self.connections = connections
         self.quick = quick
         self.clock = reactor
+        self.date = DateHeader()
 
     def log(self, request) -> None:
         pass
