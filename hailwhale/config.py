@@ -140,6 +140,27 @@ class Config:
         "Where HTTP listens, as a Twisted endpoint (unix:/run/hailwhale.sock, "
         "tcp6:8085:interface=\\:\\:1); default: --http-port on --interface.",
     )
+    http_request_timeout: float = setting(
+        10.0,
+        "Seconds an HTTP request may take to arrive whole (request line, headers and body), from its first byte.",
+        parse_positive_float,
+    )
+    http_idle_timeout: float = setting(
+        15.0,
+        "Seconds an HTTP connection may wait, open, for its next request (or its first).",
+        parse_positive_float,
+    )
+    http_max_connections: int | None = setting(
+        None,
+        "Most HTTP connections open at once; default: 10000, or what the open-files limit leaves room for.",
+        parse_positive_int,
+    )
+    http_max_connections_per_address: int | None = setting(
+        None,
+        "Most HTTP connections open at once from one client address (an IPv6 /64); "
+        "default: a quarter of --http-max-connections.",
+        parse_positive_int,
+    )
     flush_interval: float = setting(1.0, "Seconds between flushes to the store.", parse_positive_float)
     redis_url: str | None = setting(
         None,

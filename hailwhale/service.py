@@ -9,16 +9,16 @@ what was taken in, then the thread pools and the embedded store stop.
 
 import gc
 import os
+import resource
 from collections.abc import Callable
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet import abstract, defer, endpoints, threads
+from twisted.internet import abstract, defer, endpoints, task, threads
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
-from twisted.web.server import Site
 
 from hailwhale import __version__
 from hailwhale.aggregate import selfstats
@@ -35,18 +35,14 @@ from hailwhale.receivers import collectd, udp
 from hailwhale.store import Store
 from hailwhale.store.embedded import EmbeddedValkey, socket_url
 from hailwhale.store.threaded import Reader, in_pool
-from hailwhale.web import access, openapi, prometheus
+from hailwhale.web import access, connections, openapi, prometheus
 from hailwhale.web.app import HailwhaleWeb
 from hailwhale.web.assets import Assets
+from hailwhale.web.server import HailwhaleSite
 
 log = Logger()
 
-
-class QuietSite(Site):
-    """A Site that writes no access log line per request: counting traffic would drown the log (and cost time)."""
-
-    def log(self, request) -> None:
-        pass
+LISTEN_BACKLOG = 1024  # connections the kernel holds for HTTP before it is accepted (Twisted's default: 50)
 
 
 class SequentialMultiService(MultiService):
@@ -108,6 +104,25 @@ class Listener(Service):
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()
+
+
+class HttpListener(Listener):
+    """Listens for HTTP, and while it does, times out its connections (:meth:`Connections.sweep`)."""
+
+    def __init__(self, listen, book: connections.Connections, reactor):
+        super().__init__(listen)
+        self._sweeping = task.LoopingCall(book.sweep)
+        self._sweeping.clock = reactor
+        self._interval = book.sweep_interval
+
+    def startService(self) -> None:
+        super().startService()
+        self._sweeping.start(self._interval, now=False)
+
+    def stopService(self):
+        if self._sweeping.running:
+            self._sweeping.stop()
+        return super().stopService()
 
 
 class EmbeddedStoreService(Service):
@@ -188,6 +203,13 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         from twisted.internet import reactor
     stats = SelfStats()
     started_at = reactor.seconds()
+    open_files = raise_open_files_limit()
+    http_caps, warnings = connections.caps(
+        open_files, config.http_max_connections, config.http_max_connections_per_address
+    )
+    for warning in warnings:
+        log.warn("{warning}", warning=warning)
+    book = connections.Connections(http_caps, config.http_request_timeout, config.http_idle_timeout, stats, reactor)
     embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
     url = config.redis_url or socket_url(config.data_dir)
     store = Store.connect(url, cluster=config.redis_cluster, timeout=config.store_timeout)
@@ -240,11 +262,15 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             udp_receive_buffer=udp.receive_buffer(udp_listener.port) if udp_listener.port else None,
             collectd_series=len(cumulative),
             udp_kernel_drops=udp.kernel_drops(udp_listener.port) if udp_listener.port else None,
+            http_connections=len(book) if http_on else None,
+            http_connections_limit=book.caps.total if http_on else None,
+            open_files_limit=open_files,
             uptime_seconds=reactor.seconds() - started_at,
             version=__version__,
         )
         return {**stats.snapshot(), **selfstats.snapshot(status)}
 
+    http_on = bool(config.http_port or config.http_listen)
     policy = access_policy(config)
     scraped = prometheus.registry(snapshot)
     web = HailwhaleWeb(
@@ -303,11 +329,45 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         )
         collectd_listener.setName("collectd")
         collectd_listener.setServiceParent(root)
-    if config.http_port or config.http_listen:
-        http = Listener(lambda: _listen_http(http_endpoint(reactor, config), QuietSite(web.resource())))
+    if http_on:
+        front = web.resource()
+        site = HailwhaleSite(front, book, front.quick, reactor)
+        log.info(
+            "HTTP connections: at most {total} open, {per_address} from one client address; a request must arrive "
+            "whole within {request} s of its first byte; a connection waiting for a request closes after {idle} s",
+            total=http_caps.total,
+            per_address=http_caps.per_address,
+            request=config.http_request_timeout,
+            idle=config.http_idle_timeout,
+        )
+        http = HttpListener(lambda: _listen_http(http_endpoint(reactor, config), site, reactor, stats), book, reactor)
         http.setName("http")
         http.setServiceParent(root)
     return root
+
+
+def raise_open_files_limit() -> int:
+    """
+    Raise the soft limit of open files to the hard limit (the default soft limit, often
+    1,024, is soon reached by HTTP connections); the soft limit now.  Logs both.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft >= hard):
+        log.info("open files: at most {soft} (the hard limit is {hard})", soft=soft, hard=hard)
+        return soft
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as error:
+        log.warn(
+            "open files: at most {soft}; raising it to the hard limit {hard} failed: {error}",
+            soft=soft,
+            hard=hard,
+            error=error,
+        )
+        return soft
+    log.info("open files: soft limit raised from {soft} to the hard limit, {hard}", soft=soft, hard=wanted)
+    return wanted
 
 
 def access_policy(config: Config) -> access.Policy:
@@ -361,12 +421,18 @@ def http_endpoint(reactor, config: Config) -> IStreamServerEndpoint:
     if config.http_listen:
         return endpoints.serverFromString(reactor, config.http_listen)
     if abstract.isIPv6Address(config.interface):
-        return endpoints.TCP6ServerEndpoint(reactor, config.http_port, interface=config.interface)
-    return endpoints.TCP4ServerEndpoint(reactor, config.http_port, interface=config.interface)
+        return endpoints.TCP6ServerEndpoint(
+            reactor, config.http_port, backlog=LISTEN_BACKLOG, interface=config.interface
+        )
+    return endpoints.TCP4ServerEndpoint(reactor, config.http_port, backlog=LISTEN_BACKLOG, interface=config.interface)
 
 
-def _listen_http(endpoint: IStreamServerEndpoint, site: QuietSite) -> defer.Deferred:
+def _listen_http(endpoint: IStreamServerEndpoint, site: HailwhaleSite, reactor, stats: SelfStats) -> defer.Deferred:
     def listening(port: IListeningPort) -> IListeningPort:
+        guard = connections.AcceptGuard.install(port, reactor, stats, lambda: len(site.connections))
+        if guard is not None:
+            site.connections.on_close(guard.connection_closed)
+            site.connections.throttled(guard.throttle)
         log.info("HTTP on {address}", address=port.getHost())
         return port
 

@@ -55,6 +55,21 @@ class SelfStats:
     lines_bad: Counter = stat("UDP lines rejected, by reason.", label="reason", factory=Counter)
     http_events_ok: int = stat("Events taken in over HTTP.")
     http_bad_requests: Counter = stat("HTTP requests rejected, by reason.", label="reason", factory=Counter)
+    http_connections_refused: Counter = stat(
+        "HTTP connections answered 503 and closed at once for a connection cap, by reason.",
+        label="reason",
+        factory=Counter,
+    )
+    http_timeouts: Counter = stat(
+        "HTTP connections closed for a timeout: a request that did not arrive whole in time, or an idle connection.",
+        label="timeout",
+        factory=Counter,
+    )
+    http_accept_failures: Counter = stat(
+        "Times accepting HTTP connections failed (out of open files, ...) and paused a moment, by reason.",
+        label="reason",
+        factory=Counter,
+    )
     events_dropped: Counter = stat(
         "Parsed events not taken in, by reason (limits, stopping).", label="reason", factory=Counter
     )
@@ -124,6 +139,11 @@ class DaemonStatus:
     backlog_events: int = stat("Events in a batch a failed flush left for retry.", GAUGE)
     store_url: str = stat("The store's URL, its password masked.", TEXT, default="")
     schema: str = stat("The schema the daemon writes with.", INFO, default="")
+    http_connections: int | None = stat("HTTP connections open now.", GAUGE, default=None)
+    http_connections_limit: int | None = stat(
+        "Most HTTP connections open at once (--http-max-connections).", GAUGE, default=None
+    )
+    open_files_limit: int | None = stat("The process's open-files limit (soft).", GAUGE, default=None)
     udp_receive_buffer: int | None = stat("Bytes of UDP receive buffer the kernel granted.", GAUGE, default=None)
     collectd_series: int = stat("collectd COUNTER/DERIVE series remembered.", GAUGE)
     udp_kernel_drops: int | None = stat("Datagrams the kernel dropped for a full receive buffer.", default=None)

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import resource
 import select
 import signal
 import socket
@@ -26,9 +27,21 @@ class Daemon:
     process: signals, its own memory, a store it cannot reach.
     """
 
-    def __init__(self, directory: Path, *args: str, ready_timeout: float = 30.0):
+    def __init__(
+        self,
+        directory: Path,
+        *args: str,
+        ready_timeout: float = 30.0,
+        open_files: tuple[int, int] | None = None,
+    ):
+        """``open_files``: the (soft, hard) open-files limit to start the process with (``ulimit -n``)."""
         self.http_port, self.udp_port = free_port(), free_port(socket.SOCK_DGRAM)
         self.log_path = Path(directory) / "twistd.log"
+
+        def limited() -> None:  # in the child, before it runs the daemon
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -46,6 +59,7 @@ class Daemon:
             ],
             cwd=directory,
             env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+            preexec_fn=limited if open_files is not None else None,
         )
         self.base = f"http://127.0.0.1:{self.http_port}"
         deadline = time.monotonic() + ready_timeout
@@ -107,6 +121,72 @@ class Daemon:
         """(accepted, written, not written) from the line a stopped daemon logs."""
         ((accepted, written, unwritten),) = STOPPED_LINE.findall(self.log())
         return int(accepted), int(written), int(unwritten)
+
+
+class Crowd:
+    """
+    Many TCP connections from one source address, held by a process of its own
+    (:mod:`hailwhale.testing.crowd`): each sends ``first``, then ``trickle`` every
+    ``interval`` seconds.  :meth:`status` tells how many are open, closed, and which
+    answers came; :meth:`close` closes them all.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        count: int,
+        first: bytes,
+        source: str = "127.0.0.1",
+        trickle: bytes = b"",
+        interval: float = 1.0,
+    ):
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hailwhale.testing.crowd",
+                "127.0.0.1",
+                str(port),
+                source,
+                str(count),
+                first.hex(),
+                *([trickle.hex(), str(interval)] if trickle else []),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+        )
+
+    def status(self) -> dict:
+        """{"connected", "connect_failed", "open", "closed", "answers": {status code: count}} (after connecting)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("status\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the crowd process ended (exit status {self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.write("close\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                pass
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def __enter__(self) -> "Crowd":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class CuttingProxy:
