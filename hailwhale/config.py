@@ -96,6 +96,23 @@ def as_text(value: str) -> str:
     return value
 
 
+def parse_amqp_urls(values) -> tuple[str, ...]:
+    """``--amqp`` values: amqp:// URLs (TLS is left to a proxy in front of the broker)."""
+    urls = tuple(value.strip() for value in values if value.strip())
+    for url in urls:
+        if not url.startswith("amqp://"):
+            raise ValueError(f"{access.redacted_url(url)}: not an amqp:// URL (for TLS, put a proxy before the broker)")
+    return urls
+
+
+def parse_non_negative_seconds(text: str) -> int | None:
+    seconds = parse_seconds(text) if text.strip() not in ("0", "") else 0
+    return seconds or None
+
+
+parse_non_negative_seconds.coerceDoc = "A duration (7d, 12h, ...); 0 keeps everything."  # type: ignore[attr-defined]
+
+
 def setting(
     default: object,
     help: str,
@@ -240,6 +257,30 @@ class Config:
     )
     write_token_file: str | None = setting(
         None, "File whose first line is the write token (better than --write-token)."
+    )
+    amqp_urls: tuple[str, ...] = setting(
+        (),
+        "RabbitMQ broker to read events from (amqp://user:pass@host:5672/vhost); repeat it for the nodes "
+        "of one cluster, tried in turn. Off without it.",
+        parse_amqp_urls,
+        option="amqp",
+        repeatable=True,
+    )
+    amqp_password_file: str | None = setting(
+        None, "File whose first line is the broker password (used instead of the one in --amqp URLs)."
+    )
+    amqp_queue: str = setting("hailwhale", "The RabbitMQ stream to read (declared as a stream if missing).")
+    amqp_exchange: str | None = setting(
+        None, "Exchange the stream is bound to (it must exist), so that producers keep publishing there."
+    )
+    amqp_binding_key: str = setting("#", "Binding key of the stream on --amqp-exchange.")
+    amqp_prefetch: int = setting(
+        2000, "Messages the broker may send ahead of acknowledgements (basic.qos).", parse_positive_int
+    )
+    amqp_max_age: int | None = setting(
+        7 * 86400,
+        "Retention of a stream the daemon declares (x-max-age): how long a message can wait for a daemon.",
+        parse_non_negative_seconds,
     )
     cors_origins: tuple[str, ...] = setting(
         (),

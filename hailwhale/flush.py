@@ -177,6 +177,10 @@ class FlushService(Service):
         else:
             self._stats.store_answered()
 
+    def note_written(self, tags: dict[str, tuple[int, int]]) -> None:
+        """Tags another writer of this daemon (the RabbitMQ input) wrote finest buckets under: fold them too."""
+        self._folds.written(tags)
+
     def when_durable(self, seq: int) -> defer.Deferred:
         """Fires once the batch numbered ``seq`` (and every one before it) is in the store."""
         waiter: defer.Deferred = defer.Deferred()

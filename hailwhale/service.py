@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
 
-from hailwhale import __version__
+from hailwhale import __version__, amqp_input
 from hailwhale.aggregate import selfstats
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
@@ -296,6 +296,21 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
     ThreadPoolService(query_pool).setServiceParent(root)
     flusher.setName("flush")
     flusher.setServiceParent(root)
+    if config.amqp_urls:
+        amqp_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-amqp")
+        ThreadPoolService(amqp_pool).setServiceParent(root)
+        stream = amqp_input.make_input(
+            config,
+            reactor,
+            stats,
+            cardinality,
+            url,
+            in_pool(reactor, amqp_pool),
+            flusher.note_written,
+            lambda line, message: log.warn("bad line in a message ({message}): {line!r}", line=line, message=message),
+        )
+        stream.setName("amqp")
+        stream.setServiceParent(root)
     IngestGate(ingest).setServiceParent(root)
     if config.udp_port:
         udp_listener.setName("udp")

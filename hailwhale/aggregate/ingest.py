@@ -66,6 +66,10 @@ class Ingest:
     def datagrams(self, batch: list[bytes]) -> None:
         """Count every line of datagrams that arrived together (as one run of lines: no line spans two)."""
         self._stats.datagrams += len(batch)
+        self.lines(batch)
+
+    def lines(self, batch: list[bytes]) -> None:
+        """Count every line of ``batch`` (datagrams, or a queue message's body), as one run of lines."""
         now = self._seconds()
         lines = batch[0].split(b"\n") if len(batch) == 1 else b"\n".join(batch).split(b"\n")
         if not lines[-1]:

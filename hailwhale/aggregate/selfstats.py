@@ -49,6 +49,52 @@ class CollectdStats:
 
 
 @attrs.define
+class AmqpStats:
+    """The RabbitMQ input (see :mod:`hailwhale.amqp_input`); its ingest counts lines here."""
+
+    state: str = stat(
+        "off, standby (another daemon holds the stream), connecting, reading or stopped.", TEXT, default="off"
+    )
+    connected: bool = stat("1 while connected to the broker and reading the stream.", GAUGE, default=False)
+    holding: bool = stat("1 while this daemon holds the stream (its lease in the store).", GAUGE, default=False)
+    reconnects: int = stat("Times the connection to the broker was lost or could not be made, and tried again.")
+    last_error: str | None = stat("The last broker error.", TEXT, default=None)
+    messages: int = stat("Messages taken in from the stream.")
+    messages_bad: Counter = stat(
+        "Messages counted as nothing, by reason (too long, a bad JSON array); acknowledged all the same.",
+        label="reason",
+        factory=Counter,
+    )
+    lines_ok: int = stat("Lines (and JSON array items) of messages counted.")
+    lines_bad: Counter = stat("Lines of messages rejected, by reason.", label="reason", factory=Counter)
+    events_dropped: Counter = stat(
+        "Parsed events of messages not taken in, by reason.", label="reason", factory=Counter
+    )
+    unique_members_dropped: int = stat("Members of unique counts past the bound per key in a batch.")
+    messages_acked: int = stat("Messages acknowledged (their batch committed in the store).")
+    batches_committed: int = stat("Batches of messages written to the store and committed.")
+    events_committed: int = stat("Events of committed batches.")
+    batches_replayed: int = stat("Batches found recorded but not committed at a start, read again and completed.")
+    batches_unrecoverable: int = stat(
+        "Recorded batches the stream no longer holds as recorded (retention, a deleted stream): skipped, logged."
+    )
+    deliveries_skipped: int = stat("Deliveries before the offset asked for (already counted), credited back.")
+    offsets_missing: int = stat("Offsets the stream skipped between what was asked for and what came (retention).")
+    offset_received: int | None = stat("Offset of the newest message taken in.", GAUGE, default=None)
+    offset_committed: int | None = stat(
+        "Offset the next batch starts at (everything before is committed).", GAUGE, default=None
+    )
+    consumer_lag: int | None = stat(
+        "Messages in the stream past offset_committed, where the broker tells it (RabbitMQ 3.10 does not).",
+        GAUGE,
+        default=None,
+    )
+
+    def snapshot(self) -> dict:
+        return snapshot(self)
+
+
+@attrs.define
 class SelfStats:
     datagrams: int = stat("UDP datagrams read.")
     lines_ok: int = stat("UDP lines counted.")
@@ -97,6 +143,7 @@ class SelfStats:
     )
     store_unreachable_since: float | None = stat("Unix time the store stopped answering.", GAUGE, default=None)
     collectd: CollectdStats = stat("The collectd receiver.", SECTION, factory=CollectdStats)
+    amqp: AmqpStats = stat("The RabbitMQ input.", SECTION, factory=AmqpStats)
 
     def store_answered(self) -> None:
         self.store_reachable, self.store_unreachable_since = True, None
@@ -119,6 +166,8 @@ class SelfStats:
                 "reason": "store_unreachable",
                 "since": self.store_unreachable_since,
             }
+        if self.amqp.state not in ("off", "standby") and not self.amqp.connected:
+            return False, {"status": "unavailable", "reason": "broker_unreachable", "error": self.amqp.last_error}
         return True, {"status": "ok"}
 
     def snapshot(self) -> dict:

@@ -30,6 +30,10 @@ slot and each script call touches one slot only:
   live; the buckets before it were written into every size at once (by earlier versions,
   or as late events), so they count as folded.
 
+- ``hw:amqp:{<queue>}:batch`` and ``hw:amqp:{<queue>}:holder``: STRINGs, the record of
+  a RabbitMQ stream's batches (JSON) and the lease of the daemon reading it (see
+  :mod:`hailwhale.store.stream_log`); their writes go under writer ids ``amqp-<epoch>``.
+
 ``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.model.paths` strings; the tag
 escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.  The indexes (children,
 pks, metric names) are written with the data they index and live as long as it.
@@ -94,3 +98,11 @@ def pks_key(pk_tag: str) -> str:
 
 def metric_names_key(pk_tag: str) -> str:
     return f"hw:{pk_tag}:{METRIC_NAMES}"
+
+
+def stream_record_key(queue: str) -> str:
+    return f"hw:amqp:{tag((queue,))}:batch"
+
+
+def stream_holder_key(queue: str) -> str:
+    return f"hw:amqp:{tag((queue,))}:holder"

@@ -170,8 +170,9 @@ SCHEMAS = {
         "required": ["status"],
         "properties": {
             "status": {"enum": ["ok", "unavailable"]},
-            "reason": {"enum": ["starting", "stopping", "store_unreachable"]},
+            "reason": {"enum": ["starting", "stopping", "store_unreachable", "broker_unreachable"]},
             "since": {"type": ["number", "null"]},
+            "error": {"type": ["string", "null"], "description": "The broker's last error (broker_unreachable)."},
         },
     },
     "Pks": {
