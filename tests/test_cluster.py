@@ -1,7 +1,9 @@
 """A real Redis Cluster (three Valkey nodes): every pk's keys in one slot, scripts routed by it."""
 
+import json
 import threading
 import time
+import urllib.error
 
 import pytest
 import pytest_twisted
@@ -138,24 +140,24 @@ def test_a_master_restarted_under_load_loses_nothing_and_counts_nothing_twice(tm
     A ``twistd -n hailwhale --redis-cluster`` process counts a steady stream of events
     (30 pks, so every master holds some) while one master of the 3-node cluster is stopped
     (SIGTERM) for longer than the cluster's node timeout, then started again on its port
-    with its append-only file.  Afterwards every pk's total in the store is exactly what
-    was sent, and every event the daemon took in is written.
+    with its append-only file; meanwhile queries answer 503.  Afterwards every pk's total
+    in the store, and the daemon's answer, is exactly what was sent, and every event the
+    daemon took in is written.
 
-    Why this catches the two ways it could go wrong:
+    Why this catches the ways it could go wrong (each tried by breaking the code on purpose):
 
     - Flushes fail while the master is away (asserted: ``flushes_failed`` grows): first
       only its calls (the other masters take theirs: the part is half written), then all
-      of them once the cluster says it is down.  Were a failed batch dropped, the events
-      of those flushes would be missing from the totals.
+      of them once the cluster says it is down.  Were a failed batch dropped, the daemon
+      would never have written all it took in, and the totals would be short.
     - A retried part is sent again on the refreshed slot map: the calls the other masters
       took are not re-sent (the part's ``done`` set) and any call whose reply the stop cut
-      off is skipped by the store (its batch token).  Were re-sending not idempotent, the
-      half-written parts would count their live masters' share twice, and the totals
-      would be over.
-
-    A cluster refusal (``CLUSTERDOWN``, ``MOVED``, ``TRYAGAIN``) is a ``ResponseError`` in
-    redis-py: it must keep the batch for retry, not be taken as the store refusing a
-    write for good (which drops it).
+      off is skipped by the store (its batch token).  Were re-sending not idempotent
+      (no token check, every call of the part re-sent), the half-written parts would count
+      their live masters' share again: the totals come out over (6,940 for 6,700 sent).
+    - A cluster refusal (``CLUSTERDOWN``, ``MOVED``, ``TRYAGAIN``) is a ``ResponseError``
+      in redis-py: it must keep the batch for retry, not be taken as the store refusing a
+      write for good, which drops the write and counts it in ``writes_refused``.
     """
     servers = testing.start_valkey_cluster(appendonly="yes", appendfsync="always")
     url = f"redis://127.0.0.1:{servers[0].port}/0"
@@ -186,6 +188,9 @@ def test_a_master_restarted_under_load_loses_nothing_and_counts_nothing_twice(tm
             wait_for(lambda: daemon.get("/stats")["flushes_failed"] >= 3, 30, "flushes to fail")
             time.sleep(3)  # past the node timeout (2 s): the others mark it failed and refuse every slot
             failed_while_away = daemon.get("/stats")["flushes_failed"]
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                daemon.get("/totals?pk=load&metrics=%5B%22n%22%5D&periods=%5B%22today%22%5D")
+            answer_while_away = (refused.value.code, json.loads(refused.value.read())["reason"])
             stopped.start()
             wait_for(lambda: cluster_ok(servers), 30, "the cluster to be whole again")
             flushed = daemon.get("/stats")["flushes_ok"]
@@ -195,6 +200,7 @@ def test_a_master_restarted_under_load_loses_nothing_and_counts_nothing_twice(tm
             sender.join()
         wait_for(lambda: drained(daemon), 60, "everything taken in to be written")
         stats = daemon.get("/stats")
+        answered = daemon.get("/totals?pk=load&metrics=%5B%22n%22%5D&periods=%5B%22thirty%22%5D")["thirty"]["_"]["n"]
         status = daemon.stop()
     finally:
         if daemon is not None:
@@ -209,13 +215,14 @@ def test_a_master_restarted_under_load_loses_nothing_and_counts_nothing_twice(tm
         f"{stats['events_flushed']}; {failed_while_away} flushes failed while it was away, "
         f"{stats['writes_repeated']} calls found already applied, {stats['writes_refused']} refused"
     )
-    assert (True, 0, sum(sent), stats["lines_ok"]) == (
+    assert (True, (503, "store_unavailable"), 0, sum(sent), stats["lines_ok"]) == (
         failed_while_away >= 3,
+        answer_while_away,
         stats["writes_refused"],
         stats["lines_ok"],
         stats["events_flushed"],
     )
-    assert [float(count) for count in sent] == counted
+    assert ([float(count) for count in sent], float(sum(sent))) == (counted, answered)
     assert status != 1, daemon.log()
 
 
