@@ -58,14 +58,14 @@ def main() -> None:
         calls.clear()
         store.apply(plan, seq + 1, set())
         written = time.perf_counter()
-        increments = sum(len(m) for w in plan.writes for m in w.increments.values())
-        members = sum(len(m) for w in plan.writes for m in w.members.values())
+        increments = plan.increments
+        members = sum(len(names) for write in plan.writes for names in write.sets.values())
         total = written - started
         print(
             f"| {count} | {1000 * (planned - started):.0f} | {1000 * (written - planned):.0f} | {len(calls)} "
             f"| {len(plan.writes)} | {increments} | {members} | {1e6 * total / count:.0f} |"
         )
-    print(f"\n(chunks hold up to {store_module.CHUNK_FIELDS} members each)")
+    print(f"\n(script calls hold up to about {store_module.CALL_FIELDS} members each)")
     server.stop()
 
 
