@@ -39,13 +39,16 @@ SCHEMA_KEY = "hw:schema"
 TIMEOUT = 5.0
 UPGRADE_SECONDS = 86400  # the earlier layout's data may reach this far ahead (the default --max-future)
 NEVER_WRITTEN = "1e300"  # the fold's reach in a store this layout never wrote: everything counts as folded
-CLUSTER_RETRIES = 5
-# a slot moved or moving, or a node away: sent again once the slot map is refreshed
+CLUSTER_RETRIES = 5  # tries of a call on a cluster, the slot map refreshed before each next one
+# a slot moved or moving, a node away, the cluster down or a slot no node serves: sent again
+# once the slot map is refreshed.  The cluster's refusals are ResponseErrors in redis-py,
+# so a reply is checked against these first: they never mean the store refused a write for good.
 RETRIED = (
     redis.exceptions.MovedError,
     redis.exceptions.AskError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
     redis.ConnectionError,
     redis.TimeoutError,
 )
@@ -149,13 +152,15 @@ class Store:
                     for index, call in group
                 ]
             )
-            failure = None
+            failure, untaken = None, 0
             for (index, call), reply in zip(group, replies):
+                if isinstance(reply, RETRIED) or (
+                    isinstance(reply, Exception) and not isinstance(reply, redis.ResponseError)
+                ):
+                    failure, untaken = failure or reply, untaken + 1
+                    continue
                 if isinstance(reply, redis.ResponseError):
                     result.refused += [(pks[tag], str(reply)) for tag in call.buckets]
-                elif isinstance(reply, Exception):
-                    failure = failure or reply
-                    continue
                 else:
                     result.repeats += 1 - int(reply[0])
                     rest = iter(reply[1:])
@@ -167,7 +172,10 @@ class Store:
                         )
                 done.add(index)
             if failure is not None:
-                raise failure
+                raise redis.ConnectionError(
+                    f"the store did not take {untaken} of {len(group)} script calls "
+                    f"({type(failure).__name__}: {failure}); they are sent again on the next try"
+                ) from failure
         return result
 
     def _execute(self, calls: list[tuple[str, list]], script=None) -> list:
@@ -177,8 +185,10 @@ class Store:
         pipeline; on a cluster, one pipeline per node, the calls grouped by the node that
         serves their key's slot.  A call the cluster answers with a redirection (``MOVED``,
         ``ASK``, ``TRYAGAIN``: a slot moved or moving) or whose node could not be reached is
-        sent again once the slot map is refreshed, a few times; its token keeps it from
-        counting twice if the first try went through after all.
+        sent again once the slot map is refreshed, up to :data:`CLUSTER_RETRIES` tries in
+        all (about half a second of waits between them); its token keeps it from counting
+        twice if the first try went through after all.  A call still not taken after that
+        has the last error as its reply.
         """
         script = script or self._apply
         if not isinstance(self._client, redis.cluster.RedisCluster):
@@ -190,10 +200,15 @@ class Store:
         pending = list(range(len(calls)))
         for attempt in range(CLUSTER_RETRIES):
             by_node: dict[str, tuple] = {}
-            for index in pending:
-                node = self._client.get_node_from_key(calls[index][0])
-                by_node.setdefault(node.name, (node, []))[1].append(index)
             again = []
+            for index in pending:
+                try:
+                    node = self._client.get_node_from_key(calls[index][0])
+                except redis.exceptions.SlotNotCoveredError as error:  # the map we have names no node for it
+                    replies[index] = error
+                    again.append(index)
+                    continue
+                by_node.setdefault(node.name, (node, []))[1].append(index)
             for node, indexes in by_node.values():
                 try:
                     pipe = node.redis_connection.pipeline(transaction=False)
@@ -206,14 +221,14 @@ class Store:
                     replies[index] = reply
                     if isinstance(reply, RETRIED):
                         again.append(index)
-            if not again:
+            if not again or attempt == CLUSTER_RETRIES - 1:
                 break
             pending = again
             time.sleep(0.05 * (attempt + 1))
             try:
                 self._client.nodes_manager.initialize()
-            except redis.RedisError:
-                pass  # the next try says whether the cluster is back
+            except (redis.RedisError, redis.exceptions.RedisClusterException):
+                pass  # no node answered, or the slots are not all served: the next try tells
         return replies
 
     def fold(self, tags: Iterable[str], target: int, now: float, schema: Schema) -> Folded:
@@ -305,7 +320,7 @@ class Store:
                 return self.children_of(request)
             if isinstance(request, Names):
                 return self.names(request)
-        except redis.RedisError as error:
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
         raise TypeError(f"not a store request: {request!r}")
 

