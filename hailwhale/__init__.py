@@ -20,6 +20,11 @@ __all__ = ["Client", "Hail", "Whale", "__version__", "periods"]
 
 
 def __getattr__(name: str):
+    if name == "HailWhale":
+        raise AttributeError(
+            "hailwhale.HailWhale (the original's model mixin) is not kept: use "
+            "hailwhale.contrib.django.models.WhaleModel (order.whale.count_now(...), order.count_now_related(...))"
+        )
     if name not in _LAZY:
         raise AttributeError(f"module 'hailwhale' has no attribute {name!r}")
     module_name, attribute = _LAZY[name]

@@ -388,8 +388,10 @@ class Client:
         tz=None,
         tzoffset=None,
         at=None,
+        **original,
     ) -> dict:
         """``{dimension: {metric: [[epoch_ms, value], ...]}}`` (grouped rows with ``depth``), as ``/plotpoints``."""
+        compat.series_flags(original)
         params = {
             "pk": pk,
             "dimensions": dimensions,

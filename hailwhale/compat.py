@@ -35,6 +35,23 @@ def moment(at: object, now: float) -> float:
         return moment(datetime.datetime.fromisoformat(text), now)
 
 
+def series_flags(flags: Mapping[str, object]) -> None:
+    """
+    The original's plotpoints flags: ``flot_time`` and ``points_type`` chose a series' shape
+    (always ``[[ms, value]]`` here); ``descending`` and ``with_totals`` are refused; any
+    other keyword is the TypeError Python gives.
+    """
+    for name, value in flags.items():
+        if name in ("flot_time", "points_type"):
+            continue
+        if name == "descending":
+            _refuse(name, value, False, "sort the rows with sort=")
+        elif name == "with_totals":
+            _refuse(name, value, False, "ask totals() for the totals")
+        else:
+            raise TypeError(f"plotpoints() got an unexpected keyword argument {name!r}")
+
+
 def original_rows(answer: dict) -> dict:
     """A grouped answer (``{"rows": [...], "more": n}``) in the original's shape ``{dimension: {metric: series}}``."""
     if isinstance(answer, Mapping) and "rows" in answer:
@@ -64,8 +81,7 @@ def scalar_plotpoints(
     **kw,
 ):
     """The original's ``scalar_plotpoints``: ``plotpoints`` answered in the original's shape, at any ``depth``."""
-    _refuse("descending", descending, False, "sort the rows with plotpoints(sort=...)")
-    _refuse("with_totals", with_totals, False, "ask totals() for the totals")
+    series_flags({"descending": descending, "with_totals": with_totals})
     return original_rows(api.plotpoints(pk, dimensions, metrics, period, depth=depth, tzoffset=tzoffset, **kw))
 
 

@@ -237,8 +237,10 @@ class Whale:
         tz=None,
         tzoffset=None,
         now: float | None = None,
+        **original,
     ) -> dict:
         """``{dimension: {metric: [[epoch_ms, value], ...]}}`` (grouped rows with ``depth``), as ``/plotpoints``."""
+        compat.series_flags(original)
         params = {
             "pk": pk,
             "dimensions": dimensions,
@@ -354,6 +356,21 @@ class Whale:
     def rank_subdimensions_ratio(cls, pk, *args, **kw) -> dict:
         """The original's ``rank_subdimensions_ratio``: ``rank`` of ``numerator/denominator``."""
         return compat.rank_subdimensions_ratio(cls, pk, *args, **kw)
+
+    @classmethod
+    def cached_plotpoints(cls, pk, *args, unmemoize=False, **kw) -> dict:
+        """The original's ``cached_plotpoints``: ``plotpoints`` (nothing is cached: queries are read in the store)."""
+        return cls.plotpoints(pk, *args, **kw)
+
+    @classmethod
+    def cached_totals(cls, pk, *args, unmemoize=False, **kw) -> dict:
+        """The original's ``cached_totals``: ``totals``."""
+        return cls.totals(pk, *args, **kw)
+
+    @classmethod
+    def cached_rank(cls, pk, *args, unmemoize=False, **kw) -> dict:
+        """The original's ``cached_rank``: ``rank``."""
+        return cls.rank(pk, *args, **kw)
 
     @classmethod
     def get_subdimensions(cls, pk, dimension="_") -> list:

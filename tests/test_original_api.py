@@ -154,3 +154,35 @@ def test_the_originals_http_counting_tests(daemon):
         flushed,
         totals["1m:1h"]["empty"],
     )
+
+
+def test_the_originals_plotpoints_test(hw):
+    """The original's testPlotpoints: points_type=list (and flot_time) are taken; the last points are 5 and 25."""
+    pk = unique("plotpoints")
+    for _ in range(5):
+        Whale.count_now("test_plotpoints", pk, {"hits": 1, "values": 5})
+
+    series = Whale.plotpoints("test_plotpoints", pk, ["hits", "values"], points_type=list, flot_time=True)[pk]
+    remote = hw.plotpoints("test_plotpoints", pk, ["hits", "values"], points_type=list)[pk]
+
+    assert (5.0, 25.0, series) == (series["hits"][-1][1], series["values"][-1][1], remote)
+
+
+def test_cached_reads_are_plain_reads(hw):
+    """cached_plotpoints, cached_totals and cached_rank answer what the plain calls answer (unmemoize taken)."""
+    pk = unique("cached")
+    Whale.count_now("test_cached", pk)
+    Whale.count_now("test_cached", pk)
+
+    assert (2.0, 2.0) == (
+        sum(v for _, v in Whale.cached_plotpoints("test_cached", pk, period="1m:1h", unmemoize=True)[pk]["hits"]),
+        Whale.cached_totals("test_cached", pk, "hits", "today")["today"][pk]["hits"],
+    )
+
+
+def test_the_original_mixin_names_its_replacement():
+    """hailwhale.HailWhale fails saying what replaces it."""
+    import hailwhale
+
+    with pytest.raises(AttributeError, match="WhaleModel"):
+        hailwhale.HailWhale  # noqa: B018
