@@ -186,3 +186,10 @@ def test_the_original_mixin_names_its_replacement():
 
     with pytest.raises(AttributeError, match="WhaleModel"):
         hailwhale.HailWhale  # noqa: B018
+
+
+def test_from_hailwhale_import_whale():
+    """from hailwhale import Whale (the original's import) gives the blocking API."""
+    from hailwhale import Whale as Imported
+
+    assert Whale is Imported
