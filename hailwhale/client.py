@@ -41,6 +41,7 @@ NETWORK_DATAGRAM = 1_400  # within a common path MTU: never fragmented
 ROOT = "_"
 MAX_DEPTH = 64  # the deepest /dimensions reads (the planner's MAX_DEPTH)
 # errors of a kept-alive connection the daemon closed while it was idle: sent again once, on a new one
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"))  # stateless; made once, twice as fast as json.dumps(...)
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
@@ -101,7 +102,7 @@ def event_line(pk, dimensions=None, metrics=None, at=None) -> bytes:
         event["metrics"] = metrics
     if at is not None:
         event["at"] = _json_value(at)
-    return json.dumps(event, separators=(",", ":")).encode("utf-8")
+    return _LINE_ENCODER.encode(event).encode("utf-8")
 
 
 def _plain(path: list) -> object:
