@@ -190,3 +190,25 @@ def test_a_request_event():
     assert ({"view": {"shop:order": "2xx"}, "status": "2xx", "method": "GET"}, {"ms": 12.5, "ms.dist": 12.5}) == (
         request_event("shop:order", 204, "GET", 0.0125)
     )
+
+
+def test_the_pixel_and_the_beacon_count(daemon):
+    """The page's pixel URL counts when loaded; the beacon's sendBeacon (a text/plain POST of its body) counts too."""
+    with override_settings(HAILWHALE=daemon_settings(daemon, BACKEND="client")):
+        page = DjangoClient().get("/orders/8/").content.decode()
+        pixel = html.unescape(re.search(r'<img src="([^"]+)"', page).group(1))
+        beacon = re.search(r"<script>(.*?)</script>", page).group(1)
+        decoder = json.JSONDecoder()
+        arguments = beacon.split("})(", 1)[1]
+        url, end = decoder.raw_decode(arguments)
+        body, _ = decoder.raw_decode(arguments, end + 1)
+        with urllib.request.urlopen(pixel, timeout=30) as answer:
+            gif = answer.headers["Content-Type"]
+        sent = urllib.request.Request(url, body.encode(), {"Content-Type": "text/plain;charset=UTF-8"}, method="POST")
+        urllib.request.urlopen(sent, timeout=30).close()
+        views = eventually(lambda: backend().total("shop", "views", period="today"), lambda found: found >= 1)
+        pages = eventually(
+            lambda: backend().total(["shop.Order", "8"], "hits", {"page": "order"}, "today"), lambda found: found >= 1
+        )
+
+    assert ("image/gif", 1.0, 1.0, False) == (gif, views, pages, "<" in beacon)

@@ -60,7 +60,7 @@ def hailwhale_pixel(pk, dimensions=None, metrics=None):
 def hailwhale_beacon(pk, dimensions=None, metrics=None):
     event = _event(pk, dimensions, metrics)
     url = f"{backend().settings.public_url.rstrip('/')}/count.gif"
-    body = json.dumps({name: param_text(value) for name, value in event.items()})
+    body = json.dumps(event)
     script = (
         "(function(u,b,q){if(navigator.sendBeacon&&navigator.sendBeacon(u,b))return;(new Image()).src=q;})"
         f"({json.dumps(url)},{json.dumps(body)},{json.dumps(_count_url(event))});"
