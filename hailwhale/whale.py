@@ -23,6 +23,7 @@ import random
 import threading
 import time
 
+from hailwhale import compat
 from hailwhale.aggregate import rollup
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.decide import counting, planning
@@ -195,13 +196,26 @@ class Whale:
         metric="hits",
         dimension=None,
         period=None,
+        at=None,
+        index=None,
+        tzoffset=None,
         *,
         dimensions=None,
         tz=None,
-        tzoffset=None,
         now: float | None = None,
     ) -> float:
-        """One number: ``metric`` (a name or a formula) over ``period`` (default: thirty)."""
+        """
+        One number: ``metric`` (a name or a formula) over ``period`` (default: thirty) as it
+        stands now, or as it stood at ``at`` (a datetime, epoch seconds or ISO 8601); with
+        ``index``, the one point of the period's series at that index (-1: the latest).
+        """
+        now = compat.moment(at, _now(now))
+        if index is not None:
+            series = cls.plotpoints(
+                pk, dimension, [metric], period, dimension=dimensions, tz=tz, tzoffset=tzoffset, now=now
+            )
+            (by_metric,) = series.values()
+            return by_metric[metric][index][1]
         label = period or planner.DEFAULT_PLOTPOINTS_PERIOD
         answer = cls.totals(pk, dimension, [metric], [label], dimension=dimensions, tz=tz, tzoffset=tzoffset, now=now)
         (by_node,) = answer[label].values()
@@ -223,8 +237,10 @@ class Whale:
         tz=None,
         tzoffset=None,
         now: float | None = None,
+        **original,
     ) -> dict:
         """``{dimension: {metric: [[epoch_ms, value], ...]}}`` (grouped rows with ``depth``), as ``/plotpoints``."""
+        compat.series_flags(original)
         params = {
             "pk": pk,
             "dimensions": dimensions,
@@ -272,7 +288,7 @@ class Whale:
         options=None,
         known_dimensions=None,
         by_metric=None,
-        *,
+        *args,
         formula=None,
         goal=None,
         explain=False,
@@ -282,6 +298,7 @@ class Whale:
         dimensions=None,
         rng: random.Random | None = None,
         now: float | None = None,
+        **original,
     ):
         """
         Choose one of ``options`` (a list, or ``{'language': ['EN', 'SP']}``) for a visitor
@@ -289,25 +306,71 @@ class Whale:
         ratio ``a/b``; ``goal='min'`` minimises).  Returns the chosen option as given, or
         with ``explain=True`` the explanation dict, as ``/decide`` answers.  ``unit`` (a
         visitor id) makes the answer sticky; ``rng`` (a ``random.Random``) makes it reproducible.
+        The original's order, ``decide(pk_base, decision_name, options, formula, known_data)``,
+        is taken too (see :func:`hailwhale.compat.decide_params`).
         """
-        params = {
-            "pk": pk,
-            "options": options,
-            "known_dimensions": known_dimensions,
-            "dimensions": dimensions,
-            "by_metric": by_metric,
-            "formula": formula,
-            "goal": goal,
-            "explain": explain,
-            "unit": unit,
-            "explore": explore,
-            "decision": decision,
-        }
+        params = compat.decide_params(
+            pk,
+            options,
+            known_dimensions,
+            by_metric,
+            *args,
+            **original,
+            dimensions=dimensions,
+            formula=formula,
+            goal=goal,
+            explain=explain,
+            unit=unit,
+            explore=explore,
+            decision=decision,
+        )
         plan = planning.decide_from_params(
             params, _now(now), cls.schema(), cls.limits, rng if rng is not None else random.Random()
         )
         answer = cls._run(plan)
         return answer if explain else answer["option"]
+
+    # -- the original's names ------------------------------------------------------------
+
+    @classmethod
+    def count_decided_now(cls, pk_base, decision, option, dimensions=None, metrics=None, at=None, **kw) -> None:
+        """The original's ``count_decided_now``: ``count_decision`` of ``option`` of ``decision`` under ``pk_base``."""
+        compat.count_decided_now(cls, pk_base, decision, option, dimensions, metrics, at, **kw)
+
+    @classmethod
+    def scalar_plotpoints(cls, pk, *args, **kw) -> dict:
+        """The original's ``scalar_plotpoints`` (see :func:`hailwhale.compat.scalar_plotpoints`)."""
+        return compat.scalar_plotpoints(cls, pk, *args, **kw)
+
+    @classmethod
+    def ratio_plotpoints(cls, pk, *args, **kw) -> dict:
+        """The original's ``ratio_plotpoints`` (see :func:`hailwhale.compat.ratio_plotpoints`)."""
+        return compat.ratio_plotpoints(cls, pk, *args, **kw)
+
+    @classmethod
+    def rank_subdimensions_scalar(cls, pk, *args, **kw) -> dict:
+        """The original's ``rank_subdimensions_scalar``: ``rank`` of a metric."""
+        return compat.rank_subdimensions_scalar(cls, pk, *args, **kw)
+
+    @classmethod
+    def rank_subdimensions_ratio(cls, pk, *args, **kw) -> dict:
+        """The original's ``rank_subdimensions_ratio``: ``rank`` of ``numerator/denominator``."""
+        return compat.rank_subdimensions_ratio(cls, pk, *args, **kw)
+
+    @classmethod
+    def cached_plotpoints(cls, pk, *args, unmemoize=False, **kw) -> dict:
+        """The original's ``cached_plotpoints``: ``plotpoints`` (nothing is cached: queries are read in the store)."""
+        return cls.plotpoints(pk, *args, **kw)
+
+    @classmethod
+    def cached_totals(cls, pk, *args, unmemoize=False, **kw) -> dict:
+        """The original's ``cached_totals``: ``totals``."""
+        return cls.totals(pk, *args, **kw)
+
+    @classmethod
+    def cached_rank(cls, pk, *args, unmemoize=False, **kw) -> dict:
+        """The original's ``cached_rank``: ``rank``."""
+        return cls.rank(pk, *args, **kw)
 
     @classmethod
     def get_subdimensions(cls, pk, dimension="_") -> list:

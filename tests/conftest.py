@@ -40,3 +40,27 @@ def raw(store_url):
     client = redis.Redis.from_url(store_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory):
+    """
+    A real daemon process (``twistd -n hailwhale``) on a store of its own, flushing every
+    0.2 s, for the whole run: tests that share it count under pks of their own.
+    """
+    from hailwhale.testing.processes import Daemon
+
+    server = testing.start_valkey()
+    process = Daemon(
+        tmp_path_factory.mktemp("daemon"),
+        "--redis",
+        testing.valkey_url(server),
+        "--collectd-port",
+        "0",
+        "--flush-interval",
+        "0.2",
+    )
+    process.store_url = testing.valkey_url(server)
+    yield process
+    process.kill()
+    server.stop()

@@ -287,11 +287,14 @@ def timestamp(value: object, now: float, limits: Limits = Limits()) -> float:
     """
     An event time in epoch seconds: from epoch seconds (milliseconds or microseconds when
     the number is too large for seconds or milliseconds of a year before 5000), or ISO 8601
-    text (a naive one is UTC).  More than ``limits.max_future_seconds`` ahead, or more than
+    text or a ``datetime`` (a naive one is UTC).  More than ``limits.max_future_seconds`` ahead, or more than
     ``limits.max_past_seconds`` ago, is an error.
     """
     if value is None or value == "":
         return now
+    if isinstance(value, datetime.datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+        return _within_window(moment.timestamp(), now, limits)
     if isinstance(value, str):
         text = value.strip()
         try:

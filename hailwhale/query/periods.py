@@ -28,7 +28,9 @@ UNFOLDED_SECONDS = 600  # how far back a query reads finest buckets that may not
 UTC = datetime.UTC
 
 # rolling word -> (point interval, number of points ending with the current one)
-_ROLLING = {"hour": (MINUTE, 60), "day": (HOUR, 24), "24h": (HOUR, 24)}
+_ROLLING = {"hour": (MINUTE, 60), "day": (HOUR, 24), "24h": (HOUR, 24), "hours": (HOUR, 24)}
+# the original's bare intervals: each named its longest period (1d the year, 1h the day, 1m the hour)
+_BARE_INTERVALS = {86400: (86400, 365), HOUR: (HOUR, 24), MINUTE: (MINUTE, 60)}
 # calendar word -> number of days ending with today
 _LAST_DAYS = {"seven": 7, "thirty": 30, "year": 365}
 CALENDAR_WORDS = ("today", "yesterday", "wtd", "mtd", "ytd")
@@ -36,6 +38,7 @@ WORDS = tuple(_ROLLING) + tuple(_LAST_DAYS) + CALENDAR_WORDS
 _US_RANGE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s*-\s*(\d{1,2})/(\d{1,2})/(\d{4})$")
 _ISO_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})$")
 _OFFSET = re.compile(r"^([+-]?)(\d{1,4})$")
+_FLOAT_HOURS = re.compile(r"^([+-]?)(\d{1,2})\.(\d*)$")
 
 
 class PeriodError(FieldError):
@@ -85,13 +88,22 @@ class Piece:
 
 
 def zone(tz: str | None = None, tzoffset: str | None = None) -> datetime.tzinfo:
-    """The time zone named by an IANA name (``America/Los_Angeles``) or an hhmm offset (``-0700``, ``+0530``)."""
+    """
+    The time zone named by an IANA name (``America/Los_Angeles``) or an hhmm offset
+    (``-0700``, ``+0530``), or the float hours east of UTC the original's callers sent
+    (``-5.5`` is ``-0530``, ``0.0`` is UTC, ``7.0`` is ``+0700``).
+    """
     if tz:
         try:
             return zoneinfo.ZoneInfo(tz.strip())
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise PeriodError(f"unknown time zone {tz!r}; use an IANA name like America/Los_Angeles", "tz") from None
     if tzoffset not in (None, ""):
+        hours_match = _FLOAT_HOURS.match(str(tzoffset).strip())
+        if hours_match:
+            sign_text, whole, fraction = hours_match.groups()
+            minutes = round(float(f"0.{fraction or 0}") * 60)
+            tzoffset = f"{sign_text}{int(whole) + minutes // 60:02d}{minutes % 60:02d}"
         match = _OFFSET.match(str(tzoffset).strip())
         if not match:
             raise PeriodError(f"tzoffset {tzoffset!r} is not hhmm like -0700 or +0530", "tzoffset")
@@ -114,6 +126,9 @@ def resolve(text: str, now: float, tz: datetime.tzinfo = UTC) -> Window:
     if word in _ROLLING:
         interval, count = _ROLLING[word]
         return _rolling(label, interval, count, now)
+    bare = _bare_interval(word)
+    if bare is not None:
+        return _rolling(label, *bare, now)
     if ":" in word:
         interval_text, _, length_text = word.partition(":")
         try:
@@ -139,6 +154,16 @@ def resolve(text: str, now: float, tz: datetime.tzinfo = UTC) -> Window:
     if last < first:
         raise PeriodError(f"{label!r}: the range ends before it starts")
     return _days(label, first, last, tz)
+
+
+def _bare_interval(word: str) -> tuple[int, int] | None:
+    """The original's bare intervals (``1d``, ``1h``, ``1m``, seconds): (interval, points) of its longest period."""
+    if not word or ":" in word or not (word[0].isdigit()):
+        return None
+    try:
+        return _BARE_INTERVALS.get(parse_duration(word))
+    except SchemaError:
+        return None
 
 
 def _date_range(word: str, label: str) -> tuple[datetime.date, datetime.date]:

@@ -72,9 +72,12 @@ def _whole(value: object, field: str, default: int, most: int) -> int:
     return number
 
 
+NO_PERIOD = ("None", "none", "null")  # the original's period=None, as its callers wrote it in URLs
+
+
 def _period_texts(value: object, default: tuple[str, ...]) -> tuple[str, ...]:
     value = fields.decoded(value, "periods")
-    if value is None or value == [] or value == "":
+    if value is None or value == [] or value == "" or value in NO_PERIOD:
         return default
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(item, str) for item in items):

@@ -51,7 +51,9 @@ REMEMBERED_EVENTS = 10_000  # distinct counting fields remembered read (then for
 READ_PATHS = frozenset(
     {b"/totals", b"/plotpoints", b"/rank", b"/dimensions", b"/pks", b"/decide", b"/stats", b"/metrics"}
 )
-WRITE_PATHS = frozenset({b"/count", b"/count_now", b"/count_decision", b"/flush"})
+WRITE_PATHS = frozenset(
+    {b"/count", b"/count_now", b"/count_decision", b"/count_decided_now", b"/flush", b"/flush_hail"}
+)
 log = Logger()
 
 
@@ -206,6 +208,7 @@ class HailwhaleWeb:
     @app.route("/count_decision", methods=["OPTIONS"])
     @app.route("/count.gif", methods=["OPTIONS"])
     @app.route("/count_now", methods=["OPTIONS"])
+    @app.route("/count_decided_now", methods=["OPTIONS"])
     @app.route("/flush", methods=["OPTIONS"])
     def preflight(self, request: IRequest):
         """Counting from any page: the asking origin is allowed, with credentials (cookies) and the write token."""
@@ -239,11 +242,19 @@ class HailwhaleWeb:
         return b""
 
     @app.route("/count_now", methods=["GET", "POST"])
-    @defer.inlineCallbacks
     def count_now(self, request: IRequest):
+        return self._count_durably(request)
+
+    @app.route("/count_decided_now", methods=["GET", "POST"])
+    def count_decided_now(self, request: IRequest):
+        """``/count_decision``, answered once the decisions are in the store (as ``/count_now``)."""
+        return self._count_durably(request, counting.event_from_fields)
+
+    @defer.inlineCallbacks
+    def _count_durably(self, request: IRequest, parse: Callable | None = None):
         self._require(request, self._policy.write_token)
         seq = self._ingest.accumulator.next_seq
-        self._accept(request)
+        self._accept(request, parse)
         _allow_any_origin(request)
         durable = self._flusher.when_durable(seq)
         self._flusher.flush()
@@ -269,6 +280,18 @@ class HailwhaleWeb:
         emptied = yield self._flusher.flush()
         status = 200 if emptied else 503
         return self._json(request, status, {"flushed": emptied, "backlog_events": self._flusher.backlog_events})
+
+    @app.route("/flush_hail", methods=["GET", "POST"])
+    @defer.inlineCallbacks
+    def flush_hail(self, request: IRequest):
+        """The original's ``GET /flush_hail``: ``/flush``, answered ``OK`` as the original did (a 503 if it failed)."""
+        self._require(request, self._policy.write_token)
+        emptied = yield self._flusher.flush()
+        if not emptied:
+            return self._json(request, 503, {"flushed": False, "backlog_events": self._flusher.backlog_events})
+        _allow_any_origin(request)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"OK"
 
     def _accept(self, request: IRequest, parse: Callable | None = None) -> None:
         parse = parse or self._events
@@ -365,7 +388,11 @@ class HailwhaleWeb:
         token only).
         """
         self._require_read(request, scope_of)
-        plan = planner(_args(request), self._clock.seconds(), self._schema, self._ingest.limits)
+        params = _args(request)
+        now = self._clock.seconds()
+        if params.get("at"):  # the answer as it stood then (the original's total(..., at=...))
+            now = fields.timestamp(params["at"], now, self._ingest.limits)
+        plan = planner(params, now, self._schema, self._ingest.limits)
         answer = yield self._reader.answer(plan)
         return self._json(request, 200, answer)
 

@@ -52,6 +52,11 @@ PARAMETERS = {
         "The event's time: epoch seconds (or milliseconds, microseconds) or ISO 8601; "
         "default now. Outside the daemon's window it is a 400.",
     ),
+    "asOf": _param(
+        "at",
+        "Answer as the data stood at this moment (epoch seconds or ISO 8601; default now): "
+        "the periods end there, as the original's `total(..., at=...)`.",
+    ),
     "periods": _param("periods", "A period or a list of them: `today`, `1h:1d`, `thirty`, `2026-11-01..2026-11-30`."),
     "period": _param("period", "Alias of `periods`."),
     "depth": _param(
@@ -133,6 +138,7 @@ QUERY_PARAMETERS = [
     "limit",
     "tz",
     "tzoffset",
+    "asOf",
 ]
 
 SCHEMAS = {
@@ -407,8 +413,24 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
         "get": _counting(decision_summary, ok_text, write),
         "post": _counting(decision_summary, ok_text, write, body=True),
     }
-    for counting in count_decision.values():
+    durable_summary = "Count a decision, as /count_decision, and answer once it is in the store."
+    count_decided_now: dict[str, dict[str, Any]] = {
+        "get": _counting(durable_summary, now_ok, write),
+        "post": _counting(durable_summary, now_ok, write, body=True),
+    }
+    for counting in (*count_decision.values(), *count_decided_now.values()):
         counting["parameters"] += [_ref("parameters", name) for name in DECISION_PARAMETERS]
+    flush_hail: dict[str, Any] = {
+        "summary": "The original's name of /flush: flush now, answer OK.",
+        "tags": ["counting"],
+        "responses": {
+            "200": {"description": "Everything pending is in the store.", "content": {"text/plain": {}}},
+            "503": flush["responses"]["503"],
+            **_errors("Unauthorized"),
+        },
+    }
+    if write is not None:
+        flush_hail["security"] = write
     decide = _query(
         'Choose an option for this visitor from the counted decisions: `{"option": ...}`, or the explanation.',
         DECIDE_PARAMETERS,
@@ -417,7 +439,7 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
         grant=False,
     )
     decide["tags"] = ["decisions"]
-    for operation in count_decision.values():
+    for operation in (*count_decision.values(), *count_decided_now.values()):
         operation["tags"] = ["decisions"]
     paths = {
         "/count": {
@@ -437,7 +459,9 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
             },
         },
         "/flush": {"post": flush},
+        "/flush_hail": {"get": flush_hail, "post": flush_hail},
         "/count_decision": count_decision,
+        "/count_decided_now": count_decided_now,
         "/decide": {"get": decide},
         "/totals": {"get": _query("Totals per period, dimension and metric.", QUERY_PARAMETERS, rows, read)},
         "/plotpoints": {
@@ -459,6 +483,7 @@ def describe(read_token: bool = False, write_token: bool = False) -> dict:
                     "recursive",
                     "tz",
                     "tzoffset",
+                    "asOf",
                 ],
                 rows,
                 read,
