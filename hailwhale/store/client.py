@@ -433,6 +433,19 @@ class Store:
         value = self._client.get(SCHEMA_KEY)
         return value.decode("utf-8") if value is not None else None
 
+    def publish_worker(self, group: str, index: int, text: str, keep_seconds: int = 60) -> dict[int, str]:
+        """
+        Publish a worker's self-stats ``text`` under its ``group`` (the key kept
+        ``keep_seconds`` after the last); every worker's of the group, by index.
+        """
+        key = keys.workers_key(group)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(key, str(index), text)
+        pipe.expire(key, keep_seconds)
+        pipe.hgetall(key)
+        *_, published = pipe.execute()
+        return {int(field): value.decode("utf-8") for field, value in published.items()}
+
 
 def _flag(piece: Piece) -> str:
     """How a script reads a piece: always ('-'), or only while its finest bucket is not folded (the bucket)."""
