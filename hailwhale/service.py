@@ -287,6 +287,7 @@ def make_daemon(config: Config, reactor) -> HailwhaleService:
         config.event_limits,
         reactor.seconds,
         lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
+        levels_in_store=True,
     )
     flusher = FlushService(
         accumulator,
@@ -297,6 +298,7 @@ def make_daemon(config: Config, reactor) -> HailwhaleService:
         in_pool(reactor, flush_pool),
         config.flush_interval,
         config.stop_timeout,
+        levels_in_store=True,
     )
     udp_listener = Listener(
         lambda: udp.listen(

@@ -243,3 +243,35 @@ def test_worker_role_reads_back_what_it_writes():
     role = options["config"].worker
 
     assert ("host-12", 1, 3, 12, "host-12:1:3:12") == (role.group, role.index, role.starts, role.parent_pid, str(role))
+
+
+@pytest.mark.slow
+def test_relative_gauges_are_applied_in_the_store_so_workers_and_restarts_agree(tmp_path, store_url, raw):
+    """statsd's +x/-x gauges change the level the store holds: spread over two workers and a restart, they add up."""
+    daemon = workers_daemon(tmp_path, "--redis", store_url)
+    try:
+        all_healthy(daemon)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+            first.sendto(b"pool.size:100|g", ("127.0.0.1", daemon.udp_port))
+        wait_for(lambda: gauge(store_url) == 100.0 or None, 30, "the gauge set")
+        senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(32)]
+        for sender in senders:
+            sender.sendto(b"pool.size:+3|g\npool.size:-1|g", ("127.0.0.1", daemon.udp_port))
+            sender.close()
+        wait_for(lambda: gauge(store_url) == 164.0 or None, 30, "every change applied")
+        stats = daemon.get("/stats")["per_worker"]
+    finally:
+        daemon.kill()
+    again = Daemon(tmp_path, "--redis", store_url, "--collectd-port", "0", "--flush-interval", "0.2")
+    try:
+        again.send_udp(b"pool.size:-4|g")
+        wait_for(lambda: gauge(store_url) == 160.0 or None, 30, "the change after a restart")
+    finally:
+        again.kill()
+
+    assert (160.0, True) == (gauge(store_url), all(worker["lines_ok"] > 0 for worker in stats.values()))
+
+
+def gauge(url: str) -> float:
+    Whale.configure(url, schema=SCHEMA)
+    return Whale.total(["pool", "size"], "gauge", period="today")
