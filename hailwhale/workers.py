@@ -233,9 +233,9 @@ class ParentWatch(Service):
 class StatsExchange(Service):
     """
     A worker's self-stats, published in the store every ``interval`` seconds (at most
-    :data:`STATS_INTERVAL_MOST_SECONDS`) with the
-    others' read back (``publish(group, index, text)`` gives every worker's text by index,
-    run in a thread by ``run``); :meth:`view` and :meth:`health` answer for all the workers.
+    :data:`STATS_INTERVAL_MOST_SECONDS`) with the others' read back (``publish(group,
+    index, text)`` gives every worker's text by index, run in a thread by ``run``);
+    :meth:`view` and :meth:`health` answer for all the workers.
     """
 
     def __init__(

@@ -11,14 +11,17 @@ import sys
 import urllib.request
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.python import usage
 
 from hailwhale.aggregate import selfstats
+from hailwhale.config import WorkerRole
 from hailwhale.store.embedded import socket_url
 from hailwhale.tap import Options
-from hailwhale.testing import free_port, wait_for
+from hailwhale.testing import free_port, synchronous, wait_for
 from hailwhale.testing.processes import PACKAGE_ROOT, Daemon
 from hailwhale.whale import Whale
+from hailwhale.workers import StatsExchange
 
 SCHEMA = "1m:2d,1h:35d,1d:3y"
 
@@ -275,3 +278,59 @@ def test_relative_gauges_are_applied_in_the_store_so_workers_and_restarts_agree(
 def gauge(url: str) -> float:
     Whale.configure(url, schema=SCHEMA)
     return Whale.total(["pool", "size"], "gauge", period="today")
+
+
+def exchange_of(index: int, published: dict, clock, healthy: bool = True) -> StatsExchange:
+    """A worker's StatsExchange over a dict standing for the store's hash (published: index -> text)."""
+
+    def publish(group: str, at: int, text: str) -> dict[int, str]:
+        published[at] = text
+        return dict(published)
+
+    return StatsExchange(
+        WorkerRole("host-1", index, 1 + index, 1),
+        2,
+        lambda: {"lines_ok": 10 * (index + 1), "pending_keys": 1, "uptime_seconds": 5.0},
+        lambda: (healthy, {"status": "ok"} if healthy else {"status": "unavailable", "reason": "starting"}),
+        publish,
+        synchronous,
+        clock,
+        1.0,
+    )
+
+
+def test_any_worker_answers_for_all_of_them():
+    """Each worker's stats, published through the store, make every worker's /stats the same totals."""
+    clock, published = Clock(), {}
+    first, second = exchange_of(0, published, clock), exchange_of(1, published, clock)
+    first.exchange(), second.exchange(), first.exchange()
+    view = first.view()
+
+    assert (30, 2, 2, 1, 2, ["0", "1"], 0) == (
+        view["lines_ok"],
+        view["pending_keys"],
+        view["workers"],
+        view["workers_restarted"],
+        view["workers_expected"],
+        sorted(view["per_worker"]),
+        view["worker"],
+    )
+
+
+def test_health_waits_for_every_worker_and_forgets_the_silent():
+    """/health is 503 until every worker has published, 200 then, and 503 again once one has been silent too long."""
+    clock, published = Clock(), {}
+    first, second = exchange_of(0, published, clock), exchange_of(1, published, clock)
+    first.exchange()
+    alone = first.health()
+    second.exchange(), first.exchange()
+    together = first.health()
+    clock.advance(10)
+    first.exchange()
+    silent = first.health()
+
+    assert [
+        (False, {"status": "unavailable", "reason": "workers_unavailable", "missing": [1], "unhealthy": []}),
+        (True, {"status": "ok", "workers": 2}),
+        (False, {"status": "unavailable", "reason": "workers_unavailable", "missing": [1], "unhealthy": []}),
+    ] == [alone, together, silent]
