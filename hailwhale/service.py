@@ -5,6 +5,10 @@ Start order: embedded store (if any), the flush and query thread pools, flusher,
 ingest gate, UDP, collectd, HTTP.  Stop is the reverse, one after the other: listeners
 close, the gate turns away what still arrives on open HTTP connections, the flusher writes
 what was taken in, then the thread pools and the embedded store stop.
+
+With ``--workers`` above 1, :func:`makeService` builds the parent instead
+(:func:`make_parent`): the ports checked, the embedded store, and the worker processes
+(:mod:`hailwhale.workers`), each of which runs :func:`make_daemon` with its role.
 """
 
 import gc

@@ -161,12 +161,17 @@ def test_stopping_the_parent_stops_the_workers_then_the_store(tmp_path):
     stops; started again on its data, the store holds every event.
     """
     daemon = Daemon(tmp_path, "--workers", "2", "--collectd-port", "0", "--flush-interval", "3600")
-    all_healthy(daemon, timeout=60)
     try:
-        sent = send_from_many_sockets(daemon.udp_port, "stopping", sockets=64, datagrams=10)
-        wait_for(lambda: (lambda s: s if s["lines_ok"] == sent else None)(daemon.get("/stats")), 10, "events taken in")
+        try:
+            all_healthy(daemon, timeout=60)
+            sent = send_from_many_sockets(daemon.udp_port, "stopping", sockets=64, datagrams=10)
+            wait_for(
+                lambda: (lambda s: s if s["lines_ok"] == sent else None)(daemon.get("/stats")), 10, "events taken in"
+            )
+        finally:
+            exit_status = daemon.stop()
     finally:
-        exit_status = daemon.stop()
+        daemon.kill()  # if the stop itself failed
     log = daemon.log()
     each = daemon.stopped_each()
     worker_stops = [log.index(f"worker {index} stopped") for index in (0, 1)]
