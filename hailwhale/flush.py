@@ -217,6 +217,8 @@ class FlushService(Service):
     def _settle(self, batch: Batch) -> Batch:
         """``batch`` with its gauges applied to the levels the store holds, as levels (in a thread)."""
         series = gauges.level_series(batch.levels, batch.relative)
+        if not series:
+            return batch
         results = self._store.settle_levels(series, batch.seq, self._schema.longest_retention())
         return attrs.evolve(batch, levels=gauges.settled(batch.levels, series, results), relative={})
 

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 import attrs
 
 from hailwhale.aggregate.rollup import AggregationKey
-from hailwhale.model import keys
+from hailwhale.model import keys, kinds
 from hailwhale.model.events import Event
 from hailwhale.model.paths import encode
 
@@ -54,14 +54,18 @@ def level_series(
     relative: Mapping[AggregationKey, Collection[str]],
 ) -> dict[str, list[tuple[str, list[Step]]]]:
     """
-    A batch's gauges as the store's level series (pk, leaves, metric) they set or change,
-    by pk tag: each series' name and its steps, in bucket order (then arrival order).
+    A batch's statsd gauges (the metric ``gauge``, the only one a change can be sent for)
+    as the store's level series (pk, leaves, metric) they set or change, by pk tag: each
+    series' name and its steps, in bucket order (then arrival order).  Other gauges
+    (collectd's ``<data source>.gauge``) need no level in the store.
     """
     by_series: dict[tuple, list[tuple[int, Step]]] = {}
     for key, metrics in levels.items():
         pk, leaves, bucket = key
         changes = relative.get(key, ())
         for metric, (stamp, value) in metrics.items():
+            if metric != kinds.GAUGE:
+                continue
             by_series.setdefault((pk, leaves, metric), []).append(
                 (bucket, (key, metric, stamp, metric in changes, value))
             )
