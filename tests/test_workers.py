@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from hailwhale.aggregate import selfstats
 from hailwhale.config import WorkerRole
+from hailwhale.model import keys
 from hailwhale.store.embedded import socket_url
 from hailwhale.tap import Options
 from hailwhale.testing import free_port, synchronous, wait_for
@@ -255,7 +256,10 @@ def test_worker_role_reads_back_what_it_writes():
 
 @pytest.mark.slow
 def test_relative_gauges_are_applied_in_the_store_so_workers_and_restarts_agree(tmp_path, store_url, raw):
-    """statsd's +x/-x gauges change the level the store holds: spread over two workers and a restart, they add up."""
+    """
+    statsd's +x/-x gauges change the level the store holds: spread over two workers and a
+    restart, the level adds up exactly (a bucket shows the level its last writer saw).
+    """
     daemon = workers_daemon(tmp_path, "--redis", store_url)
     try:
         all_healthy(daemon)
@@ -266,7 +270,7 @@ def test_relative_gauges_are_applied_in_the_store_so_workers_and_restarts_agree(
         for sender in senders:
             sender.sendto(b"pool.size:+3|g\npool.size:-1|g", ("127.0.0.1", daemon.udp_port))
             sender.close()
-        wait_for(lambda: gauge(store_url) == 164.0 or None, 30, "every change applied")
+        wait_for(lambda: level(raw) == 164.0 or None, 30, "every change applied")
         stats = daemon.get("/stats")["per_worker"]
     finally:
         daemon.kill()
@@ -277,7 +281,17 @@ def test_relative_gauges_are_applied_in_the_store_so_workers_and_restarts_agree(
     finally:
         again.kill()
 
-    assert (160.0, True) == (gauge(store_url), all(worker["lines_ok"] > 0 for worker in stats.values()))
+    assert (160.0, 160.0, True) == (
+        level(raw),
+        gauge(store_url),
+        all(worker["lines_ok"] > 0 for worker in stats.values()),
+    )
+
+
+def level(raw) -> float | None:
+    """The level the store holds for the series pool.size (no tags)."""
+    value = raw.get(keys.level_key(keys.tag(("pool", "size")), '["gauge",[]]'))
+    return float(value) if value is not None else None
 
 
 def gauge(url: str) -> float:
