@@ -11,4 +11,4 @@ from hailwhale.tap import Options
 options = Options()
 options.parseOptions(shlex.split(os.environ.get("HAILWHALE_OPTIONS", "")))
 application = Application("hailwhale")
-service.makeService(options["config"]).setServiceParent(application)
+service.makeService(options["config"], arguments=options.arguments).setServiceParent(application)

@@ -1,12 +1,14 @@
 /*
  * A paced UDP sender for bench/ingest_udp.py.
  *
- *   udp_sender <port> <datagrams per second> <seconds> <packet file>
+ *   udp_sender <port> <datagrams per second> <seconds> <packet file> [<sockets>]
  *
  * The packet file holds datagrams, each as a 4-byte little-endian length and its bytes;
  * they are sent round-robin to 127.0.0.1:<port> with sendmmsg, in batches, paced every
  * 200 microseconds against the clock so that the rate holds on average.  Prints
- * "<datagrams sent> <seconds taken>".
+ * "<datagrams sent> <seconds taken>".  With <sockets> (default 1), each batch goes out of
+ * the next of that many sender sockets (each its own source port), so that a port shared
+ * with SO_REUSEPORT spreads them over its listeners.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,8 +31,8 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s port rate seconds packet-file\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s port rate seconds packet-file [sockets]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[1]);
@@ -48,9 +50,14 @@ int main(int argc, char **argv) {
         count++;
     }
     if (!count) { fprintf(stderr, "no packets\n"); return 1; }
-    int sock = socket(AF_INET, SOCK_DGRAM, 0);
+    int sockets = argc == 6 ? atoi(argv[5]) : 1;
+    if (sockets < 1) sockets = 1;
+    int *socks = malloc(sockets * sizeof *socks), which = 0;
     int buffer = 4 << 20;
-    setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+    for (int i = 0; i < sockets; i++) {
+        socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
+        setsockopt(socks[i], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+    }
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
     struct mmsghdr messages[BATCH];
@@ -73,6 +80,8 @@ int main(int argc, char **argv) {
                 messages[i].msg_hdr.msg_iov = &packets[next];
                 next = next + 1 == count ? 0 : next + 1;
             }
+            int sock = socks[which];
+            which = which + 1 == sockets ? 0 : which + 1;
             int done = sendmmsg(sock, messages, n, 0);
             if (done < 0) {
                 if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) continue;

@@ -92,6 +92,43 @@ def parse_token(text: str) -> str:
 parse_token.coerceDoc = "Visible ASCII, no spaces; anyone who can run ps sees it: prefer the -file option."  # type: ignore[attr-defined]
 
 
+MAX_WORKERS = 64
+
+
+def parse_workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_WORKERS:
+        raise ValueError(f"--workers is 1 to {MAX_WORKERS} (about one per core is what helps)")
+    return value
+
+
+parse_workers.coerceDoc = f"1 to {MAX_WORKERS}."  # type: ignore[attr-defined]
+
+
+@attrs.frozen
+class WorkerRole:
+    """What a ``--workers`` parent tells each worker process: its group (the parent), its index, its start count."""
+
+    group: str
+    index: int
+    starts: int
+    parent_pid: int
+
+    def __str__(self) -> str:
+        return f"{self.group}:{self.index}:{self.starts}:{self.parent_pid}"
+
+
+def parse_worker_role(text: str) -> WorkerRole:
+    group, index, starts, parent_pid = text.rsplit(":", 3)
+    role = WorkerRole(group, int(index), int(starts), int(parent_pid))
+    if not group or role.index < 0 or role.starts < 1 or role.parent_pid < 1:
+        raise ValueError("GROUP:INDEX:STARTS:PARENT_PID, set by a --workers parent")
+    return role
+
+
+parse_worker_role.coerceDoc = "Set by a --workers parent; not for use by hand."  # type: ignore[attr-defined]
+
+
 def as_text(value: str) -> str:
     return value
 
@@ -178,6 +215,13 @@ class Config:
         "default: a quarter of --http-max-connections.",
         parse_positive_int,
     )
+    workers: int = setting(
+        1,
+        "Worker processes sharing the UDP, collectd and HTTP ports (SO_REUSEPORT), each flushing on its own; "
+        "the parent runs the embedded store.",
+        parse_workers,
+    )
+    worker: WorkerRole | None = setting(None, "Internal: set by a --workers parent for its workers.", parse_worker_role)
     flush_interval: float = setting(1.0, "Seconds between flushes to the store.", parse_positive_float)
     redis_url: str | None = setting(
         None,
@@ -296,6 +340,10 @@ class Config:
                 raise ConfigError(f"--{kind}-token and --{kind}-token-file: give one of them")
         if self.collectd_security_level != SecurityLevel.NONE and not self.collectd_auth_file:
             raise ConfigError("--collectd-security-level Sign or Encrypt needs --collectd-auth-file")
+        if self.workers > 1 and self.http_listen:
+            raise ConfigError(
+                "--http-listen and --workers: several workers share a TCP port (--http-port), not an endpoint"
+            )
         if self.redis_cluster and not self.redis_url:
             raise ConfigError("--redis-cluster needs --redis")
         longest = self.schema.longest_retention()

@@ -26,7 +26,7 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from hailwhale.aggregate import rollup
+from hailwhale.aggregate import gauges, rollup
 from hailwhale.aggregate.accumulator import Accumulator, Batch
 from hailwhale.aggregate.folding import FoldSchedule
 from hailwhale.aggregate.rollup import WritePlan
@@ -43,6 +43,7 @@ RESCAN_SECONDS = 3600.0
 class _Queued:
     batch: Batch
     rest: Iterator  # the batch's entries not planned yet
+    settled: bool = False  # its gauges applied to the store's levels (or none to apply)
     plan: WritePlan | None = None  # the part being written
     token: int = 0  # the part's sequence number, for the store's tokens
     done: set[int] = attrs.field(factory=set)  # the part's script calls the store has taken
@@ -62,7 +63,14 @@ class FlushService(Service):
         interval: float,
         stop_timeout: float = 10.0,
         part_increments: int = PART_INCREMENTS,
+        levels_in_store: bool = False,
     ):
+        """
+        ``levels_in_store``: the accumulator's batches hold statsd's relative gauges as
+        changes (see :class:`hailwhale.aggregate.ingest.Ingest`); each batch's gauges set or
+        change the levels the store holds before the batch is written.
+        """
+        self._levels_in_store = levels_in_store
         self._accumulator = accumulator
         self._store = store
         self._schema = schema
@@ -206,9 +214,27 @@ class FlushService(Service):
             self._pending = None
         return True
 
+    def _settle(self, batch: Batch) -> Batch:
+        """``batch`` with its gauges applied to the levels the store holds, as levels (in a thread)."""
+        series = gauges.level_series(batch.levels, batch.relative)
+        if not series:
+            return batch
+        results = self._store.settle_levels(series, batch.seq, self._schema.longest_retention())
+        return attrs.evolve(batch, levels=gauges.settled(batch.levels, series, results), relative={})
+
     @defer.inlineCallbacks
     def _write(self, queued: _Queued):
         started = time.perf_counter()
+        if not queued.settled:
+            if self._levels_in_store and queued.batch.levels:
+                try:
+                    queued.batch = yield self._run(self._settle, queued.batch)
+                except Exception as error:
+                    self._stats.flushes_failed += 1
+                    self._stats.store_failed(self._clock.seconds(), error)
+                    self.log.failure("gauges of batch {seq} not applied; kept for retry", seq=queued.batch.seq)
+                    return False
+            queued.settled = True
         while True:
             now = self._clock.seconds()
             try:

@@ -5,28 +5,34 @@ Start order: embedded store (if any), the flush and query thread pools, flusher,
 ingest gate, UDP, collectd, HTTP.  Stop is the reverse, one after the other: listeners
 close, the gate turns away what still arrives on open HTTP connections, the flusher writes
 what was taken in, then the thread pools and the embedded store stop.
+
+With ``--workers`` above 1, :func:`makeService` builds the parent instead
+(:func:`make_parent`): the ports checked, the embedded store, and the worker processes
+(:mod:`hailwhale.workers`), each of which runs :func:`make_daemon` with its role.
 """
 
 import gc
 import os
 import resource
-from collections.abc import Callable
+import socket
+import sys
+from collections.abc import Callable, Sequence
 
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet import abstract, defer, endpoints, task, threads
+from twisted.internet import abstract, defer, endpoints, task, tcp, threads
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
 
-from hailwhale import __version__, amqp_input
+from hailwhale import __version__, amqp_input, workers
 from hailwhale.aggregate import selfstats
 from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.cardinality import Cardinality
 from hailwhale.aggregate.ingest import Ingest
 from hailwhale.aggregate.selfstats import DaemonStatus, SelfStats
-from hailwhale.config import DEFAULT_TYPESDB, Config
+from hailwhale.config import DEFAULT_TYPESDB, Config, WorkerRole
 from hailwhale.flush import FlushService
 from hailwhale.formats import typesdb
 from hailwhale.formats.collectd_events import ValueListEvents
@@ -140,7 +146,9 @@ class EmbeddedStoreService(Service):
         if not self._reactor.running:  # a start that failed before the reactor ran: no threads to defer to
             self.embedded.stop()
             return defer.succeed(None)
-        return threads.deferToThread(self.embedded.stop)
+        return threads.deferToThread(self.embedded.stop).addCallback(
+            lambda _: log.info("embedded Valkey store stopped")
+        )
 
 
 class IngestGate(Service):
@@ -198,9 +206,66 @@ class HailwhaleService(SequentialMultiService):
         )
 
 
-def makeService(config: Config, reactor=None) -> HailwhaleService:
+def makeService(config: Config, reactor=None, arguments: Sequence[str] = ()) -> MultiService:
+    """
+    The daemon: with ``--workers`` above 1 the parent of the workers (started with the
+    command line ``arguments`` and each its role), else one process that does everything.
+    """
     if reactor is None:
         from twisted.internet import reactor
+    if config.workers > 1 and config.worker is None:
+        return make_parent(config, reactor, arguments)
+    return make_daemon(config, reactor)
+
+
+def make_parent(config: Config, reactor, arguments: Sequence[str]) -> MultiService:
+    """
+    The parent of ``--workers`` processes: the ports checked free, the embedded store (if
+    any) started, then the workers; stopping stops the workers (each flushes) before the store.
+    """
+    root = SequentialMultiService()
+    ports = [("UDP", config.udp_port, socket.SOCK_DGRAM), ("collectd", config.collectd_port, socket.SOCK_DGRAM)]
+    ports.append(("HTTP", config.http_port, socket.SOCK_STREAM))
+    workers.PortCheck([(what, config.interface, port, kind) for what, port, kind in ports if port]).setServiceParent(
+        root
+    )
+    embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
+    if embedded is not None:
+        EmbeddedStoreService(embedded, reactor).setServiceParent(root)
+    group, parent_pid = f"{socket.gethostname()}-{os.getpid()}", os.getpid()
+
+    def command(index: int, starts: int) -> list[str]:
+        role = WorkerRole(group, index, starts, parent_pid)
+        store = ["--redis", embedded.url] if embedded is not None else []
+        return [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "--logfile=-",
+            "hailwhale",
+            *arguments,
+            *store,
+            "--worker",
+            str(role),
+        ]
+
+    pool = workers.WorkerPool(config.workers, command, reactor, config.stop_timeout + workers.KILL_AFTER_SECONDS)
+    pool.setName("workers")
+    pool.setServiceParent(root)
+    log.info(
+        "{count} workers share the ports (SO_REUSEPORT); the store: {url}",
+        count=config.workers,
+        url=embedded.url if embedded is not None else access.redacted_url(config.redis_url or ""),
+    )
+    return root
+
+
+def make_daemon(config: Config, reactor) -> HailwhaleService:
+    """One process that receives, counts and flushes (alone, or as one of ``--workers``)."""
+    role = config.worker
+    shared = role is not None
     stats = SelfStats()
     started_at = reactor.seconds()
     open_files = raise_open_files_limit()
@@ -226,6 +291,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         config.event_limits,
         reactor.seconds,
         lambda line, message: log.warn("bad line ({message}): {line!r}", line=line, message=message),
+        levels_in_store=True,
     )
     flusher = FlushService(
         accumulator,
@@ -236,6 +302,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         in_pool(reactor, flush_pool),
         config.flush_interval,
         config.stop_timeout,
+        levels_in_store=True,
     )
     udp_listener = Listener(
         lambda: udp.listen(
@@ -245,11 +312,12 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             udp.EventReceiver(ingest),
             config.udp_receive_buffer,
             batching=True,
+            reuse_port=shared,
         )
     )
     cumulative = Cumulative(config.collectd_max_series, stats.collectd.cumulative)
 
-    def snapshot() -> dict:
+    def own_snapshot() -> dict:
         status = DaemonStatus(
             events_accepted=accumulator.events_added,
             dimension_names_folded=dict(cardinality.folded),
@@ -270,6 +338,24 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         )
         return {**stats.snapshot(), **selfstats.snapshot(status)}
 
+    def own_health() -> tuple[bool, dict]:
+        return stats.health(stopping=ingest.closed)
+
+    exchange = None
+    if role is not None:
+        exchange = workers.StatsExchange(
+            role,
+            config.workers,
+            own_snapshot,
+            own_health,
+            store.publish_worker,
+            in_pool(reactor, query_pool),
+            reactor,
+            config.flush_interval,
+        )
+    snapshot = exchange.view if exchange is not None else own_snapshot
+    health = exchange.health if exchange is not None else own_health
+
     http_on = bool(config.http_port or config.http_listen)
     policy = access_policy(config)
     scraped = prometheus.registry(snapshot)
@@ -283,7 +369,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         config.max_body_bytes,
         config.count_now_timeout,
         policy,
-        health=lambda: stats.health(stopping=ingest.closed),
+        health=health,
         metrics=lambda accept: prometheus.exposition(scraped, accept),
         openapi=openapi.describe(read_token=policy.read_token is not None, write_token=policy.write_token is not None),
         files=Assets.packaged(),
@@ -311,6 +397,10 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
         )
         stream.setName("amqp")
         stream.setServiceParent(root)
+    if role is not None and exchange is not None:
+        exchange.setName("worker-stats")
+        exchange.setServiceParent(root)
+        workers.ParentWatch(role.parent_pid, reactor).setServiceParent(root)
     IngestGate(ingest).setServiceParent(root)
     if config.udp_port:
         udp_listener.setName("udp")
@@ -340,6 +430,7 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
                 receiver,
                 config.udp_receive_buffer,
                 f"collectd packets (level {config.collectd_security_level})",
+                reuse_port=shared,
             )
         )
         collectd_listener.setName("collectd")
@@ -355,7 +446,9 @@ def makeService(config: Config, reactor=None) -> HailwhaleService:
             request=config.http_request_timeout,
             idle=config.http_idle_timeout,
         )
-        http = HttpListener(lambda: _listen_http(http_endpoint(reactor, config), site, reactor, stats), book, reactor)
+        http = HttpListener(
+            lambda: _listen_http(http_endpoint(reactor, config, shared), site, reactor, stats), book, reactor
+        )
         http.setName("http")
         http.setServiceParent(root)
     return root
@@ -431,15 +524,21 @@ def collectd_types(path: str | None) -> typesdb.Types:
     return types
 
 
-def http_endpoint(reactor, config: Config) -> IStreamServerEndpoint:
-    """Where HTTP listens: ``--http-listen``'s endpoint, or TCP on ``--http-port`` and ``--interface``."""
+def http_endpoint(reactor, config: Config, shared: bool = False) -> IStreamServerEndpoint:
+    """
+    Where HTTP listens: ``--http-listen``'s endpoint, or TCP on ``--http-port`` and
+    ``--interface`` (bound with SO_REUSEPORT if ``shared`` by workers).
+    """
     if config.http_listen:
         return endpoints.serverFromString(reactor, config.http_listen)
+    port = tcp.makeBinding(config.interface, config.http_port, reuseAddress=True, reusePort=True) if shared else None
     if abstract.isIPv6Address(config.interface):
         return endpoints.TCP6ServerEndpoint(
-            reactor, config.http_port, backlog=LISTEN_BACKLOG, interface=config.interface
+            reactor, port or config.http_port, backlog=LISTEN_BACKLOG, interface=config.interface
         )
-    return endpoints.TCP4ServerEndpoint(reactor, config.http_port, backlog=LISTEN_BACKLOG, interface=config.interface)
+    return endpoints.TCP4ServerEndpoint(
+        reactor, port or config.http_port, backlog=LISTEN_BACKLOG, interface=config.interface
+    )
 
 
 def _listen_http(endpoint: IStreamServerEndpoint, site: HailwhaleSite, reactor, stats: SelfStats) -> defer.Deferred:

@@ -6,6 +6,8 @@ default, help and reader; ``postOptions`` only builds the :class:`~hailwhale.con
 (which checks itself) and does no IO.
 """
 
+import sys
+
 from twisted.python import usage
 
 from hailwhale import config, service
@@ -33,6 +35,11 @@ class Options(usage.Options):
             if item.repeatable:
                 self[item.option] = []
 
+    def parseOptions(self, options=None) -> None:
+        # kept as given, for a --workers parent to start its workers with the same options
+        self.arguments = tuple(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
     def postOptions(self) -> None:
         values = {
             item.option: bool(self[item.option]) if item.flag else self[item.option] for item in config.settings()
@@ -57,4 +64,4 @@ for _item in config.settings():
 
 
 def makeService(options: Options):
-    return service.makeService(options["config"])
+    return service.makeService(options["config"], arguments=getattr(options, "arguments", ()))

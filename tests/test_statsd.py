@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hailwhale.aggregate import gauges
+from hailwhale.aggregate.accumulator import Accumulator
 from hailwhale.aggregate.gauges import GaugeMemory
 from hailwhale.formats import lines
 from hailwhale.model.events import Event
@@ -48,6 +50,27 @@ def test_gauge_memory_applies_changes_in_order():
     ]
 
     assert [5.0, 10.0, 7.0, 1.0, 6.0] == settled
+
+
+def test_changes_to_gauges_are_held_as_changes_for_the_store():
+    """
+    Held for the store, a change after a value in one minute adds to it; a change with no
+    value before it in the batch stays a change; the store's answer becomes each level.
+    """
+    accumulator = Accumulator(60, 100)
+    for line in ["q:+5|g", "q:+1|g", "r:10|g", "r:-3|g"]:
+        accumulator.add(parse(line))
+    batch = accumulator.swap()
+    series = gauges.level_series(batch.levels, batch.relative)
+    steps = sorted(
+        (name, [(change, value) for *_, change, value in named])
+        for named_list in series.values()
+        for name, named in named_list
+    )
+    settled = gauges.settled(batch.levels, series, {tag: [[42.0]] for tag in series})
+
+    assert [('["gauge",[]]', [(False, 7.0)]), ('["gauge",[]]', [(True, 6.0)])] == steps
+    assert [42.0, 42.0] == [levels["gauge"][1] for levels in settled.values()]
 
 
 def test_gauge_memory_is_bounded():

@@ -1,5 +1,4 @@
 import socket
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -107,31 +106,35 @@ def test_kernel_drops_are_read():
         assert (0, True) == (before, udp.kernel_drops(receiving) > 50)
 
 
-def test_listener_asks_for_large_datagrams():
+@pytest.mark.parametrize("batching", [False, True])
+def test_listener_asks_for_large_datagrams(batching):
     """The UDP port reads datagrams up to 64 KiB (Twisted's default would cut them at 8 KiB)."""
-    reactor = RecordingReactor()
+    reactor = MemoryReactorClock()
 
-    listening = udp.listen(reactor, 0, "127.0.0.1", udp.EventReceiver(None), 1 << 20)
+    listening = udp.listen(reactor, 0, "127.0.0.1", udp.EventReceiver(None), 1 << 20, batching=batching)
 
-    assert (65535, True) == (reactor.max_packet_size, udp.receive_buffer(listening) >= 1 << 20)
+    assert (65535, True) == (listening.maxPacketSize, udp.receive_buffer(listening) >= 1 << 20)
     listening.stopListening()
+    reactor.advance(0)
 
 
-class RecordingReactor:
-    def listenUDP(self, port, protocol, interface, maxPacketSize):
-        self.max_packet_size = maxPacketSize
-        return _Port()
+def test_workers_share_a_port_that_a_plain_socket_cannot_take():
+    """Listeners made with reuse_port share one port (the workers); a socket without SO_REUSEPORT is refused it."""
+    reactor = MemoryReactorClock()
+    first = udp.listen(reactor, 0, "127.0.0.1", udp.EventReceiver(None), 1 << 16, batching=True, reuse_port=True)
+    port = first.getHost().port
+    second = udp.listen(reactor, port, "127.0.0.1", udp.EventReceiver(None), 1 << 16, batching=True, reuse_port=True)
+    plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
 
-
-class _Port:
-    def __init__(self):
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    def getHost(self):
-        return SimpleNamespace(port=0)
-
-    def stopListening(self):
-        self.socket.close()
+        assert port == second.getHost().port
+    finally:
+        plain.close()
+        first.stopListening()
+        second.stopListening()
+        reactor.advance(0)
 
 
 @given(

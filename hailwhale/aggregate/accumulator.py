@@ -73,6 +73,8 @@ class Batch:
     levels: Mapping[AggregationKey, Mapping[str, tuple[int, float]]] = attrs.field(factory=dict)
     members: Mapping[AggregationKey, Mapping[str, set[str]]] = attrs.field(factory=dict)
     samples: Mapping[AggregationKey, Mapping[str, Mapping[str, float]]] = attrs.field(factory=dict)
+    # the gauges of ``levels`` that are changes to the series' level in the store (statsd's +x/-x), by key
+    relative: Mapping[AggregationKey, set[str]] = attrs.field(factory=dict)
 
 
 class Accumulator:
@@ -82,6 +84,7 @@ class Accumulator:
         self._max_members = max_members_per_key
         self._entries: dict[FlatKey, Entry] = {}
         self._levels: dict[AggregationKey, dict[str, tuple[int, float]]] = {}
+        self._relative: dict[AggregationKey, set[str]] = {}
         self._members: dict[AggregationKey, dict[str, set[str]]] = {}
         self._samples: dict[AggregationKey, dict[str, dict[str, float]]] = {}
         self._sketch_buckets = 0  # distinct (key, distribution, sketch bucket) held
@@ -111,6 +114,14 @@ class Accumulator:
             self._stamp += 1
             levels = self._levels.setdefault(key, {})
             for metric, value in event.levels.items():
+                if event.relative_levels:  # a change: to the level held for this key, else to the store's
+                    held = levels.get(metric)
+                    if held is not None:
+                        value += held[1]
+                    else:
+                        self._relative.setdefault(key, set()).add(metric)
+                elif key in self._relative:
+                    self._relative[key].discard(metric)
                 levels[metric] = (self._stamp, value)
         if event.members:
             self._add_members(key, event.members)
@@ -261,9 +272,11 @@ class Accumulator:
             levels=self._levels,
             members=self._members,
             samples=self._samples,
+            relative={key: metrics for key, metrics in self._relative.items() if metrics},
         )
         self.next_seq += 1
         self._entries, self._levels, self._members, self._samples = {}, {}, {}, {}
+        self._relative = {}
         self._sketch_buckets = 0
         self._events = 0
         return batch

@@ -44,9 +44,16 @@ class Ingest:
         seconds: Callable[[], float],
         report_bad_line: Callable[[bytes, str], None],
         max_gauge_series: int = 100_000,
+        levels_in_store: bool = False,
     ):
+        """
+        ``levels_in_store``: statsd's relative gauges (``+x``/``-x``) are left as changes,
+        for the flush to apply to the level the store holds (so that several processes,
+        and a process started again, agree); else they are applied here, to the levels
+        this process remembers.
+        """
         self.accumulator = accumulator
-        self.gauges = GaugeMemory(max_gauge_series)
+        self.gauges = None if levels_in_store else GaugeMemory(max_gauge_series)
         self.limits = limits
         self._parser = LineParser(limits)
         # statsd lines of sums seen, taken in whole (no name folded): line -> (pk, leaves, sums)
@@ -202,7 +209,7 @@ class Ingest:
         return event if leaves is event.dimensions else attrs.evolve(event, dimensions=leaves)
 
     def _settled(self, event: Event) -> Event:
-        return self.gauges.settle(event) if event.levels else event
+        return self.gauges.settle(event) if event.levels and self.gauges is not None else event
 
     def _count_members(self, event: Event) -> None:
         if event.members:

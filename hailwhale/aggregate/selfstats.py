@@ -9,7 +9,7 @@ This module is the one list of self-stats fields: each field of :class:`SelfStat
 """
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -20,16 +20,34 @@ INFO = "info"  # text exported as a label of hailwhale_info
 SECTION = "section"  # a group of stats of its own, prefixed with its name
 
 
+SUM = "sum"  # across workers: the sum (every count, and the levels marked so)
+ALL = "all"  # across workers: true if true in every worker
+ANY = "any"  # across workers: true if true in one
+OWN = "own"  # across workers: the answering worker's own value
+
+
 @attrs.frozen
 class Stat:
     help: str
     kind: str = COUNTER
     label: str | None = None  # the label naming a count's key
+    across: str = OWN  # how the total of several workers is made from theirs (a count is always summed)
 
 
-def stat(help: str, kind: str = COUNTER, *, label: str | None = None, default: object = 0, factory: type | None = None):
-    """A self-stats field: what it means, its kind, and for a count by key the label that names the key."""
-    metadata = {"stat": Stat(help, kind, label)}
+def stat(
+    help: str,
+    kind: str = COUNTER,
+    *,
+    label: str | None = None,
+    default: object = 0,
+    factory: type | None = None,
+    across: str | None = None,
+):
+    """
+    A self-stats field: what it means, its kind, for a count by key the label that names
+    the key, and how several workers' values make a total (counts are summed).
+    """
+    metadata = {"stat": Stat(help, kind, label, across or (SUM if kind == COUNTER else OWN))}
     if factory is not None:
         return attrs.field(factory=factory, metadata=metadata)
     return attrs.field(default=default, metadata=metadata)
@@ -55,8 +73,10 @@ class AmqpStats:
     state: str = stat(
         "off, standby (another daemon holds the stream), connecting, reading or stopped.", TEXT, default="off"
     )
-    connected: bool = stat("1 while connected to the broker and reading the stream.", GAUGE, default=False)
-    holding: bool = stat("1 while this daemon holds the stream (its lease in the store).", GAUGE, default=False)
+    connected: bool = stat("1 while connected to the broker and reading the stream.", GAUGE, default=False, across=ANY)
+    holding: bool = stat(
+        "1 while this daemon holds the stream (its lease in the store).", GAUGE, default=False, across=ANY
+    )
     reconnects: int = stat("Times the connection to the broker was lost or could not be made, and tried again.")
     last_error: str | None = stat("The last broker error.", TEXT, default=None)
     messages: int = stat("Messages taken in from the stream.")
@@ -139,7 +159,7 @@ class SelfStats:
     last_error: str | None = stat("The last store or flush error.", TEXT, default=None)
     last_error_at: float | None = stat("Unix time of the last store error.", GAUGE, default=None)
     store_reachable: bool | None = stat(
-        "1 if the store answered the last flush or check, 0 if not.", GAUGE, default=None
+        "1 if the store answered the last flush or check, 0 if not.", GAUGE, default=None, across=ALL
     )
     store_unreachable_since: float | None = stat("Unix time the store stopped answering.", GAUGE, default=None)
     collectd: CollectdStats = stat("The collectd receiver.", SECTION, factory=CollectdStats)
@@ -182,22 +202,33 @@ class DaemonStatus:
     dimension_names_folded: Mapping[str, int] = stat(
         "Dimension names counted as _other, by reason (cardinality limits).", label="reason", factory=dict
     )
-    dimension_names_tracked: int = stat("Dimension names remembered to enforce --max-children.", GAUGE)
-    pending_keys: int = stat("Aggregation keys waiting for the next flush.", GAUGE)
-    pending_events: int = stat("Events waiting for the next flush.", GAUGE)
-    backlog_events: int = stat("Events in a batch a failed flush left for retry.", GAUGE)
+    dimension_names_tracked: int = stat("Dimension names remembered to enforce --max-children.", GAUGE, across=SUM)
+    pending_keys: int = stat("Aggregation keys waiting for the next flush.", GAUGE, across=SUM)
+    pending_events: int = stat("Events waiting for the next flush.", GAUGE, across=SUM)
+    backlog_events: int = stat("Events in a batch a failed flush left for retry.", GAUGE, across=SUM)
     store_url: str = stat("The store's URL, its password masked.", TEXT, default="")
     schema: str = stat("The schema the daemon writes with.", INFO, default="")
-    http_connections: int | None = stat("HTTP connections open now.", GAUGE, default=None)
+    http_connections: int | None = stat("HTTP connections open now.", GAUGE, default=None, across=SUM)
     http_connections_limit: int | None = stat(
         "Most HTTP connections open at once (--http-max-connections).", GAUGE, default=None
     )
     open_files_limit: int | None = stat("The process's open-files limit (soft).", GAUGE, default=None)
     udp_receive_buffer: int | None = stat("Bytes of UDP receive buffer the kernel granted.", GAUGE, default=None)
-    collectd_series: int = stat("collectd COUNTER/DERIVE series remembered.", GAUGE)
+    collectd_series: int = stat("collectd COUNTER/DERIVE series remembered.", GAUGE, across=SUM)
     udp_kernel_drops: int | None = stat("Datagrams the kernel dropped for a full receive buffer.", default=None)
     uptime_seconds: float = stat("Seconds since the daemon started.", GAUGE, default=0.0)
     version: str = stat("The daemon's version.", INFO, default="")
+
+
+@attrs.frozen
+class WorkersStatus:
+    """With ``--workers``: the workers as their snapshots in the store show them, added to ``/stats``."""
+
+    worker: int = stat("Index of the worker that answered.", GAUGE)
+    workers: int = stat("Workers whose self-stats are in the store (published within three flush intervals).", GAUGE)
+    workers_expected: int = stat("Workers the daemon runs (--workers).", GAUGE)
+    workers_restarted: int = stat("Times a worker process ended and was started again (since the daemon started).")
+    per_worker: Mapping[str, dict] = stat("Each worker's own self-stats, by index.", TEXT, factory=dict)
 
 
 SUMMED = {"lines_bad": "lines_bad_total"}  # counts by key also shown as their sum in /stats
@@ -227,9 +258,38 @@ def _descriptions(record: type, section: str = "") -> dict[tuple[str, str], Stat
     return found
 
 
-_DESCRIBED = {**_descriptions(SelfStats), **_descriptions(DaemonStatus)}
+_DESCRIBED = {**_descriptions(SelfStats), **_descriptions(DaemonStatus), **_descriptions(WorkersStatus)}
 
 
 def describe(name: str, section: str = "") -> Stat | None:
     """What the field ``name`` of a snapshot (inside ``section``, as ``collectd.``) is; None if not a stats field."""
     return _DESCRIBED.get((section, name))
+
+
+def total(snapshots: Sequence[Mapping], own: Mapping, section: str = "") -> dict:
+    """
+    The total of several workers' snapshots, field by field as each field says
+    (:class:`Stat`'s ``across``): counts summed (by key, for counts by key), the levels
+    marked so summed, flags true in all or in any, the rest ``own``'s (the answering worker's).
+    """
+    found: dict = {}
+    for name, value in own.items():
+        described = describe(name, section) or Stat("")  # a field not described (lines_bad_total) is a count
+        values = [snapshot.get(name) for snapshot in snapshots]
+        if described.kind == SECTION and isinstance(value, Mapping):
+            found[name] = total([v for v in values if isinstance(v, Mapping)], value, f"{section}{name}.")
+        elif described.across == SUM and isinstance(value, Mapping):
+            summed: Counter = Counter()
+            for counts in values:
+                if isinstance(counts, Mapping):
+                    summed.update({key: count for key, count in counts.items() if isinstance(count, (int, float))})
+            found[name] = dict(summed)
+        elif described.across == SUM and isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[name] = sum(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+        elif described.across == ALL and value is not None:
+            found[name] = all(v is True for v in values)
+        elif described.across == ANY and value is not None:
+            found[name] = any(v is True for v in values)
+        else:
+            found[name] = value
+    return found

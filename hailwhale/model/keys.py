@@ -34,6 +34,13 @@ slot and each script call touches one slot only:
   a RabbitMQ stream's batches (JSON) and the lease of the daemon reading it (see
   :mod:`hailwhale.store.stream_log`); their writes go under writer ids ``amqp-<epoch>``.
 
+- ``hw:{<pk>}:level:<series>``: STRING, the level of a gauge series (``<series>``: the
+  metric and the leaves, as JSON), which statsd's relative gauges change; kept as long as
+  the longest retention after its last write.  ``hw:{<pk>}:levels:<writer>``: STRING, the
+  last batch (and its answer) that writer applied to the levels under the tag.
+- ``hw:workers:<group>``: HASH, with ``--workers``, each worker's self-stats (JSON) by
+  its index, published every flush interval; the key expires a minute after the last.
+
 ``<pk>``, ``<node>`` and ``<parent>`` are :mod:`hailwhale.model.paths` strings; the tag
 escapes ``{``, ``}`` and ``%`` so that any pk makes a valid tag.  The indexes (children,
 pks, metric names) are written with the data they index and live as long as it.
@@ -78,6 +85,18 @@ def applied_key(pk_tag: str, writer_id: str) -> str:
 
 
 LAYOUT_KEY = "hw:layout"
+
+
+def level_key(pk_tag: str, series: str) -> str:
+    return f"hw:{pk_tag}:level:{series}"
+
+
+def levels_token_key(pk_tag: str, writer_id: str) -> str:
+    return f"hw:{pk_tag}:levels:{writer_id}"
+
+
+def workers_key(group: str) -> str:
+    return f"hw:workers:{group}"
 
 
 def sketch_key(pk_tag: str, size: int, bucket: int, metric: str, node_encoding: str) -> str:

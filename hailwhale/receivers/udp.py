@@ -34,7 +34,19 @@ class EventReceiver(DatagramProtocol):
         self._ingest.datagrams(batch)
 
 
-class BatchingPort(udp.Port):
+class SharedPort(udp.Port):
+    """A UDP port bound with SO_REUSEPORT, if ``reuse_port``: the worker processes of one daemon share it."""
+
+    reuse_port = False
+
+    def createInternetSocket(self):
+        sock = super().createInternetSocket()
+        if self.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        return sock
+
+
+class BatchingPort(SharedPort):
     """
     A UDP port that reads the datagrams waiting, up to ``most_datagrams`` or
     ``most_bytes``, and hands them to the protocol's ``datagramsReceived`` in one list
@@ -81,16 +93,16 @@ def listen(
     receive_buffer: int,
     what: str = "UDP events",
     batching: bool = False,
+    reuse_port: bool = False,
 ):
     """
     Listen for datagrams of up to 64 KiB, with a large receive buffer, handing them over in
-    batches if ``batching`` (the protocol has ``datagramsReceived``); the listening port.
+    batches if ``batching`` (the protocol has ``datagramsReceived``), sharing the port with
+    the other workers if ``reuse_port``; the listening port.
     """
-    if batching:
-        listening = BatchingPort(port, protocol, interface, MAX_DATAGRAM, reactor)
-        listening.startListening()
-    else:
-        listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=MAX_DATAGRAM)
+    listening = (BatchingPort if batching else SharedPort)(port, protocol, interface, MAX_DATAGRAM, reactor)
+    listening.reuse_port = reuse_port
+    listening.startListening()
     obtained = set_receive_buffer(listening.socket, receive_buffer)
     log.info(
         "{what} on {host}:{port}; receive buffer {got} bytes (asked for {asked})",

@@ -14,7 +14,7 @@ import importlib.resources
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 import redis
@@ -106,6 +106,7 @@ class Store:
         self._uniques = client.register_script(lua("uniques"))
         self._group = client.register_script(lua("group"))
         self._quantiles = client.register_script(lua("quantiles"))
+        self._levels = client.register_script(lua("levels"))
         self._layout: int | None = None
 
     @classmethod
@@ -447,6 +448,40 @@ class Store:
     def recorded_schema(self) -> str | None:
         value = self._client.get(SCHEMA_KEY)
         return value.decode("utf-8") if value is not None else None
+
+    def settle_levels(
+        self, series: Mapping[str, Sequence[tuple[str, Sequence[tuple]]]], seq: int, keep_seconds: int
+    ) -> dict[str, list[list[float]]]:
+        """
+        Apply batch ``seq``'s gauge steps to the levels the store holds: ``series`` by pk
+        tag, each (name, steps), a step ending with (is a change, value); the level after
+        each step, in the same shape.  A batch already applied answers as it did then.
+        """
+        found = {}
+        for tag, named in series.items():
+            call_keys = [keys.levels_token_key(tag, self.writer_id)]
+            args: list = [seq, keep_seconds]
+            for name, steps in named:
+                call_keys.append(keys.level_key(tag, name))
+                args.append(len(steps))
+                for *_, change, value in steps:
+                    args.extend((1 if change else 0, repr(float(value))))
+            answer = self._levels(keys=call_keys, args=args)
+            found[tag] = [[float(value) for value in levels] for levels in answer]
+        return found
+
+    def publish_worker(self, group: str, index: int, text: str, keep_seconds: int = 60) -> dict[int, str]:
+        """
+        Publish a worker's self-stats ``text`` under its ``group`` (the key kept
+        ``keep_seconds`` after the last); every worker's of the group, by index.
+        """
+        key = keys.workers_key(group)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(key, str(index), text)
+        pipe.expire(key, keep_seconds)
+        pipe.hgetall(key)
+        *_, published = pipe.execute()
+        return {int(field): value.decode("utf-8") for field, value in published.items()}
 
 
 def _flag(piece: Piece) -> str:

@@ -117,6 +117,10 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
+    def stopped_each(self) -> list[tuple[int, int, int]]:
+        """(accepted, written, not written) of each process that logged its stop (each worker's, with --workers)."""
+        return [(int(a), int(w), int(u)) for a, w, u in STOPPED_LINE.findall(self.log())]
+
     def stopped_figures(self) -> tuple[int, int, int]:
         """(accepted, written, not written) from the line a stopped daemon logs."""
         ((accepted, written, unwritten),) = STOPPED_LINE.findall(self.log())

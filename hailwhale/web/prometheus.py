@@ -10,7 +10,8 @@ and label), so a field added there is exported without more code:
   key (the label its field names; ``key`` otherwise);
 - a nested section (``collectd``) is prefixed with its name;
 - a boolean is a gauge of 1 or 0; None (not known yet) leaves the metric out;
-- text is left out, except the ``info`` fields (version, schema) in ``hailwhale_info``;
+- text (and what is described as text, such as each worker's own stats) is left out,
+  except the ``info`` fields (version, schema) in ``hailwhale_info``;
 - a field the self-stats do not describe is exported as a counter.
 
 The registry is built per daemon (:func:`registry`), never the module-level default one.
@@ -56,7 +57,12 @@ def families(snapshot: Mapping[str, object], prefix: str, section: str = "") -> 
     for field, value in snapshot.items():
         name = f"{prefix}_{field}"
         described = _described(field, section)
-        if field in selfstats.SUMMED.values() or value is None or isinstance(value, str):
+        if (
+            field in selfstats.SUMMED.values()
+            or value is None
+            or isinstance(value, str)
+            or described.kind == selfstats.TEXT
+        ):
             continue
         if isinstance(value, Mapping):
             if described.kind != selfstats.SECTION and all(isinstance(v, (int, float)) for v in value.values()):
