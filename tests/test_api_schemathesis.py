@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 READ_TOKEN, WRITE_TOKEN = "read-0123456789", "write-0123456789"
 READ_PATHS = {"/totals", "/plotpoints", "/rank", "/dimensions", "/pks", "/decide", "/stats", "/metrics"}
 EXAMPLES = int(os.environ.get("HAILWHALE_SCHEMATHESIS_EXAMPLES", 30))  # more for a longer hunt
-COUNTING = {"/count", "/count_now", "/count.gif", "/count_decision"}
+COUNTING = {"/count", "/count_now", "/count.gif", "/count_decision", "/count_decided_now"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 DESCRIPTION = openapi.describe(read_token=True, write_token=True)
 # (schemathesis's own pytest plugin does not run under pytest 9: one test per operation, driven by Hypothesis)

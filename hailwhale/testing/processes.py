@@ -23,8 +23,9 @@ STOPPED_LINE = re.compile(r"stopped: (\d+) events accepted since the start, (\d+
 
 class Daemon:
     """
-    A ``twistd -n hailwhale`` process on free loopback ports, for tests that need a real
-    process: signals, its own memory, a store it cannot reach.
+    A ``twistd -n hailwhale`` process on free loopback ports (collectd off unless ``args``
+    name its port), for tests that need a real process: signals, its own memory, a store it
+    cannot reach.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class Daemon:
                 str(self.http_port),
                 "--udp-port",
                 str(self.udp_port),
+                *([] if "--collectd-port" in args else ["--collectd-port", "0"]),  # 25826 may be taken
                 *args,
             ],
             cwd=directory,
