@@ -350,11 +350,21 @@ def test_http_explain_shape(api):
     assert [{"dimension": "device", "value": "Mac", "reason": "no data in the window"}] == answer["ignored_dimensions"]
     assert ["a", "b"] == [row["option"] for row in answer["options"]]
     row = answer["options"][1]
-    assert {"option", "estimate", "interval_90", "n", "p_best", "global_estimate", "dimensions"} == set(row)
+    assert {
+        "option",
+        "estimate",
+        "interval_90",
+        "n",
+        "units",
+        "effective_n",
+        "p_best",
+        "global_estimate",
+        "dimensions",
+    } == set(row)
     assert row["interval_90"][0] < row["estimate"] < row["interval_90"][1]
     assert 30 == row["n"]
     assert ["country"] == [d["dimension"] for d in row["dimensions"]]
-    assert {"dimension", "value", "n", "estimate", "weight"} == set(row["dimensions"][0])
+    assert {"dimension", "value", "n", "units", "estimate", "weight"} == set(row["dimensions"][0])
     assert abs(1 - sum(r["p_best"] for r in answer["options"])) < 1e-9
     assert 0 < answer["p_choose"] <= 1
     assert ('["Page", "variant"]', "earned/spent", "v1", 28) == (
