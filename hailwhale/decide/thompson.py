@@ -16,7 +16,7 @@ note (reference/decide.md, sections 0-4):
   a Poisson-style floor stands in: the numerator's variance per unit at least ``|R|``.
   Spreads are blended by how many reports they rest on; estimates by their units.
 - A weak prior of ``k0`` pseudo-units at the decision's pooled ratio keeps early
-  ratios sane; a variance floor blends in the pooled per-unit spread.
+  ratios sane; a variance floor blends in the per-unit spread pooled within options.
 - For each dimension the visitor is known to have (``country=US``), the option's cell
   is shrunk toward "option global x common lift of US" with ``m_d`` pseudo-units,
   where ``m_d = CV² / τ_d²`` is estimated from the counters (empirical Bayes,
@@ -243,6 +243,27 @@ class _Model:
     effective: tuple[float, ...]  # the estimate's worth in units at its main evidence's spread (at most all its units)
 
 
+def typical_spread(options: Sequence[OptionData], r0: float) -> float:
+    """
+    The spread per unit an option without its own is assumed to have: the median of the
+    options' own (the Poisson floor for those with fewer than two reports), at least the
+    floor.  A median, as one option's reports split by a dimension that matters (a
+    country that earns twice the rest) say more about that split than about noise.
+    """
+    found = []
+    for o in options:
+        own = unit_spread(o.overall, o.overall.ratio)
+        found.append(poisson_floor(r0) if own is None or o.overall.ratio == 0 else own * (r0 / o.overall.ratio) ** 2)
+    return max(statistics.median(found), poisson_floor(r0))
+
+
+def _moved(scale, r_from: float, r_to: float) -> float:
+    """How a spread measured at ``r_from`` is carried to ``r_to``: alike in relative terms on the log scale."""
+    if scale is _Scale and r_from:
+        return (r_to / r_from) ** 2
+    return 1.0
+
+
 def _reports_per_unit(s: Sums, fallback: float) -> float:
     return s.n / s.x if s.x > 0 and s.n > 0 else fallback
 
@@ -252,8 +273,7 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
     r0 = pool.ratio
     mean_den = pool.x / pool.n
     per_unit = _reports_per_unit(pool, 1.0)
-    floor = poisson_floor(r0)
-    s0 = max(_blend(pool.n, unit_spread(pool, r0), settings.floor_reports, floor), floor)
+    s0 = typical_spread(options, r0)
     if scale is _Scale and r0 <= 0:
         raise _NotPositive
     k0 = max(min(1.0, mean_den), min(settings.prior_reports, pool.x / len(options)))
@@ -266,7 +286,7 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
         r = (s.y + k0 * r0) / (s.x + k0)
         if scale is _Scale and r <= 0:
             raise _NotPositive
-        s2 = max(_blend(s.n, unit_spread(s, r), k0 * per_unit, s0), floor)
+        s2 = max(_blend(s.n, unit_spread(s, r), k0 * per_unit, s0 * _moved(scale, r0, r)), poisson_floor(r))
         globals_.append(r)
         option_s2.append(s2)
         references.append(s2 * scale.slope(r) ** 2)
@@ -307,8 +327,12 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
             r = (c.y + m_d * target) / (c.x + m_d)
             if scale is _Scale and r <= 0:
                 raise _NotPositive
-            prior_spread = min(option_s2[k], within[item.dimension])
-            s2 = max(_blend(c.n, unit_spread(c, r), m_d * _reports_per_unit(c, per_unit), prior_spread), floor)
+            prior_spread = min(
+                option_s2[k] * _moved(scale, globals_[k], r), within[item.dimension] * _moved(scale, r0, r)
+            )
+            s2 = max(
+                _blend(c.n, unit_spread(c, r), m_d * _reports_per_unit(c, per_unit), prior_spread), poisson_floor(r)
+            )
             weight = max(c.x, 0.0) / (max(c.x, 0.0) + m_d)
             mu[k] += scale.g(r) - scale.g(globals_[k])
             cap = within[item.dimension] * scale.slope(r0) ** 2 / max(m_d, tiny)  # the cell's prior alone
@@ -405,10 +429,7 @@ def pick_window(
         return 0
     r0 = pool.ratio
     try:
-        spread = max(
-            _blend(pool.n, unit_spread(pool, r0), settings.floor_reports, poisson_floor(r0)), poisson_floor(r0)
-        )
-        cv2 = spread / (r0 * r0)
+        cv2 = within_spread([o.overall for o in longest], r0, settings) / (r0 * r0)
     except ArithmeticError:
         return len(candidates) - 1
     used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in longest)]
