@@ -19,8 +19,14 @@ without exploring).
 Regret = Σ_t [max_o R(o, x_t) − R(chosen_t, x_t)], in expected objective units per
 decision against a per-context oracle; "% optimal" is over the last 2,000 decisions.
 
-    .venv/bin/python bench/decide_sim.py                       # 4 scenarios x 3 seeds x 20,000 decisions
+    .venv/bin/python bench/decide_sim.py                       # 5 scenarios x 3 seeds x 20,000 decisions
     .venv/bin/python bench/decide_sim.py --seeds 5 --scenarios stationary,weak
+    .venv/bin/python bench/decide_sim.py --seeds 10 --scenarios aggregate
+
+In the ``aggregate`` scenario (the stationary world) no decision is reported on its own:
+at the end of each simulated day every (option, country, device) cell served that day is
+reported once, with its sums of ``spent`` and ``earned`` (ours through
+``Whale.count_decision``, the baselines through the same sums).
 """
 
 import argparse
@@ -38,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 
 from hailwhale import testing
+from hailwhale.model import keys
 from hailwhale.whale import Whale
 
 OPTIONS = ("a", "b", "c", "d")
@@ -63,7 +70,9 @@ SCENARIOS = {
     "weak": (48.0, 1.0, 0.25, 0.05, False),
     "flip": (12.0, 0.5, 1.0, 0.05, True),
     "interactions": (12.0, 0.5, 1.0, 0.25, False),
+    "aggregate": (12.0, 0.5, 1.0, 0.05, False),  # the stationary world, outcomes reported once a day per cell
 }
+DAILY = {"aggregate"}  # scenarios whose outcomes arrive as daily sums per (option, country, device)
 PER_DAY = 1000
 START = testing.upcoming()  # the next UTC midnight: ahead of the clock the store expires keys by
 LAST = 2000
@@ -140,11 +149,20 @@ class Ours:
 
     name = "decide (ours)"
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, daily: bool = False):
         self.rng = random.Random(seed + 101)
         self.pk = f"sim{seed}"  # options under [pk, option], as /decide?pk=...&options=[...]
+        self.daily = daily
+        self.folded = None
 
     def choose(self, t, c, d):
+        if self.daily:  # nothing is written between the daily reports: fold on the minute, as the daemon would
+            now = START + t * 86400 / PER_DAY
+            finest = Whale.schema().finest.interval
+            minute = int(now // finest) * finest - finest
+            if minute != self.folded:
+                Whale.store().fold([keys.tag((self.pk,))], minute, now, Whale.schema())
+                self.folded = minute
         return Whale.decide(
             self.pk,
             list(OPTIONS),
@@ -281,13 +299,27 @@ def run_fixed(world: World, decisions: int) -> dict:
     return summary(world, regrets, [best] * decisions)
 
 
-def run(policy, world: World, decisions: int) -> dict:
+def run(policy, world: World, decisions: int, daily: bool = False) -> dict:
+    """
+    Every decision chosen then counted; with ``daily``, the outcomes are held back and
+    counted at the end of each simulated day as one report per (option, country, device)
+    cell carrying the cell's sums (the seed's ``metric={'revenue': 500, 'visitors': 100}``).
+    """
     regrets, chosen = [], []
+    day: dict[tuple[str, str, str], tuple[float, float]] = {}
     for t in range(decisions):
         c, d, outcomes = world.visitors[t]
         option = policy.choose(t, c, d)
         spent, earned = outcomes[option]
-        policy.count(t, c, d, option, spent, earned)
+        if daily:
+            had = day.get((option, c, d), (0.0, 0.0))
+            day[option, c, d] = (had[0] + spent, had[1] + earned)
+            if (t + 1) % PER_DAY == 0 or t + 1 == decisions:
+                for (o, cc, dd), (spent_sum, earned_sum) in day.items():
+                    policy.count(t, cc, dd, o, round(spent_sum, 4), round(earned_sum, 4))
+                day = {}
+        else:
+            policy.count(t, c, d, option, spent, earned)
         regrets.append(world.regret(t, option))
         chosen.append(option)
     return summary(world, regrets, chosen)
@@ -339,10 +371,11 @@ def one_seed(task):
     world = World(scenario, seed, decisions)
     _RAW.flushall()
     started = time.perf_counter()
-    results = {Ours.name: run(Ours(seed), world, decisions)}
+    daily = scenario in DAILY
+    results = {Ours.name: run(Ours(seed, daily), world, decisions, daily)}
     per_decision = (time.perf_counter() - started) / decisions
-    results[Heuristic.name] = run(Heuristic(seed), world, decisions)
-    results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions)
+    results[Heuristic.name] = run(Heuristic(seed), world, decisions, daily)
+    results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions, daily)
     results["best fixed option"] = run_fixed(world, decisions)
     print(
         f"  {scenario} seed {seed}: " + ", ".join(f"{name} {r['regret']:.0f}" for name, r in results.items()),

@@ -276,7 +276,8 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
     s0 = typical_spread(options, r0)
     if scale is _Scale and r0 <= 0:
         raise _NotPositive
-    k0 = max(min(1.0, mean_den), min(settings.prior_reports, pool.x / len(options)))
+    # at most prior_reports units, or reports when a report carries less than a unit; at most the mean option's units
+    k0 = max(min(1.0, mean_den), min(settings.prior_reports * min(1.0, mean_den), pool.x / len(options)))
     tiny = 1e-9 * max(pool.x, 1e-300)
 
     globals_, variances, option_s2, references, evidence = [], [], [], [], []
@@ -311,7 +312,7 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
     cells: list[dict] = [{} for _ in options]
     for item in known:
         common = total([o.cells.get(item, ZERO) for o in options])
-        lift_prior = settings.lift_prior_reports
+        lift_prior = settings.lift_prior_reports * min(1.0, mean_den)
         lifted = (common.y + lift_prior * r0) / (common.x + lift_prior)
         if scale is _Scale and lifted <= 0:
             raise _NotPositive
