@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 
 from hailwhale import testing
+from hailwhale.decide import thompson
+from hailwhale.decide.thompson import ZERO, Known, OptionData, Sums
 from hailwhale.model import keys
 from hailwhale.whale import Whale
 
@@ -180,6 +182,63 @@ class Ours:
             dimensions={"country": c, "device": d},
             now=START + t * 86400 / PER_DAY,
         )
+
+
+class InMemory:
+    """
+    Our model without the store: the same ``thompson.pick_window`` and ``thompson.choose``
+    that ``Whale.decide`` runs, on the same sums it would read (daily buckets of each
+    option, overall and per dimension value, over 7, 14, 21 or 28 days), kept in a dict.
+    For long runs on a busy machine (``--memory``); the store is tested elsewhere.
+    """
+
+    name = "decide (ours)"
+
+    def __init__(self, seed: int, daily: bool = False):
+        self.rng = random.Random(seed + 101)
+        self.days: dict[tuple[str, object, int], Sums] = {}  # (option, node, day) -> sums
+
+    def _window(self, option, node, today, days):
+        found = ZERO
+        for day in range(max(0, today - days + 1), today + 1):
+            found = found + self.days.get((option, node, day), ZERO)
+        return found
+
+    def choose(self, t, c, d):
+        today = t // PER_DAY
+        known = [Known("country", c), Known("device", d)]
+        nodes_of = {known[0]: ("country", c), known[1]: ("device", d)}
+        candidates = []
+        for days in WINDOWS:
+            options = []
+            for o in OPTIONS:
+                values = {}
+                if days == WINDOWS[-1]:
+                    values = {
+                        "country": {v: self._window(o, ("country", v), today, days) for v in COUNTRIES},
+                        "device": {v: self._window(o, ("device", v), today, days) for v in DEVICES},
+                    }
+                options.append(
+                    OptionData(
+                        o,
+                        self._window(o, "_", today, days),
+                        {k: self._window(o, nodes_of[k], today, days) for k in known},
+                        values,
+                        self._window(o, "_", today, WINDOWS[-1]),
+                    )
+                )
+            candidates.append(options)
+        picked = thompson.pick_window(candidates, known)
+        return OPTIONS[thompson.choose(candidates[picked], known, self.rng).index]
+
+    def count(self, t, c, d, option, spent, earned):
+        report = Sums(1.0, earned, earned * earned, spent, spent * spent, earned * spent)
+        for node in ("_", ("country", c), ("device", d)):
+            key = (option, node, t // PER_DAY)
+            self.days[key] = self.days.get(key, ZERO) + report
+
+
+WINDOWS = (7, 14, 21, 28)
 
 
 class Memory:
@@ -364,15 +423,17 @@ def _start_store():
 
 
 def one_seed(task):
-    """Every policy on one (scenario, seed), ours on this process's own store."""
-    scenario, seed, decisions = task
-    if _RAW is None:
+    """Every policy on one (scenario, seed), ours on this process's own store (or in memory)."""
+    scenario, seed, decisions, memory = task
+    if _RAW is None and not memory:
         _start_store()
     world = World(scenario, seed, decisions)
-    _RAW.flushall()
+    if not memory:
+        _RAW.flushall()
     started = time.perf_counter()
     daily = scenario in DAILY
-    results = {Ours.name: run(Ours(seed, daily), world, decisions, daily)}
+    ours = InMemory(seed) if memory else Ours(seed, daily)
+    results = {Ours.name: run(ours, world, decisions, daily)}
     per_decision = (time.perf_counter() - started) / decisions
     results[Heuristic.name] = run(Heuristic(seed), world, decisions, daily)
     results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions, daily)
@@ -394,9 +455,12 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--jobs", type=int, default=2, help="processes, each with its own store")
+    parser.add_argument(
+        "--memory", action="store_true", help="run our model on in-memory daily sums instead of through the store"
+    )
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
-    tasks = [(scenario, seed, args.decisions) for scenario in scenarios for seed in range(args.seeds)]
+    tasks = [(scenario, seed, args.decisions, args.memory) for scenario in scenarios for seed in range(args.seeds)]
     started = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
         done = list(pool.map(one_seed, tasks))
@@ -445,7 +509,7 @@ def report(scenario, results, args, timing) -> None:
         print(row)
     print(
         f"\n({args.seeds} seeds x {args.decisions:,} decisions; ours: {1000 * statistics.mean(timing):.2f} ms per "
-        "decide + count_decision on the real store)",
+        + ("decision, in memory)" if args.memory else "decide + count_decision on the real store)"),
         flush=True,
     )
 
