@@ -197,12 +197,19 @@ class InMemory:
     def __init__(self, seed: int, daily: bool = False):
         self.rng = random.Random(seed + 101)
         self.days: dict[tuple[str, object, int], Sums] = {}  # (option, node, day) -> sums
+        self.before: dict[tuple[str, object, int], Sums] = {}  # (option, node, days) -> the window's days before today
+        self.today = -1
 
     def _window(self, option, node, today, days):
-        found = ZERO
-        for day in range(max(0, today - days + 1), today + 1):
-            found = found + self.days.get((option, node, day), ZERO)
-        return found
+        if today != self.today:
+            self.before, self.today = {}, today
+        key = (option, node, days)
+        if key not in self.before:
+            found = ZERO
+            for day in range(max(0, today - days + 1), today):
+                found = found + self.days.get((option, node, day), ZERO)
+            self.before[key] = found
+        return self.before[key] + self.days.get((option, node, today), ZERO)
 
     def choose(self, t, c, d):
         today = t // PER_DAY
