@@ -26,7 +26,10 @@ decision against a per-context oracle; "% optimal" is over the last 2,000 decisi
 ``--memory`` runs our model (the same ``thompson.pick_window`` and ``thompson.choose``
 ``Whale.decide`` runs) on in-memory daily sums instead of through the store: about ten
 times faster, for many seeds on a busy machine.  Paths differ from the store runs seed by
-seed (any float difference changes a draw), not in distribution.
+seed (any float difference changes a draw), not in distribution.  The ``aggregate``
+scenario needs it: through the store, with nothing written to the pk for a simulated day,
+each ``decide`` took seconds here (reads past the last fold of a pk fall back to minute
+buckets, and ``Whale`` folds only when it writes).
 
 In the ``aggregate`` scenario (the stationary world) no decision is reported on its own:
 at the end of each simulated day every (option, country, device) cell served that day is
@@ -51,7 +54,6 @@ import redis
 from hailwhale import testing
 from hailwhale.decide import thompson
 from hailwhale.decide.thompson import ZERO, Known, OptionData, Sums
-from hailwhale.model import keys
 from hailwhale.whale import Whale
 
 OPTIONS = ("a", "b", "c", "d")
@@ -159,17 +161,8 @@ class Ours:
     def __init__(self, seed: int, daily: bool = False):
         self.rng = random.Random(seed + 101)
         self.pk = f"sim{seed}"  # options under [pk, option], as /decide?pk=...&options=[...]
-        self.daily = daily
-        self.folded = None
 
     def choose(self, t, c, d):
-        if self.daily:  # nothing is written between the daily reports: fold on the minute, as the daemon would
-            now = START + t * 86400 / PER_DAY
-            finest = Whale.schema().finest.interval
-            minute = int(now // finest) * finest - finest
-            if minute != self.folded:
-                Whale.store().fold([keys.tag((self.pk,))], minute, now, Whale.schema())
-                self.folded = minute
         return Whale.decide(
             self.pk,
             list(OPTIONS),
