@@ -21,6 +21,20 @@ decision against a per-context oracle; "% optimal" is over the last 2,000 decisi
 
     .venv/bin/python bench/decide_sim.py                       # 4 scenarios x 3 seeds x 20,000 decisions
     .venv/bin/python bench/decide_sim.py --seeds 5 --scenarios stationary,weak
+    .venv/bin/python bench/decide_sim.py --seeds 10 --scenarios stationary,aggregate --memory
+
+``--memory`` runs our model (the same ``thompson.pick_window`` and ``thompson.choose``
+``Whale.decide`` runs) on in-memory daily sums instead of through the store: about ten
+times faster, for many seeds on a busy machine.  Paths differ from the store runs seed by
+seed (any float difference changes a draw), not in distribution.  The ``aggregate``
+scenario needs it: through the store, with nothing written to the pk for a simulated day,
+each ``decide`` took seconds here (reads past the last fold of a pk fall back to minute
+buckets, and ``Whale`` folds only when it writes).
+
+In the ``aggregate`` scenario (the stationary world) no decision is reported on its own:
+at the end of each simulated day every (option, country, device) cell served that day is
+reported once, with its sums of ``spent`` and ``earned`` (ours through
+``Whale.count_decision``, the baselines through the same sums).
 """
 
 import argparse
@@ -38,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis
 
 from hailwhale import testing
+from hailwhale.decide import thompson
+from hailwhale.decide.thompson import ZERO, Known, OptionData, Sums
 from hailwhale.whale import Whale
 
 OPTIONS = ("a", "b", "c", "d")
@@ -63,7 +79,9 @@ SCENARIOS = {
     "weak": (48.0, 1.0, 0.25, 0.05, False),
     "flip": (12.0, 0.5, 1.0, 0.05, True),
     "interactions": (12.0, 0.5, 1.0, 0.25, False),
+    "aggregate": (12.0, 0.5, 1.0, 0.05, False),  # the stationary world, outcomes reported once a day per cell
 }
+DAILY = {"aggregate"}  # scenarios whose outcomes arrive as daily sums per (option, country, device)
 PER_DAY = 1000
 START = testing.upcoming()  # the next UTC midnight: ahead of the clock the store expires keys by
 LAST = 2000
@@ -140,7 +158,7 @@ class Ours:
 
     name = "decide (ours)"
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, daily: bool = False):
         self.rng = random.Random(seed + 101)
         self.pk = f"sim{seed}"  # options under [pk, option], as /decide?pk=...&options=[...]
 
@@ -162,6 +180,68 @@ class Ours:
             dimensions={"country": c, "device": d},
             now=START + t * 86400 / PER_DAY,
         )
+
+
+class InMemory:
+    """
+    Our model without the store: the same ``thompson.pick_window`` and ``thompson.choose``
+    that ``Whale.decide`` runs, on the same sums it would read (daily buckets of each
+    option, overall and per dimension value, over 7, 14, 21 or 28 days), kept in a dict.
+    For long runs on a busy machine (``--memory``); the store is tested elsewhere.
+    """
+
+    name = "decide (ours)"
+
+    def __init__(self, seed: int, daily: bool = False):
+        self.rng = random.Random(seed + 101)
+        self.days: dict[tuple[str, object, int], Sums] = {}  # (option, node, day) -> sums
+        self.before: dict[tuple[str, object, int], Sums] = {}  # (option, node, days) -> the window's days before today
+        self.today = -1
+
+    def _window(self, option, node, today, days):
+        if today != self.today:
+            self.before, self.today = {}, today
+        key = (option, node, days)
+        if key not in self.before:
+            found = ZERO
+            for day in range(max(0, today - days + 1), today):
+                found = found + self.days.get((option, node, day), ZERO)
+            self.before[key] = found
+        return self.before[key] + self.days.get((option, node, today), ZERO)
+
+    def choose(self, t, c, d):
+        today = t // PER_DAY
+        known = [Known("country", c), Known("device", d)]
+        nodes_of = {known[0]: ("country", c), known[1]: ("device", d)}
+        candidates = []
+        for days in WINDOWS:
+            options = []
+            for o in OPTIONS:
+                values = {  # every window's options carry the longest window's values, as planning.plan reads them
+                    "country": {v: self._window(o, ("country", v), today, WINDOWS[-1]) for v in COUNTRIES},
+                    "device": {v: self._window(o, ("device", v), today, WINDOWS[-1]) for v in DEVICES},
+                }
+                options.append(
+                    OptionData(
+                        o,
+                        self._window(o, "_", today, days),
+                        {k: self._window(o, nodes_of[k], today, days) for k in known},
+                        values,
+                        self._window(o, "_", today, WINDOWS[-1]),
+                    )
+                )
+            candidates.append(options)
+        picked = thompson.pick_window(candidates, known)
+        return OPTIONS[thompson.choose(candidates[picked], known, self.rng).index]
+
+    def count(self, t, c, d, option, spent, earned):
+        report = Sums(1.0, earned, earned * earned, spent, spent * spent, earned * spent)
+        for node in ("_", ("country", c), ("device", d)):
+            key = (option, node, t // PER_DAY)
+            self.days[key] = self.days.get(key, ZERO) + report
+
+
+WINDOWS = (7, 14, 21, 28)
 
 
 class Memory:
@@ -281,13 +361,27 @@ def run_fixed(world: World, decisions: int) -> dict:
     return summary(world, regrets, [best] * decisions)
 
 
-def run(policy, world: World, decisions: int) -> dict:
+def run(policy, world: World, decisions: int, daily: bool = False) -> dict:
+    """
+    Every decision chosen then counted; with ``daily``, the outcomes are held back and
+    counted at the end of each simulated day as one report per (option, country, device)
+    cell carrying the cell's sums (the seed's ``metric={'revenue': 500, 'visitors': 100}``).
+    """
     regrets, chosen = [], []
+    day: dict[tuple[str, str, str], tuple[float, float]] = {}
     for t in range(decisions):
         c, d, outcomes = world.visitors[t]
         option = policy.choose(t, c, d)
         spent, earned = outcomes[option]
-        policy.count(t, c, d, option, spent, earned)
+        if daily:
+            had = day.get((option, c, d), (0.0, 0.0))
+            day[option, c, d] = (had[0] + spent, had[1] + earned)
+            if (t + 1) % PER_DAY == 0 or t + 1 == decisions:
+                for (o, cc, dd), (spent_sum, earned_sum) in day.items():
+                    policy.count(t, cc, dd, o, round(spent_sum, 4), round(earned_sum, 4))
+                day = {}
+        else:
+            policy.count(t, c, d, option, spent, earned)
         regrets.append(world.regret(t, option))
         chosen.append(option)
     return summary(world, regrets, chosen)
@@ -332,17 +426,20 @@ def _start_store():
 
 
 def one_seed(task):
-    """Every policy on one (scenario, seed), ours on this process's own store."""
-    scenario, seed, decisions = task
-    if _RAW is None:
+    """Every policy on one (scenario, seed), ours on this process's own store (or in memory)."""
+    scenario, seed, decisions, memory = task
+    if _RAW is None and not memory:
         _start_store()
     world = World(scenario, seed, decisions)
-    _RAW.flushall()
+    if not memory:
+        _RAW.flushall()
     started = time.perf_counter()
-    results = {Ours.name: run(Ours(seed), world, decisions)}
+    daily = scenario in DAILY
+    ours = InMemory(seed) if memory else Ours(seed, daily)
+    results = {Ours.name: run(ours, world, decisions, daily)}
     per_decision = (time.perf_counter() - started) / decisions
-    results[Heuristic.name] = run(Heuristic(seed), world, decisions)
-    results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions)
+    results[Heuristic.name] = run(Heuristic(seed), world, decisions, daily)
+    results[EpsilonGreedy.name] = run(EpsilonGreedy(seed), world, decisions, daily)
     results["best fixed option"] = run_fixed(world, decisions)
     print(
         f"  {scenario} seed {seed}: " + ", ".join(f"{name} {r['regret']:.0f}" for name, r in results.items()),
@@ -359,11 +456,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--decisions", type=int, default=20_000)
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", default=None, help="default: every scenario (the daily one only with --memory)")
     parser.add_argument("--jobs", type=int, default=2, help="processes, each with its own store")
+    parser.add_argument(
+        "--memory", action="store_true", help="run our model on in-memory daily sums instead of through the store"
+    )
     args = parser.parse_args()
-    scenarios = args.scenarios.split(",")
-    tasks = [(scenario, seed, args.decisions) for scenario in scenarios for seed in range(args.seeds)]
+    default = [name for name in SCENARIOS if args.memory or name not in DAILY]
+    scenarios = args.scenarios.split(",") if args.scenarios else default
+    tasks = [(scenario, seed, args.decisions, args.memory) for scenario in scenarios for seed in range(args.seeds)]
     started = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
         done = list(pool.map(one_seed, tasks))
@@ -412,7 +513,7 @@ def report(scenario, results, args, timing) -> None:
         print(row)
     print(
         f"\n({args.seeds} seeds x {args.decisions:,} decisions; ours: {1000 * statistics.mean(timing):.2f} ms per "
-        "decide + count_decision on the real store)",
+        + ("decision, in memory)" if args.memory else "decide + count_decision on the real store)"),
         flush=True,
     )
 

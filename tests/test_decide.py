@@ -229,3 +229,88 @@ def test_the_shortest_window_with_enough_decisions_is_picked():
         thompson.pick_window([few, more], []),
         thompson.pick_window([few, few], []),
     )
+
+
+def _aggregates(visitors: float):
+    """
+    Three countries x three languages, one aggregate report per cell (``revenue``,
+    ``visitors``): each country's best language earns at least twice the others there.
+    """
+    rates = {
+        ("us", "en"): 2.0,
+        ("us", "sp"): 1.0,
+        ("us", "pt"): 0.9,
+        ("mx", "en"): 1.1,
+        ("mx", "sp"): 2.2,
+        ("mx", "pt"): 1.0,
+        ("br", "en"): 1.0,
+        ("br", "sp"): 1.2,
+        ("br", "pt"): 2.4,
+    }
+
+    def one(y, x):
+        return Sums(n=1, y=y, y2=y * y, x=x, x2=x * x, xy=x * y)
+
+    by_language = {
+        language: {country: one(rates[country, language] * visitors, visitors) for country in ("us", "mx", "br")}
+        for language in ("en", "sp", "pt")
+    }
+    return by_language
+
+
+def _aggregate_options(by_language, country):
+    known = Known("country", country)
+    options = []
+    for language, cells in by_language.items():
+        overall = thompson.total(list(cells.values()))
+        options.append(
+            OptionData(language, overall, {known: cells.get(country, thompson.ZERO)}, {"country": cells}, overall)
+        )
+    return options, known
+
+
+def test_aggregated_reports_weigh_their_visitors():
+    """
+    One report per (country, language) of 10,000 visitors each is 10,000 units of evidence:
+    with a 2x gap each country gets its best language at least 95% of the time, and the
+    explanation says each option's estimate is worth about its cell's 10,000 visitors.
+    """
+    by_language = _aggregates(10_000)
+
+    for country, best in (("us", 0), ("mx", 1), ("br", 2)):
+        options, known = _aggregate_options(by_language, country)
+        picks = [choose(options, [known], random.Random(seed)).index for seed in range(400)]
+        explained = choose(options, [known], random.Random(0), explain=True).explanation
+
+        assert picks.count(best) >= 0.95 * len(picks), (country, picks.count(best))
+        assert [10_000.0] * 3 == [row["dimensions"][0]["units"] for row in explained["options"]]
+        assert all(9_000 <= row["effective_n"] <= 10_100 for row in explained["options"]), explained["options"]
+        assert [30_000.0] * 3 == [row["units"] for row in explained["options"]]
+
+
+def test_per_unit_reports_and_their_aggregate_estimate_alike():
+    """The same visitors reported one by one or as one aggregate give the same estimate; only the spread differs."""
+    one_by_one = [option(name, [(rate * (i % 2) * 2, 1.0) for i in range(1000)]) for name, rate in (("a", 1), ("b", 2))]
+    aggregated = [
+        OptionData(name, Sums(n=1, y=rate * 1000, y2=(rate * 1000) ** 2, x=1000, x2=1000**2, xy=rate * 1000**2))
+        for name, rate in (("a", 1), ("b", 2))
+    ]
+
+    per_unit = choose(one_by_one, [], random.Random(0), explain=True).explanation["options"]
+    whole = choose(aggregated, [], random.Random(0), explain=True).explanation["options"]
+
+    assert [round(row["estimate"], 2) for row in per_unit] == [round(row["estimate"], 2) for row in whole]
+    assert [1.0, 0.0] == [row["p_best"] for row in whole][::-1]
+
+
+def test_a_cell_without_data_is_as_uncertain_as_options_differ():
+    """An option never shown in the visitor's country is not ruled out there: its interval spans how cells differ."""
+    by_language = _aggregates(10_000)
+    by_language["pt"].pop("us")  # pt was never shown in the US
+    options, known = _aggregate_options(by_language, "us")
+
+    explained = choose(options, [known], random.Random(0), explain=True).explanation
+    low, high = explained["options"][2]["interval_90"]
+
+    assert high / low > 2
+    assert explained["options"][0]["p_best"] > 0.5

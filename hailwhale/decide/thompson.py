@@ -6,14 +6,23 @@ Pure: sums in, a choice (and its explanation) out; randomness comes from the
 note (reference/decide.md, sections 0-4):
 
 - Each option's objective is a ratio of sums ``R = Σnum/Σden`` (a single metric ``m``
-  is ``Σm/Σhits``, its mean per report).  Its uncertainty comes from the delta method
-  on per-report sums, sums of squares and the cross product.
-- A weak prior of ``k0`` pseudo-reports at the decision's pooled ratio keeps early
-  ratios sane; a variance floor blends in the pooled per-report variance.
+  is ``Σm/Σhits``, its mean per report).
+- Evidence is counted in *units* of the denominator, not in reports: a report of
+  ``visitors=100`` is 100 units, one of ``spent=0.5`` half a unit, and for a metric per
+  report (``m/hits``) a report is a unit.  The spread is per unit: the per-report
+  variance of the linearised residual ``num − R·den`` (delta method, from the sums,
+  sums of squares and the cross product) over the mean units per report, so that
+  ``Var(R) ≈ spread / units``.  Where the reports cannot say (one aggregate per cell),
+  a Poisson-style floor stands in: the numerator's variance per unit at least ``|R|``.
+  Spreads are blended by how many reports they rest on; estimates by their units.
+- A weak prior of ``k0`` pseudo-units at the decision's pooled ratio keeps early
+  ratios sane; a variance floor blends in the per-unit spread pooled within options.
 - For each dimension the visitor is known to have (``country=US``), the option's cell
-  is shrunk toward "option global x common lift of US" with ``m_d`` pseudo-reports,
+  is shrunk toward "option global x common lift of US" with ``m_d`` pseudo-units,
   where ``m_d = CV² / τ_d²`` is estimated from the counters (empirical Bayes,
-  DerSimonian-Laird over the dimension's values, leave-one-out).
+  DerSimonian-Laird over the dimension's values, leave-one-out).  A cell's spread is
+  judged within cells (reports of the same option and value), so that options that
+  differ by country do not read as noise.
 - Dimensions combine additively in log space (multiplicatively on the ratio); each
   option gets ``log R ~ N(μ, σ²)``; one draw per option, the best draw wins.
 - A small exploration floor picks uniformly at random now and then; with (almost) no
@@ -106,8 +115,9 @@ class OptionData:
 
 @attrs.frozen
 class Settings:
-    prior_reports: float = 20.0  # k0: the prior's weight, at most the mean option's reports
-    lift_prior_reports: float = 200.0  # k1: shrinks the common lift of a dimension value
+    prior_reports: float = 20.0  # k0: the prior's weight in units, at most the mean option's units
+    lift_prior_reports: float = 200.0  # k1: shrinks the common lift of a dimension value (reports' worth of units)
+    floor_reports: float = 2.0  # the Poisson floor's weight against a spread measured on reports
     tau_min: float = 0.05  # the least relative spread assumed between cells (the floor of τ_d)
     floor: float = 0.01  # exploration floor: this share of choices is uniform, whatever the data
     draws: int = 2000  # Monte-Carlo draws for P(best)
@@ -172,10 +182,51 @@ def unit_variance(s: Sums, r: float) -> float | None:
     return max(0.0, (var_y - 2 * r * cov + r * r * var_x) / (s.n - 1))
 
 
+def units(s: Sums) -> float:
+    """The evidence ``s`` carries: its denominator's sum (reports, for a metric per report)."""
+    return s.x
+
+
+def unit_spread(s: Sums, r: float) -> float | None:
+    """
+    The residual's variance per unit of the denominator: the per-report variance over the
+    mean units per report, so that ``Var(Σnum/Σden) ≈ spread / Σden``; None below 2
+    reports or without units.
+    """
+    per_report = unit_variance(s, r)
+    if per_report is None or s.x <= 0:
+        return None
+    return per_report * s.n / s.x
+
+
+def poisson_floor(r: float) -> float:
+    """The least spread per unit assumed where reports cannot tell: a count's, its variance its mean."""
+    return max(abs(r), 1e-12)
+
+
 def _blend(n: float, own: float | None, weight: float, prior: float) -> float:
     if own is None or n <= 0:
         return prior
     return (n * own + weight * prior) / (n + weight)
+
+
+def within_spread(cells: Sequence[Sums], r: float, settings: "Settings") -> float:
+    """
+    The spread per unit within ``cells`` (each (option, value) of a dimension): their
+    residuals around each cell's own ratio, pooled by degrees of freedom, and at least
+    the Poisson floor at ``r`` (the floor alone when no cell has two reports).
+    """
+    top = dof = 0.0
+    for c in cells:
+        if c.n < 2 or c.x <= 0:
+            continue
+        spread = unit_spread(c, c.ratio)
+        if spread is None:
+            continue
+        top += spread * (c.n - 1)
+        dof += c.n - 1
+    own = top / dof if dof > 0 else None
+    return max(_blend(dof, own, settings.floor_reports, poisson_floor(r)), poisson_floor(r))
 
 
 @attrs.frozen
@@ -184,47 +235,85 @@ class _Model:
     r0: float
     k0: float
     mean_den: float
-    m: Mapping[str, float]  # m_d per dimension
+    m: Mapping[str, float]  # m_d per dimension, in units
     globals_: tuple[float, ...]  # R̃_k
     cells: tuple[Mapping[Known, tuple[float, float, float]], ...]  # R̃_kv, weight, n
     mu: tuple[float, ...]
     sigma: tuple[float, ...]
+    effective: tuple[float, ...]  # the estimate's worth in units at its main evidence's spread (at most all its units)
+
+
+def typical_spread(options: Sequence[OptionData], r0: float) -> float:
+    """
+    The spread per unit an option without its own is assumed to have: the median of the
+    options' own (the Poisson floor for those with fewer than two reports), at least the
+    floor.  A median, as one option's reports split by a dimension that matters (a
+    country that earns twice the rest) say more about that split than about noise.
+    """
+    found = []
+    for o in options:
+        own = unit_spread(o.overall, o.overall.ratio)
+        found.append(poisson_floor(r0) if own is None or o.overall.ratio == 0 else own * (r0 / o.overall.ratio) ** 2)
+    return max(statistics.median(found), poisson_floor(r0))
+
+
+def _moved(scale, r_from: float, r_to: float) -> float:
+    """How a spread measured at ``r_from`` is carried to ``r_to``: alike in relative terms on the log scale."""
+    if scale is _Scale and r_from:
+        return (r_to / r_from) ** 2
+    return 1.0
+
+
+def _reports_per_unit(s: Sums, fallback: float) -> float:
+    return s.n / s.x if s.x > 0 and s.n > 0 else fallback
 
 
 def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settings, scale) -> _Model:
     pool = total([o.overall for o in options])
     r0 = pool.ratio
     mean_den = pool.x / pool.n
-    s0 = unit_variance(pool, r0) or 0.0
-    s0 = max(s0, (1e-9 * (abs(r0) * mean_den or 1.0)) ** 2)
+    per_unit = _reports_per_unit(pool, 1.0)
+    s0 = typical_spread(options, r0)
     if scale is _Scale and r0 <= 0:
         raise _NotPositive
-    k0 = max(1.0, min(settings.prior_reports, pool.n / len(options)))
-    prior_den = k0 * mean_den
+    # at most prior_reports units, or reports when a report carries less than a unit; at most the mean option's units
+    k0 = max(min(1.0, mean_den), min(settings.prior_reports * min(1.0, mean_den), pool.x / len(options)))
+    tiny = 1e-9 * max(pool.x, 1e-300)
 
-    globals_, variances, option_s2, option_mean_den = [], [], [], []
+    globals_, variances, option_s2, references, evidence = [], [], [], [], []
+    prior_variance = s0 * scale.slope(r0) ** 2 / k0
     for option in options:
         s = option.overall
-        r = (s.y + prior_den * r0) / (s.x + prior_den)
+        r = (s.y + k0 * r0) / (s.x + k0)
         if scale is _Scale and r <= 0:
             raise _NotPositive
-        s2 = _blend(s.n, unit_variance(s, r), k0, s0)
-        mean = max((s.x + prior_den) / (s.n + k0), 1e-9 * mean_den)  # a negative denominator (refunds) aside
+        s2 = max(_blend(s.n, unit_spread(s, r), k0 * per_unit, s0 * _moved(scale, r0, r)), poisson_floor(r))
         globals_.append(r)
         option_s2.append(s2)
-        option_mean_den.append(mean)
-        variances.append(s2 * scale.slope(r) ** 2 / ((s.n + k0) * mean * mean))
+        references.append(s2 * scale.slope(r) ** 2)
+        # never wider than the prior alone: near a zero ratio the log's slope would say otherwise
+        variances.append(min(s2 * scale.slope(r) ** 2 / max(s.x + k0, tiny), prior_variance))
+        evidence.append(max(s.x, 0.0) + k0)
 
-    m = {d: _pseudo_reports(options, d, settings, scale) for d in dict.fromkeys(k.dimension for k in known)}
+    within = {
+        d: within_spread(
+            [c for o in options for c in o.values.get(d, {}).values()],
+            r0,
+            settings,
+        )
+        for d in dict.fromkeys(k.dimension for k in known)
+    }
+    m = {d: _pseudo_reports(options, d, settings, scale) for d in within}
 
     mu = [scale.g(r) for r in globals_]
-    var = list(variances)
+    var_cells = [0.0] * len(options)
+    trust = [0.0] * len(options)
+    main = [0.0] * len(options)  # the largest weight a cell got, per option
     cells: list[dict] = [{} for _ in options]
     for item in known:
         common = total([o.cells.get(item, ZERO) for o in options])
-        lifted = (common.y + settings.lift_prior_reports * mean_den * r0) / (
-            common.x + settings.lift_prior_reports * mean_den
-        )
+        lift_prior = settings.lift_prior_reports * min(1.0, mean_den)
+        lifted = (common.y + lift_prior * r0) / (common.x + lift_prior)
         if scale is _Scale and lifted <= 0:
             raise _NotPositive
         lift = scale.g(lifted) - scale.g(r0)
@@ -236,27 +325,39 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
                 mu[k] += lift
                 cells[k][item] = (target, 0.0, c.n)
                 continue
-            prior = m_d * option_mean_den[k]
-            r = (c.y + prior * target) / (c.x + prior)
+            r = (c.y + m_d * target) / (c.x + m_d)
             if scale is _Scale and r <= 0:
                 raise _NotPositive
-            mean = max((c.x + prior) / (c.n + m_d), 1e-9 * mean_den)
-            s2 = _blend(c.n, unit_variance(c, r), m_d, option_s2[k])
+            prior_spread = min(
+                option_s2[k] * _moved(scale, globals_[k], r), within[item.dimension] * _moved(scale, r0, r)
+            )
+            s2 = max(
+                _blend(c.n, unit_spread(c, r), m_d * _reports_per_unit(c, per_unit), prior_spread), poisson_floor(r)
+            )
+            weight = max(c.x, 0.0) / (max(c.x, 0.0) + m_d)
             mu[k] += scale.g(r) - scale.g(globals_[k])
-            var[k] += s2 * scale.slope(r) ** 2 / ((c.n + m_d) * mean * mean)
-            cells[k][item] = (r, c.n / (c.n + m_d), c.n)
-    return _Model(
-        scale, r0, k0, mean_den, m, tuple(globals_), tuple(cells), tuple(mu), tuple(math.sqrt(max(v, 0.0)) for v in var)
-    )
+            cap = within[item.dimension] * scale.slope(r0) ** 2 / max(m_d, tiny)  # the cell's prior alone
+            var_cells[k] += min(s2 * scale.slope(r) ** 2 / max(c.x + m_d, tiny), cap)
+            evidence[k] += max(c.x, 0.0) + m_d
+            trust[k] += weight
+            if weight > main[k]:
+                main[k] = weight
+                references[k] = s2 * scale.slope(r) ** 2
+            cells[k][item] = (r, weight, c.n)
+    # the global estimate enters the context's through every cell's target: with weight 1 - Σ w_d
+    var = [v * (1.0 - t) ** 2 + vc for v, t, vc in zip(variances, trust, var_cells)]
+    sigma = tuple(math.sqrt(max(v, 0.0)) for v in var)
+    effective = tuple(min(ref / (s * s), most) if s > 0 else most for ref, s, most in zip(references, sigma, evidence))
+    return _Model(scale, r0, k0, mean_den, m, tuple(globals_), tuple(cells), tuple(mu), sigma, effective)
 
 
 def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Settings, scale) -> float:
     """
-    ``m_d = CV² / τ_d²``: how many reports a cell of ``dimension`` needs before its own
-    data counts half.  τ_d² is the spread of options' cells around "option x common lift"
-    beyond sampling noise (DerSimonian-Laird), each cell against the rest of the option's
-    reports (leave-one-out: the other values, and reports without the dimension), over
-    the longer window.
+    ``m_d = CV² / τ_d²``: how many units a cell of ``dimension`` needs before its own
+    data counts half.  CV² is the spread per unit within cells; τ_d² the spread of
+    options' cells around "option x common lift" beyond sampling noise
+    (DerSimonian-Laird), each cell against the rest of the option's units (leave-one-out:
+    the other values, and reports without the dimension), over the longer window.
     """
     by_value: dict[str, list[Sums]] = {}
     for k, option in enumerate(options):
@@ -271,27 +372,27 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
     if not by_value or pool.n < 2 or pool.x <= 0:
         return math.inf
     r0 = pool.ratio
-    mean_den = pool.x / pool.n
-    s0 = unit_variance(pool, r0) or 0.0
-    cv2 = s0 * scale.slope(r0) ** 2 / (mean_den * mean_den) if r0 else 0.0
+    per_unit = _reports_per_unit(pool, 1.0)
+    within = within_spread([c for cells in by_value.values() for c in cells], r0, settings)
+    cv2 = within * scale.slope(r0) ** 2 if r0 else 0.0
     tau_min = settings.tau_min if scale is _Scale else settings.tau_min * max(abs(r0), 1e-12)
     if cv2 <= 0:
         return math.inf
     top = bottom = 0.0
     for k, whole in enumerate(wholes):
-        if whole.n < 4 or whole.x <= 0:
+        if whole.n < 2 or whole.x <= 0:
             continue
         r_k = whole.ratio
-        s2_k = _blend(whole.n, unit_variance(whole, r_k), 1.0, s0)
         for value, cells in by_value.items():
             a = cells[k]
             b = whole - a
             common_a = per_value[value]
             common_b = pool - common_a
-            if a.n < 2 or b.n < 2 or a.x <= 0 or b.x <= 0 or common_a.x <= 0 or common_b.x <= 0:
+            if a.n < 1 or b.n < 1 or a.x <= 0 or b.x <= 0 or common_a.x <= 0 or common_b.x <= 0:
                 continue
-            var_a = _blend(a.n, unit_variance(a, a.ratio), settings.prior_reports, s2_k) / (a.n * (a.x / a.n) ** 2)
-            var_b = _blend(b.n, unit_variance(b, b.ratio), settings.prior_reports, s2_k) / (b.n * (b.x / b.n) ** 2)
+            weight = settings.prior_reports * per_unit
+            var_a = _blend(a.n, unit_spread(a, a.ratio), weight, within) / a.x
+            var_b = _blend(b.n, unit_spread(b, b.ratio), weight, within) / b.x
             if scale is _Scale:
                 if r_k <= 0 or common_a.ratio <= 0 or common_b.ratio <= 0:
                     continue
@@ -303,9 +404,9 @@ def _pseudo_reports(options: Sequence[OptionData], dimension: str, settings: Set
                 v = var_a + var_b
             if v <= 0:
                 continue
-            rest = [cells_u[k].n for value_u, cells_u in by_value.items() if value_u != value]
-            rest.append(max(0.0, b.n - sum(rest)))  # reports without the dimension, as one more group
-            f = 1.0 + sum((n_u / b.n) ** 2 for n_u in rest)
+            rest = [cells_u[k].x for value_u, cells_u in by_value.items() if value_u != value]
+            rest.append(max(0.0, b.x - sum(rest)))  # units without the dimension, as one more group
+            f = 1.0 + sum((x_u / b.x) ** 2 for x_u in rest)
             top += delta * delta / v - 1.0
             bottom += f / v
     tau2 = max(tau_min**2, top / bottom if bottom > 0 else 0.0)
@@ -318,10 +419,10 @@ def pick_window(
     """
     Which of the ``candidates`` (the same options read over windows from the shortest to
     the longest, the longest also holding every value of each known dimension) to decide
-    from: the shortest that holds enough decisions, or the longest.  Enough is, per
-    option, ``CV² / resolution²`` decisions (about one standard error at a 10%
-    difference), and per option and value of each known dimension, its ``m_d`` (decide.md
-    §4's rule of thumb: a cell should hold about as many decisions as it takes to count).
+    from: the shortest that holds enough units, or the longest.  Enough is, per option,
+    ``CV² / resolution²`` units (about one standard error at a 10% difference), and per
+    option and value of each known dimension, its ``m_d`` (decide.md §4's rule of thumb:
+    a cell should hold about as many units as it takes to count).
     """
     longest = candidates[-1]
     pool = total([o.overall for o in longest])
@@ -329,7 +430,7 @@ def pick_window(
         return 0
     r0 = pool.ratio
     try:
-        cv2 = (unit_variance(pool, r0) or 0.0) / ((pool.x / pool.n) ** 2 * r0 * r0)
+        cv2 = within_spread([o.overall for o in longest], r0, settings) / (r0 * r0)
     except ArithmeticError:
         return len(candidates) - 1
     used = [k for k in known if any(o.cells.get(k, ZERO).n > 0 for o in longest)]
@@ -344,7 +445,7 @@ def pick_window(
             needs.append((m_d, item))
     for index, options in enumerate(candidates):
         if all(
-            statistics.median(o.overall.n if item is None else o.cells.get(item, ZERO).n for o in options) >= need
+            statistics.median(units(o.overall if item is None else o.cells.get(item, ZERO)) for o in options) >= need
             for need, item in needs
         ):
             return index
@@ -440,6 +541,8 @@ def _explain(options, known, model, index, policy, sign, epsilon, rng, settings)
                     "estimate": None,
                     "interval_90": None,
                     "n": o.overall.n,
+                    "units": units(o.overall),
+                    "effective_n": None,
                     "p_best": 1.0 / count,
                     "global_estimate": None,
                     "dimensions": [],
@@ -463,6 +566,8 @@ def _explain(options, known, model, index, policy, sign, epsilon, rng, settings)
                 "estimate": scale.inverse(mu),
                 "interval_90": [scale.inverse(mu - Z90 * sigma), scale.inverse(mu + Z90 * sigma)],
                 "n": option.overall.n,
+                "units": units(option.overall),
+                "effective_n": model.effective[k] if math.isfinite(model.effective[k]) else None,
                 "p_best": best[k],
                 "global_estimate": model.globals_[k],
                 "dimensions": [
@@ -470,6 +575,7 @@ def _explain(options, known, model, index, policy, sign, epsilon, rng, settings)
                         "dimension": item.dimension,
                         "value": item.value,
                         "n": model.cells[k][item][2],
+                        "units": units(option.cells.get(item, ZERO)),
                         "estimate": model.cells[k][item][0],
                         "weight": model.cells[k][item][1],
                     }
