@@ -199,17 +199,17 @@ def test_kept_alive(client):
     assert first is client._local.connection.sock
 
 
-def forked_child(hw: Client, pk: str, parent_socket: int) -> None:
+def forked_child(hw: Client, pk: str, parent_address: tuple) -> None:
     hw.count_now(pk)
-    os._exit(0 if id(hw._local.connection.sock) != parent_socket else 3)
+    os._exit(0 if hw._local.connection.sock.getsockname() != parent_address else 3)
 
 
 def test_a_forked_child_uses_its_own_connection(client):
     """After os.fork, the child makes its own connection (never the parent's socket) and its counts land."""
     pk = unique("fork")
     client.count_now(pk)
-    parent_socket = id(client._local.connection.sock)
-    child = multiprocessing.get_context("fork").Process(target=forked_child, args=(client, pk, parent_socket))
+    parent_address = client._local.connection.sock.getsockname()  # (an id() may be reused by the child's socket)
+    child = multiprocessing.get_context("fork").Process(target=forked_child, args=(client, pk, parent_address))
     child.start()
     child.join(30)
     client.count_now(pk)
