@@ -54,6 +54,19 @@ def _leaves(dimensions: object, prefix: tuple[str, ...] = ()) -> set[tuple[str, 
     return found
 
 
+def graph_tag(settings: Settings, pk, dimension=None, metric=None, extra=None, host=None) -> str:
+    """The graph tag every backend makes the same way: on the public URL, with a grant when a read token is set."""
+    return embed.graph_tag(
+        pk,
+        dimension,
+        metric,
+        extra,
+        settings.public_url if host is None else host,
+        settings.read_token,
+        settings.grant_seconds,
+    )
+
+
 class NullBackend:
     """Counts nothing; reads are zero (totals and series empty); graph tags are drawn as with the daemon."""
 
@@ -111,15 +124,7 @@ class NullBackend:
         return embed.grant(self.settings.read_token, pk, metrics, period, seconds, now)
 
     def graph_tag(self, pk, dimension=None, metric=None, extra=None, host=None) -> str:
-        return embed.graph_tag(
-            pk,
-            dimension,
-            metric,
-            extra,
-            self.settings.public_url if host is None else host,
-            self.settings.read_token,
-            self.settings.grant_seconds,
-        )
+        return graph_tag(self.settings, pk, dimension, metric, extra, host)
 
 
 class MemoryBackend(NullBackend):
@@ -177,15 +182,7 @@ class ClientBackend(Client):
         return super().grant(pk, metrics, period, seconds, now)
 
     def graph_tag(self, pk, dimension=None, metric=None, extra=None, host=None) -> str:
-        return embed.graph_tag(
-            pk,
-            dimension,
-            metric,
-            extra,
-            self.settings.public_url if host is None else host,
-            self.settings.read_token,
-            self.settings.grant_seconds,
-        )
+        return graph_tag(self.settings, pk, dimension, metric, extra, host)
 
 
 BACKENDS = {"client": ClientBackend, "memory": MemoryBackend, "null": NullBackend}
