@@ -5,7 +5,7 @@ import math
 import random
 import statistics
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hailwhale.decide import counting, thompson
@@ -200,6 +200,7 @@ sums_lists = st.lists(st.tuples(st.floats(-50, 1000), st.one_of(st.just(0.0), st
     st.sampled_from(["max", "min"]),
     st.integers(0, 2**32),
 )
+@example([([], [(1.0, 0.0)]), ([], [(0.0, 0.0), (2.225073858507e-311, 1.0)])], "max", 0)  # a ratio below 1/float max
 def test_any_counters_give_a_choice_and_a_finite_explanation(data, goal, seed):
     """Whatever the counters hold, the choice is one of the options and the explanation is plain finite JSON."""
     known = Known("country", "US")

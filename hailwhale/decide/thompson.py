@@ -347,6 +347,8 @@ def _fit(options: Sequence[OptionData], known: Sequence[Known], settings: Settin
     # the global estimate enters the context's through every cell's target: with weight 1 - Σ w_d
     var = [v * (1.0 - t) ** 2 + vc for v, t, vc in zip(variances, trust, var_cells)]
     sigma = tuple(math.sqrt(max(v, 0.0)) for v in var)
+    if not all(map(math.isfinite, (*mu, *sigma))):  # a ratio so near zero that its log's slope overflows
+        raise FloatingPointError("the model's estimates are not finite")
     effective = tuple(min(ref / (s * s), most) if s > 0 else most for ref, s, most in zip(references, sigma, evidence))
     return _Model(scale, r0, k0, mean_den, m, tuple(globals_), tuple(cells), tuple(mu), sigma, effective)
 
