@@ -8,8 +8,9 @@ answers the headline query (top 20 of 200 countries by revenue/visitors over `th
 `--queries` times on an idle daemon.  Then, for each rate, a sender process sends N
 distinct counter names (`bench.n<i>:1|c`, 20 lines per datagram) once a second for the
 given seconds, while the bench asks the headline query over and over and reads /stats for
-the slowest flush; after the sender stops, it waits until `/totals` of `bench` (every name
-rolls up to it) holds every line sent.  Store time is Valkey's INFO commandstats (the sum
+the slowest flush (for this checkout it also asks the same query straight from this process
+to the store: the store's share of the wait, apart from the daemon's); after the sender
+stops, it waits until `/totals` of `bench` (every name rolls up to it) holds every line sent.  Store time is Valkey's INFO commandstats (the sum
 of every command's microseconds, scripts and the commands inside them both counted, as
 BENCHMARKS.md has always reported it), over the run, per distinct key and flush.
 
@@ -37,10 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hailwhale.testing import free_port  # noqa: E402
+from hailwhale.whale import Whale  # noqa: E402
 
+HEADLINE_METRICS = ["impressions", "clicks", "visitors", "sales", "revenue", "revenue/visitors"]
 HEADLINE = (
     "/totals?pk=shop&dimensions=country&depth=1&metrics="
-    + quote(json.dumps(["impressions", "clicks", "visitors", "sales", "revenue", "revenue/visitors"]))
+    + quote(json.dumps(HEADLINE_METRICS))
     + "&period=thirty&sort="
     + quote("-revenue/visitors")
     + "&limit=20"
@@ -152,6 +155,16 @@ def latencies_ms(daemon: Daemon, count: int) -> list[float]:
     return found
 
 
+def store_latencies_ms(count: int) -> list[float]:
+    """The headline query from this process straight to the store (this checkout's ``Whale``): the store's part."""
+    found = []
+    for _ in range(count):
+        started = time.perf_counter()
+        Whale.totals("shop", "country", HEADLINE_METRICS, "thirty", depth=1, sort="-revenue/visitors", limit=20)
+        found.append(1000 * (time.perf_counter() - started))
+    return found
+
+
 def send(port: int, names: int, seconds: int, tag: str) -> None:
     """N distinct names once a second for ``seconds`` seconds, 20 lines per datagram, spread over each second."""
     packets = [
@@ -174,15 +187,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_rate(daemon: Daemon, names: int, seconds: int, queries: bool) -> dict:
+def run_rate(daemon: Daemon, names: int, seconds: int, queries: bool, direct: bool) -> dict:
     before_hits = daemon.hits("bench")
     before_usec = daemon.store_usec()
     sender = multiprocessing.Process(target=send, args=(daemon.udp, names, seconds, f"r{names}x"))
     sender.start()
-    slowest, under_load = 0.0, []
+    slowest, under_load, store_under_load = 0.0, [], []
     while sender.is_alive():
         if queries:
             under_load += latencies_ms(daemon, 5)
+            if direct:
+                store_under_load += store_latencies_ms(5)
         slowest = max(slowest, daemon.stats()["last_flush_seconds"] or 0.0)
         time.sleep(0.2)
     sender.join()
@@ -207,6 +222,7 @@ def run_rate(daemon: Daemon, names: int, seconds: int, queries: bool) -> dict:
         "slowest": slowest,
         "usec_per_key": usec / sent,
         "under_load": under_load,
+        "store_under_load": store_under_load,
     }
 
 
@@ -226,23 +242,29 @@ def main() -> None:
             capture_output=True,
         )
         try:
-            results = {}
+            results: dict = {}
+            store_idle: list[float] = []
             for label, checkout in (("before", before), ("after", ROOT)):
                 daemon = Daemon(checkout, workdir)
+                direct = label == "after"
                 try:
                     load_shop(daemon, time.time())
                     time.sleep(2)
                     idle = latencies_ms(daemon, args.queries)
-                    results[label] = (idle, [run_rate(daemon, n, s, n == max(r[0] for r in rates)) for n, s in rates])
+                    if direct:
+                        Whale.configure(daemon.stats()["store_url"])
+                        store_idle[:] = store_latencies_ms(args.queries)
+                    largest = max(r[0] for r in rates)
+                    results[label] = (idle, [run_rate(daemon, n, s, n == largest, direct) for n, s in rates])
                 finally:
                     daemon.stop()
-            report(args.before, results)
+            report(args.before, results, store_idle)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
             shutil.rmtree(before, ignore_errors=True)
 
 
-def report(revision: str, results: dict) -> None:
+def report(revision: str, results: dict, store_idle: list[float]) -> None:
     print(f"\n## distinct statsd names, {revision} (before) and this checkout (after), one run")
     print(
         "\n| names / s x s | | slowest flush (s) | in /totals after the sender stopped (s) | lost | store µs per key |"
@@ -266,6 +288,12 @@ def report(revision: str, results: dict) -> None:
             f"{statistics.median(loaded):.2f} / {percentile(loaded, 0.99):.2f} | "
             f"{percentile(loaded, 0.99) / percentile(idle, 0.99):.1f}x |"
         )
+    loaded = results["after"][1][-1]["store_under_load"]
+    print(
+        f"| after, straight to the store from another process | {statistics.median(store_idle):.2f} / "
+        f"{percentile(store_idle, 0.99):.2f} | {statistics.median(loaded):.2f} / {percentile(loaded, 0.99):.2f} | "
+        f"{percentile(loaded, 0.99) / percentile(store_idle, 0.99):.1f}x |"
+    )
     before, after = results["before"][1], results["after"][1]
     ratios = ", ".join(f"{b['names']:,}/s: {b['usec_per_key'] / a['usec_per_key']:.1f}x" for b, a in zip(before, after))
     print(f"\nstore time per key, before / after: {ratios}")

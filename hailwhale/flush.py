@@ -29,14 +29,17 @@ from twisted.logger import Logger
 from hailwhale.aggregate import gauges, rollup
 from hailwhale.aggregate.accumulator import Accumulator, Batch
 from hailwhale.aggregate.folding import FoldSchedule
+from hailwhale.aggregate.index_memory import IndexMemory
 from hailwhale.aggregate.rollup import WritePlan
 from hailwhale.aggregate.selfstats import SelfStats
 from hailwhale.model.schema import Schema
 from hailwhale.store import Store
+from hailwhale.store.client import INDEX_MARGIN
 
 Runner = Callable[..., defer.Deferred]
 PART_INCREMENTS = 250_000  # sorted-set increments planned at once: about 100 MB of plan
 RESCAN_SECONDS = 3600.0
+INDEX_MEMORY = 1 << 18  # index members remembered as written (then forgotten all at once)
 
 
 @attrs.define
@@ -88,6 +91,7 @@ class FlushService(Service):
         self._loop.clock = clock
         self._folds = FoldSchedule(schema.finest.interval, grace=2 * interval + 1)
         self._scanned_at: float | None = None
+        self._indexes = IndexMemory(INDEX_MARGIN, INDEX_MEMORY)
 
     @property
     def backlog_events(self) -> int:
@@ -252,6 +256,7 @@ class FlushService(Service):
                     )
                     if not plan.taken:
                         break
+                    plan = self._indexes.unwritten(plan, now)
                     queued.plan, queued.token, queued.done = plan, next(self._tokens), set()
                     self._stats.buckets_expired.update(plan.expired)
                 applied = yield self._run(self._store.apply, queued.plan, queued.token, queued.done)

@@ -63,5 +63,12 @@ for _item in config.settings():
         setattr(Options, "opt_" + _item.option.replace("-", "_"), _repeatable(_item))
 
 
+# how long a thread runs before another may take the interpreter: the flush's planning in
+# its thread would otherwise hold a query's thread back up to 5 ms (the default) at each
+# of its socket reads
+SWITCH_INTERVAL = 0.0005
+
+
 def makeService(options: Options):
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return service.makeService(options["config"], arguments=getattr(options, "arguments", ()))

@@ -12,6 +12,7 @@ from hailwhale.model import keys
 from hailwhale.model.events import Event
 from hailwhale.model.schema import parse_schema
 from hailwhale.store import Store
+from hailwhale.store.client import INDEX_MARGIN
 from hailwhale.testing import succeeded, synchronous, upcoming
 from hailwhale.whale import Whale
 
@@ -357,4 +358,23 @@ def test_a_new_flusher_folds_what_another_left_unfolded(store, clock, raw):
         raw.zcard(keys.dirty_key(keys.tag(("p",)))),
         raw.get(keys.folded_key(keys.tag(("p",)))),
     )
+    flusher.stopService()
+
+
+def test_index_members_are_written_once_per_refresh_time(parts, clock, raw):
+    """A pk flushed again within the index margin adds nothing to the index sets; after it, they are written again."""
+    accumulator, _, _, flusher = parts
+    flusher.startService()
+
+    def set_additions():
+        return int(raw.info("commandstats").get("cmdstat_sadd", {}).get("calls", 0))
+
+    counts = []
+    for step in (1, 1, INDEX_MARGIN):
+        before = set_additions()
+        accumulator.add(Event(("p", "q"), frozenset(), {"hits": 1}, clock.seconds()))
+        clock.advance(step)
+        counts.append(set_additions() > before)
+
+    assert ([True, False, True], ["q"]) == (counts, sorted(raw.smembers(keys.pks_key(keys.tag(("p",))))))
     flusher.stopService()

@@ -33,7 +33,7 @@ from hailwhale.model.events import Event
 from hailwhale.model.fields import Leaves
 from hailwhale.model.paths import Path
 
-MAX_REPEATABLE = 10_000  # distinct lines noted at once
+MAX_REPEATABLE = 1 << 17  # distinct lines noted at once
 MEMO_SIZE = 4096  # names and metric-name tuples shared at once (then forgotten all at once)
 WHOLE = float(1 << 20)  # a repeated value at most this large stays exact over 2**33 repeats
 

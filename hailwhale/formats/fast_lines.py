@@ -24,7 +24,7 @@ from hailwhale.model.events import Event
 from hailwhale.model.fields import MAX_METRIC, NO_LEAVES, FieldError, Leaves, Limits
 from hailwhale.model.paths import Path
 
-CACHED_FIELDS = 10_000  # distinct pk and dimension texts remembered (then forgotten all at once)
+CACHED_FIELDS = 1 << 17  # distinct pk and dimension texts remembered (then forgotten all at once)
 
 _NULL = msgspec.Raw(b"null")
 _Amount = (

@@ -30,11 +30,13 @@ from hailwhale.query.periods import Piece
 from hailwhale.query.requests import Children, Group, Names, StoreUnavailable, SumPart, SumsRequest
 
 CALL_FIELDS = 1_000  # members written per script call: short calls let queries in between
+TAG_FIELDS = 4  # what a tag's own bookkeeping in a call costs, in members
 PIPELINED_CALLS = 100
 CALLS_PER_PART = 1 << 20
-FOLD_NOTES = 2_000  # finest buckets folded per tag and call (whole buckets)
-FOLD_TAGS = 200  # tags per fold call
+FOLD_NOTES = 200  # finest buckets folded per tag and call (whole buckets)
+FOLD_TAGS = 20  # tags per fold call: a few milliseconds of the store's time
 APPLIED_TOKEN_LIFE = 7 * 86400
+INDEX_MARGIN = 3600  # index sets outlive their data by this much: a writer may skip rewriting them that long
 SCHEMA_KEY = "hw:schema"
 TIMEOUT = 5.0
 UPGRADE_SECONDS = 86400  # the earlier layout's data may reach this far ahead (the default --max-future)
@@ -148,7 +150,13 @@ class Store:
                 [
                     (
                         keys.applied_key(call.first_tag, self.writer_id),
-                        [seq * CALLS_PER_PART + index, APPLIED_TOKEN_LIFE, *header, json.dumps(call.flat)],
+                        [
+                            seq * CALLS_PER_PART + index,
+                            APPLIED_TOKEN_LIFE,
+                            *header,
+                            json.dumps(call.flat),
+                            INDEX_MARGIN,
+                        ],
                     )
                     for index, call in group
                 ]
@@ -253,17 +261,20 @@ class Store:
             by_slot.setdefault(self._slot(tag), []).append(tag)
         queue = [group[i : i + FOLD_TAGS] for group in by_slot.values() for i in range(0, len(group), FOLD_TAGS)]
         while queue:
-            batch = queue.pop()
-            (reply,) = self._execute([(keys.folded_key(batch[0]), [json.dumps({**header, "tags": batch})])], self._fold)
-            if isinstance(reply, Exception):
-                raise reply
-            result.notes += int(reply[0])
-            rest = [item.decode() for item in reply[1:]]
-            split = rest.index("")
-            if rest[:split]:
-                queue.append(rest[:split])
-            pairs = iter(rest[split + 1 :])
-            result.refused += list(zip(pairs, pairs))
+            group, queue = queue[:PIPELINED_CALLS], queue[PIPELINED_CALLS:]
+            replies = self._execute(
+                [(keys.folded_key(batch[0]), [json.dumps({**header, "tags": batch})]) for batch in group], self._fold
+            )
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+                result.notes += int(reply[0])
+                rest = [item.decode() for item in reply[1:]]
+                split = rest.index("")
+                if rest[:split]:
+                    queue.append(rest[:split])
+                pairs = iter(rest[split + 1 :])
+                result.refused += list(zip(pairs, pairs))
         return result
 
     def dirty_tags(self) -> set[str]:
@@ -536,7 +547,7 @@ def _calls(plan: WritePlan, slot_of) -> list[_Call]:
                     call = _Call(write.tag)
                     calls.append(call)
                 call.flat += flat
-                call.members += members
+                call.members += members + TAG_FIELDS
                 if buckets:
                     known = call.buckets.get(write.tag)
                     oldest, newest = min(buckets), max(buckets)
@@ -574,11 +585,14 @@ def _pieces_of(write: TagWrite) -> Iterable[tuple[list, int, list[int]]]:
             yield _flatten(tag, sections), members, buckets
             sections, members, buckets = [[], [], [], [], []], 0, []
     for suffix, names in write.sets.items():
-        sections[3].append([suffix, len(names), *sorted(names)])
-        members += len(names)
-        if members >= CALL_FIELDS:
-            yield _flatten(tag, sections), members, buckets
-            sections, members, buckets = [[], [], [], [], []], 0, []
+        ordered = sorted(names)
+        for start in range(0, len(ordered), CALL_FIELDS):  # a large set (50,000 new pks) in several calls
+            chunk = ordered[start : start + CALL_FIELDS]
+            sections[3].append([suffix, len(chunk), *chunk])
+            members += len(chunk)
+            if members >= CALL_FIELDS:
+                yield _flatten(tag, sections), members, buckets
+                sections, members, buckets = [[], [], [], [], []], 0, []
     if members:
         yield _flatten(tag, sections), members, buckets
 

@@ -1,8 +1,10 @@
 -- Apply one flush call: the writes of several pk tags (all in one cluster slot) in their
 -- finest buckets, once.  KEYS[1]: the writer's last token under the first tag.
 -- ARGV: the call's token, the token's lifetime (s), now, `since`, the finest size and its
--- retention, the coarser sizes and their retentions as a JSON list of pairs, then a JSON
--- flat list of the tags' writes, tag after tag:
+-- retention, the coarser sizes and their retentions as a JSON list of pairs, a JSON flat
+-- list of the tags' writes (below), then how long the index sets outlive the data written
+-- with them (writers may skip rewriting an index member for that long).  The writes, tag
+-- after tag:
 --   tag, n, [bucket, metric, parent, m, [node, amount] x m] x n     (sums)
 --        n, [bucket, metric, parent, m, [node, level] x m] x n      (levels)
 --        n, [bucket, metric, node, m, [member] x m] x n             (unique counts)
@@ -23,6 +25,7 @@ local now, since = tonumber(ARGV[3]), tonumber(ARGV[4])
 local finest, retention = tonumber(ARGV[5]), tonumber(ARGV[6])
 local folded = cjson.decode(ARGV[7])
 local w = cjson.decode(ARGV[8])
+local margin = tonumber(ARGV[9])
 local refused = {}
 local longest = finest + retention
 for _, pair in ipairs(folded) do longest = math.max(longest, pair[1] + pair[2]) end
@@ -60,6 +63,7 @@ while i <= #w do
   local tag = w[i]
   local marker = tonumber(redis.call('GET', 'hw:' .. tag .. ':folded') or since)
   local dirty = 'hw:' .. tag .. ':dirty'
+  local dirty_until = 0  -- the notes' set lives as long as the latest bucket noted in it
   local prefix = 'hw:' .. tag .. ':z:' .. finest .. ':'
   i = i + 1
   -- sums, then levels: sorted sets, member the node
@@ -89,7 +93,7 @@ while i <= #w do
           redis.call('EXPIREAT', k, expires)
           if not late then
             redis.call('ZADD', dirty, bucket, (kind == 1 and 'z|' or 'g|') .. bucket .. '|' .. metric .. '|' .. parent)
-            if redis.call('EXPIRETIME', dirty) < expires then redis.call('EXPIREAT', dirty, expires) end
+            dirty_until = math.max(dirty_until, expires)
           end
         end
       end
@@ -126,13 +130,14 @@ while i <= #w do
         redis.call('EXPIREAT', k, target[3])
         if target[4] then
           redis.call('ZADD', dirty, bucket, 'u|' .. bucket .. '|' .. metric .. '|' .. node)
-          if redis.call('EXPIRETIME', dirty) < target[3] then redis.call('EXPIREAT', dirty, target[3]) end
+          dirty_until = math.max(dirty_until, target[3])
         end
       end
     end
   end
   -- the index sets (each node's children, the pk's child pks, its metric names): kept as
-  -- long as the longest-lived bucket written after them, so as long as data goes on arriving
+  -- long as the longest-lived bucket written after them and the margin, so as long as data
+  -- goes on arriving
   cells = w[i]
   i = i + 1
   for _ = 1, cells do
@@ -145,7 +150,7 @@ while i <= #w do
       if refuse(tag, redis.pcall('SADD', k, unpack(w, from, math.min(from + 999, last)))) then ok = false end
     end
     if ok then
-      local expires = math.floor(now) + longest
+      local expires = math.floor(now) + longest + margin
       if redis.call('EXPIRETIME', k) < expires then redis.call('EXPIREAT', k, expires) end
     end
   end
@@ -169,12 +174,13 @@ while i <= #w do
         redis.call('EXPIREAT', k, expires)
         if not late then
           redis.call('ZADD', dirty, bucket, 'd|' .. bucket .. '|' .. metric .. '|' .. node)
-          if redis.call('EXPIRETIME', dirty) < expires then redis.call('EXPIREAT', dirty, expires) end
+          dirty_until = math.max(dirty_until, expires)
         end
       end
     end
     if late then into_coarser(tag, 'd', 'ZINCRBY', bucket, metric, node, at, count) end
   end
+  if dirty_until > 0 and redis.call('EXPIRETIME', dirty) < dirty_until then redis.call('EXPIREAT', dirty, dirty_until) end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local out = {1}

@@ -71,18 +71,27 @@ for _, tag in ipairs(call.tags) do
       local expires = start + size + size_retention[2]
       if exists and expires > now then
         local k = key(tag, stored, size, start, metric, part)
-        local ok = true
+        local ok, new = true, true
         if kind == 'u' then
           ok = not failed(tag, redis.pcall('PFMERGE', k, k, source))
         elseif kind ~= 'g' and #pairs_ > 64 then
           ok = not failed(tag, redis.pcall('ZUNIONSTORE', k, 2, k, source))
         else
-          local command = kind == 'g' and 'ZADD' or 'ZINCRBY'
+          -- a key that held every member already has its expiry (the same, from its bucket)
+          new = false
           for j = 1, #pairs_, 2 do
-            if failed(tag, redis.pcall(command, k, pairs_[j + 1], pairs_[j])) then ok = false end
+            local reply
+            if kind == 'g' then
+              reply = redis.pcall('ZADD', k, pairs_[j + 1], pairs_[j])
+              if reply == 1 then new = true end
+            else
+              reply = redis.pcall('ZINCRBY', k, pairs_[j + 1], pairs_[j])
+              if tonumber(reply) == tonumber(pairs_[j + 1]) then new = true end
+            end
+            if failed(tag, reply) then ok = false end
           end
         end
-        if ok then redis.call('EXPIREAT', k, expires) end
+        if ok and new then redis.call('EXPIREAT', k, expires) end
       end
     end
     folded_count = folded_count + 1
