@@ -245,18 +245,10 @@ class FlushService(Service):
                 if queued.plan is None:
                     batch, first = queued.batch, queued.token == 0
                     plan = yield self._run(
-                        rollup.plan_some,
-                        queued.rest,
-                        self._schema,
-                        now,
-                        batch.levels if first else None,
-                        batch.members,
-                        self._part_increments,
-                        batch.samples,
+                        self._plan_part, queued.rest, now, batch.levels if first else None, batch.members, batch.samples
                     )
                     if not plan.taken:
                         break
-                    plan = self._indexes.unwritten(plan, now)
                     queued.plan, queued.token, queued.done = plan, next(self._tokens), set()
                     self._stats.buckets_expired.update(plan.expired)
                 applied = yield self._run(self._store.apply, queued.plan, queued.token, queued.done)
@@ -293,6 +285,11 @@ class FlushService(Service):
         self._stats.flush_seconds_total += self._stats.last_flush_seconds
         self._release(queued.batch.seq)
         return True
+
+    def _plan_part(self, rest: Iterator, now: float, levels, members, samples) -> WritePlan:
+        """The next part of a batch, without the index members written lately (in a thread: one flush at a time)."""
+        plan = rollup.plan_some(rest, self._schema, now, levels, members, self._part_increments, samples)
+        return self._indexes.unwritten(plan, now) if plan.taken else plan
 
     def _release(self, seq: int) -> None:
         ready = [waiter for wanted, waiter in self._waiters if wanted <= seq]

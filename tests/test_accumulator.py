@@ -56,7 +56,7 @@ def test_repeats_add_up_as_events_do():
 
 
 def test_repeats_are_settled_when_the_bucket_changes():
-    """A new bucket settles the tally of the last one; after a swap nothing noted before is taken as a repeat."""
+    """A new bucket settles the tally of the last one; a swap settles the tally too, and the notes stay."""
     accumulator = Accumulator(60, 100)
     accumulator.add_sums(("p",), frozenset(), {"hits": 1}, 120.5)
     accumulator.note_repeatable(b"p", ("p",), frozenset(), {"hits": 1}, 120.5)
@@ -67,9 +67,55 @@ def test_repeats_are_settled_when_the_bucket_changes():
 
     entries = accumulator.swap().entries
 
-    assert ({(("p",), frozenset(), 120): {"hits": 2}, (("p",), frozenset(), 180): {"hits": 3}}, False) == (
+    assert ({(("p",), frozenset(), 120): {"hits": 2}, (("p",), frozenset(), 180): {"hits": 3}}, True) == (
         entries,
         accumulator.add_repeats([b"p"], 181.0),
+    )
+
+
+def test_a_noted_line_after_a_swap_makes_its_key_again():
+    """A line sent once per flush is tallied after the first: the next batch holds its key as if it had been added."""
+    accumulator = Accumulator(60, 100)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
+    accumulator.note_repeatable(b"p:2|c", ("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
+    accumulator.swap()
+
+    taken = accumulator.add_repeats([b"p:2|c"], 121.0)
+
+    assert (True, 1, {(("p",), frozenset(), 120): {"hits": 1, "count": 2.0}}) == (
+        taken,
+        accumulator.pending_keys,
+        accumulator.swap().entries,
+    )
+
+
+def test_keys_made_again_by_repeats_respect_the_bound():
+    """After a swap, repeats that would make more keys than the bound allows are refused whole (read the long way)."""
+    accumulator = Accumulator(60, 2)
+    for name in (b"a", b"b"):
+        accumulator.add_sums((name.decode(),), frozenset(), {"hits": 1}, 120.5)
+        accumulator.note_repeatable(name, (name.decode(),), frozenset(), {"hits": 1}, 120.5)
+    accumulator.swap()
+    accumulator.add(event("c"))
+
+    assert (False, True, 2) == (
+        accumulator.add_repeats([b"a", b"b"], 121.0),
+        accumulator.add_repeats([b"a"], 121.0),
+        accumulator.pending_keys,
+    )
+
+
+def test_a_key_made_again_with_other_metrics_first_is_not_tallied():
+    """After a swap, if another event made a noted line's key first with other metrics, the line is read again."""
+    accumulator = Accumulator(60, 100)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
+    accumulator.note_repeatable(b"p:2|c", ("p",), frozenset(), {"hits": 1, "count": 2.0}, 120.5)
+    accumulator.swap()
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1, "x": 5.0}, 121.0)
+
+    assert (False, {(("p",), frozenset(), 120): {"hits": 1, "x": 5.0}}) == (
+        accumulator.add_repeats([b"p:2|c"], 121.0),
+        accumulator.swap().entries,
     )
 
 

@@ -20,6 +20,8 @@ one: once a line has been added as an event of whole-number sums, it can be note
 is only tallied (:meth:`Accumulator.add_repeats`, in C, by ``Counter.update``); the tally
 is added to the keys' totals at the next swap or change of bucket.  Whole numbers add up
 exactly in any order, so the totals are the same as if each line had been added in turn.
+The notes outlive a swap (not a change of bucket): a name sent once per flush interval is
+read once a minute, and tallied the rest of the time.
 """
 
 from collections import Counter
@@ -95,7 +97,8 @@ class Accumulator:
         self.members_dropped = 0
         self._shared: dict = {}  # names and metric-name tuples, to share one copy of each
         self._bucket = 0  # the last bucket number used, to share it
-        self._repeatable: dict[bytes, tuple[FlatKey, tuple[float, ...]]] = {}  # line -> (key, its sums in order)
+        # line -> (key, its metric names, its sums in that order)
+        self._repeatable: dict[bytes, tuple[FlatKey, tuple[str, ...], tuple[float, ...]]] = {}
         self._repeats: Counter[bytes] = Counter()  # noted line -> times it came again, not yet in its entry
         self._repeat_bucket: int | None = None
 
@@ -200,20 +203,36 @@ class Accumulator:
         if entry is None or len(self._repeatable) >= MAX_REPEATABLE or entry[0][: len(sums)] != tuple(sums):
             return
         if all(-WHOLE <= value <= WHOLE and float(value).is_integer() for value in sums.values()):
-            self._repeatable[line] = (key, tuple(sums.values()))
+            self._repeatable[line] = (key, entry[0][: len(sums)], tuple(sums.values()))
 
     def add_repeats(self, lines: list[bytes], at: float) -> bool:
         """
         Add the events of ``lines`` at ``at`` if every one of them is a line noted in this
-        bucket since the last swap; False, with nothing added, if any is not.
+        bucket; False, with nothing added, if any is not, or if the keys they make again
+        after a swap would pass the bound, or if another event made a key of theirs again
+        with other metrics first.
         """
         if (
             not lines
             or lines[0] not in self._repeatable
             or int(at // self._interval) * self._interval != self._repeat_bucket
-            or not self._repeatable.keys() >= set(lines)
         ):
             return False
+        distinct = set(lines)
+        if not self._repeatable.keys() >= distinct:
+            return False
+        entries, repeatable, missing = self._entries, self._repeatable, {}
+        for line in distinct:
+            key, names, values = repeatable[line]
+            entry = entries.get(key)
+            if entry is None:
+                missing[key] = (names,) + (0,) * len(values)
+            elif entry[0] is not names and entry[0][: len(names)] != names:
+                return False
+        if missing:
+            if len(entries) + len(missing) + self._sketch_buckets > self._max_keys:
+                return False
+            entries.update(missing)
         self._repeats.update(lines)
         self._events += len(lines)
         self.events_added += len(lines)
@@ -222,7 +241,7 @@ class Accumulator:
     def _settle_repeats(self) -> None:
         """Add the tallied repeats to their entries."""
         for line, times in self._repeats.items():
-            key, values = self._repeatable[line]
+            key, _, values = self._repeatable[line]
             entry = list(self._entries[key])
             for index, value in enumerate(values, 1):  # a line's sums are the first metrics of its entry
                 entry[index] += value * times
@@ -264,7 +283,6 @@ class Accumulator:
         if not self._entries:
             return None
         self._settle_repeats()
-        self._repeatable.clear()
         batch = Batch(
             seq=self.next_seq,
             entries=Totals(self._entries),

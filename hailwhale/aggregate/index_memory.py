@@ -14,13 +14,14 @@ its data.  Bounded: past ``most`` members it forgets everything and writes them 
 import attrs
 
 from hailwhale.aggregate.rollup import TagWrite, WritePlan
+from hailwhale.model.paths import Path
 
 
 class IndexMemory:
     def __init__(self, refresh: float, most: int):
         self._refresh = refresh
         self._most = most
-        self._written: dict[tuple[str, str, str], float] = {}  # (tag, key suffix, member) -> when planned
+        self._written: dict[tuple[Path, str, str], float] = {}  # (pk, key suffix, member) -> when planned
 
     def __len__(self) -> int:
         return len(self._written)
@@ -35,11 +36,11 @@ class IndexMemory:
             if not write.sets:
                 writes.append(write)
                 continue
-            tag, sets = write.tag, {}
+            pk, sets = write.pk, {}
             for suffix, members in write.sets.items():
                 fresh = []
                 for member in members:
-                    key = (tag, suffix, member)
+                    key = (pk, suffix, member)
                     if written.get(key, stale) <= stale:
                         written[key] = now
                         fresh.append(member)
