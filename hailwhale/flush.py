@@ -12,8 +12,11 @@ logs what it accepted and wrote, and returns its Deferred.
 
 A flush writes finest buckets only; after it, the tags whose finest buckets have closed
 are folded into the coarser sizes (:class:`~hailwhale.aggregate.folding.FoldSchedule`
-says which).  At the start, and every :data:`RESCAN_SECONDS`, the store is scanned for
-buckets left unfolded (by a process that stopped, or by the Python API's writers).
+says which), with the fold's own runner: the flushes go on while a long fold runs (each
+fold call and each flush call is atomic in the store, and a write into a bucket already
+folded goes into the coarser sizes too), and one fold runs at a time.  At the start, and
+every :data:`RESCAN_SECONDS`, the store is scanned for buckets left unfolded (by a process
+that stopped, or by the Python API's writers).
 """
 
 import itertools
@@ -67,8 +70,10 @@ class FlushService(Service):
         stop_timeout: float = 10.0,
         part_increments: int = PART_INCREMENTS,
         levels_in_store: bool = False,
+        run_fold: Runner | None = None,
     ):
         """
+        ``run_fold``: the runner of the folds (another thread than the flushes'), ``run`` if None.
         ``levels_in_store``: the accumulator's batches hold statsd's relative gauges as
         changes (see :class:`hailwhale.aggregate.ingest.Ingest`); each batch's gauges set or
         change the levels the store holds before the batch is written.
@@ -80,6 +85,8 @@ class FlushService(Service):
         self._stats = stats
         self._clock = clock
         self._run = run
+        self._run_fold = run_fold or run
+        self._folding: defer.Deferred | None = None
         self._interval = interval
         self._stop_timeout = stop_timeout
         self._part_increments = part_increments
@@ -151,7 +158,12 @@ class FlushService(Service):
             yield self.flush()
         else:
             yield self._check_store()
-        yield self._lock.run(self._fold)
+        if self._folding is None:
+            self._folding = self._fold()
+            self._folding.addBoth(self._fold_ended)
+
+    def _fold_ended(self, _) -> None:
+        self._folding = None
 
     @defer.inlineCallbacks
     def _fold(self):
@@ -163,13 +175,13 @@ class FlushService(Service):
         now = self._clock.seconds()
         try:
             if self._scanned_at is None or now - self._scanned_at >= RESCAN_SECONDS:
-                found = yield self._run(self._store.dirty_tags)
+                found = yield self._run_fold(self._store.dirty_tags)
                 self._folds.recovered(found)
                 self._scanned_at = now
             target = self._folds.target(now)
             due = self._folds.due(target)
             if due:
-                folded = yield self._run(self._store.fold, due, target, now, self._schema)
+                folded = yield self._run_fold(self._store.fold, due, target, now, self._schema)
                 self._folds.folded(due, target)
                 self._stats.buckets_folded += folded.notes
                 for tag, refusal in folded.refused:

@@ -278,8 +278,9 @@ def make_daemon(config: Config, reactor) -> HailwhaleService:
     embedded = None if config.redis_url else EmbeddedValkey(config.data_dir)
     url = config.redis_url or socket_url(config.data_dir)
     store = Store.connect(url, cluster=config.redis_cluster, timeout=config.store_timeout)
-    # flushes and queries get their own threads, so slow queries never hold a flush back
+    # flushes, folds and queries get their own threads, so slow queries never hold a flush back
     flush_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-flush")
+    fold_pool = ThreadPool(minthreads=1, maxthreads=1, name="hailwhale-fold")
     query_pool = ThreadPool(minthreads=1, maxthreads=4, name="hailwhale-query")
 
     accumulator = Accumulator(config.schema.finest.interval, config.max_pending_keys)
@@ -303,6 +304,7 @@ def make_daemon(config: Config, reactor) -> HailwhaleService:
         config.flush_interval,
         config.stop_timeout,
         levels_in_store=True,
+        run_fold=in_pool(reactor, fold_pool),
     )
     udp_listener = Listener(
         lambda: udp.listen(
@@ -379,6 +381,7 @@ def make_daemon(config: Config, reactor) -> HailwhaleService:
     if embedded is not None:
         EmbeddedStoreService(embedded, reactor).setServiceParent(root)
     ThreadPoolService(flush_pool).setServiceParent(root)
+    ThreadPoolService(fold_pool).setServiceParent(root)
     ThreadPoolService(query_pool).setServiceParent(root)
     flusher.setName("flush")
     flusher.setServiceParent(root)

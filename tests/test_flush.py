@@ -2,7 +2,7 @@
 
 import pytest
 import redis
-from twisted.internet import task
+from twisted.internet import defer, task
 
 from hailwhale.aggregate import rollup
 from hailwhale.aggregate.accumulator import Accumulator
@@ -377,4 +377,27 @@ def test_index_members_are_written_once_per_refresh_time(parts, clock, raw):
         counts.append(set_additions() > before)
 
     assert ([True, False, True], ["q"]) == (counts, sorted(raw.smembers(keys.pks_key(keys.tag(("p",))))))
+    flusher.stopService()
+
+
+def test_flushes_go_on_while_a_fold_runs(store, clock, store_url):
+    """A fold still running (its thread has not answered) holds no flush back, and no second fold starts meanwhile."""
+    waiting = []
+
+    def slow(function, *args):
+        answer = defer.Deferred()
+        waiting.append((answer, function, args))
+        return answer
+
+    accumulator = Accumulator(60, 1000)
+    flusher = FlushService(accumulator, store, SCHEMA, SelfStats(), clock, synchronous, interval=1.0, run_fold=slow)
+    flusher.startService()
+    for _ in range(3):
+        accumulator.add(event())
+        clock.advance(1)
+
+    assert (3.0, 1) == (hits(store_url), len(waiting))
+    while waiting:
+        answer, function, args = waiting.pop(0)
+        answer.callback(function(*args))
     flusher.stopService()
