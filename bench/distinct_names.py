@@ -10,9 +10,10 @@ distinct counter names (`bench.n<i>:1|c`, 20 lines per datagram) once a second f
 given seconds, while the bench asks the headline query over and over and reads /stats for
 the slowest flush (for this checkout it also asks the same query straight from this process
 to the store: the store's share of the wait, apart from the daemon's); after the sender
-stops, it waits until `/totals` of `bench` (every name rolls up to it) holds every line sent.  Store time is Valkey's INFO commandstats (the sum
-of every command's microseconds, scripts and the commands inside them both counted, as
-BENCHMARKS.md has always reported it), over the run, per distinct key and flush.
+stops, it waits until `/totals` of `bench` (every name rolls up to it) holds every line
+sent.  Store time is Valkey's INFO commandstats (the sum of every command's microseconds,
+scripts and the commands inside them both counted, as BENCHMARKS.md has always reported
+it), over the run, per distinct key and flush.
 
     .venv/bin/python bench/distinct_names.py --before b453c5b [--rates 5000:20,20000:20,50000:60]
 """

@@ -9,7 +9,9 @@ native: JSON events (2-level pk, 2 dimensions, 3 metrics), 20 per datagram; stat
 counters over 100 names, 20 lines per datagram (so lines repeat); statsd1: the same, one
 line per datagram; varying: counters over 100 names with values that vary (lines seldom
 repeat, each is parsed); timers: timings over 100 names with values that vary (each also
-counted in its name's distribution sketch).
+counted in its name's distribution sketch); distinct: counters over 50,000 names, 20 per
+datagram, each name once per pass, the accumulator swapped after each pass (as a flush
+every second does when each name comes once a second).
 """
 
 import argparse
@@ -62,6 +64,11 @@ def varying_datagrams(lines: int) -> list[bytes]:
     ]
 
 
+def distinct_datagrams(names: int) -> list[bytes]:
+    """Datagrams of statsd counters, 20 distinct names each, ``names`` in all."""
+    return [b"\n".join(f"bench.n{j}:1|c".encode() for j in range(i, i + 20)) for i in range(0, names, 20)]
+
+
 def timer_datagrams(lines: int) -> list[bytes]:
     """Datagrams of statsd timers over 100 names, values varying (each also feeds the name's ms.dist sketch)."""
     return [
@@ -82,14 +89,16 @@ def ingest() -> Ingest:
     )
 
 
-def run(packets: list[bytes], count: int) -> tuple[float, int]:
-    """Seconds per line over ``count`` datagrams, and the lines counted."""
+def run(packets: list[bytes], count: int, swap: bool = False) -> tuple[float, int]:
+    """Seconds per line over ``count`` datagrams, and the lines counted (swapping after each pass if ``swap``)."""
     target = ingest()
     datagram = target.datagram
     lines = sum(packet.count(b"\n") + 1 for packet in packets) * count // len(packets)
     start = time.process_time()  # CPU time: other processes on the machine do not count
     for i in range(count):
         datagram(packets[i % len(packets)])
+        if swap and i % len(packets) == len(packets) - 1:
+            target.accumulator.swap()
     took = time.process_time() - start
     assert target._stats.lines_ok == lines, (target._stats.lines_ok, lines)
     return took / lines, lines
@@ -101,7 +110,9 @@ CASES = {
     "statsd1": lambda: statsd_datagrams(1),
     "varying": lambda: varying_datagrams(20),
     "timers": lambda: timer_datagrams(20),
+    "distinct": lambda: distinct_datagrams(50_000),
 }
+SWAPPED = {"distinct"}
 
 
 def main() -> None:
@@ -113,14 +124,14 @@ def main() -> None:
     if args.profile:
         packets = CASES[args.profile]()
         profile = cProfile.Profile()
-        profile.runcall(run, packets, args.datagrams)
+        profile.runcall(run, packets, args.datagrams, args.profile in SWAPPED)
         pstats.Stats(profile).sort_stats("tottime").print_stats(18)
         return
     print(f"{'lines':>8} {'lines/datagram':>14} {'µs/line (best of ' + str(args.repeat) + ')':>22} {'lines/s':>10}")
     for name, make in CASES.items():
         packets = make()
         count = args.datagrams * 10 if name == "statsd1" else args.datagrams
-        best = min(run(packets, count)[0] for _ in range(args.repeat))
+        best = min(run(packets, count, name in SWAPPED)[0] for _ in range(args.repeat))
         per = packets[0].count(b"\n") + 1
         print(f"{name:>8} {per:>14} {best * 1e6:>22.2f} {1 / best:>10,.0f}")
 

@@ -169,12 +169,15 @@ def test_collectd_auth_file_must_be_readable_at_start(tmp_path):
 
 
 def test_service_tree(tmp_path):
-    """makeService builds the embedded store, thread pools, flusher, ingest gate, UDP, collectd and HTTP services,
-    in start order."""
+    """
+    makeService builds the embedded store, thread pools (flush, fold, query), flusher, ingest gate, UDP, collectd
+    and HTTP services, in start order.
+    """
     service = makeService(parse("--data-dir", str(tmp_path)))
 
     assert [
         "EmbeddedStoreService",
+        "ThreadPoolService",
         "ThreadPoolService",
         "ThreadPoolService",
         "flush",
@@ -189,7 +192,7 @@ def test_disabled_ports_and_external_store():
     """Port 0 disables a listener; --redis replaces the embedded store."""
     service = makeService(parse("--udp-port", "0", "--collectd-port", "0", "--redis", "redis://127.0.0.1:1/0"))
 
-    assert ["ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "http"] == [
+    assert ["ThreadPoolService", "ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "http"] == [
         child.name or type(child).__name__ for child in service
     ]
 
@@ -205,7 +208,7 @@ def test_tac_file_builds_the_service(monkeypatch):
     exec(compile((Path(__file__).parent.parent / "hailwhale.tac").read_text(), "hailwhale.tac", "exec"), namespace)
 
     (root,) = list(IServiceCollection(namespace["application"]))
-    assert ["ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "http"] == [
+    assert ["ThreadPoolService", "ThreadPoolService", "ThreadPoolService", "flush", "IngestGate", "http"] == [
         child.name or type(child).__name__ for child in root
     ]
 

@@ -100,6 +100,7 @@ class Accumulator:
         # line -> (key, its metric names, its sums in that order)
         self._repeatable: dict[bytes, tuple[FlatKey, tuple[str, ...], tuple[float, ...]]] = {}
         self._repeats: Counter[bytes] = Counter()  # noted line -> times it came again, not yet in its entry
+        self._swapped_keys: set[FlatKey] = set()  # keys of noted lines a swap took away and no repeat made again
         self._repeat_bucket: int | None = None
 
     def add(self, event: Event) -> bool:
@@ -197,6 +198,7 @@ class Accumulator:
         if bucket != self._repeat_bucket:
             self._settle_repeats()
             self._repeatable.clear()
+            self._swapped_keys.clear()
             self._repeat_bucket = bucket
         key = _flat(pk, leaves, bucket)
         entry = self._entries.get(key)
@@ -221,21 +223,34 @@ class Accumulator:
         distinct = set(lines)
         if not self._repeatable.keys() >= distinct:
             return False
-        entries, repeatable, missing = self._entries, self._repeatable, {}
-        for line in distinct:
-            key, names, values = repeatable[line]
-            entry = entries.get(key)
-            if entry is None:
-                missing[key] = (names,) + (0,) * len(values)
-            elif entry[0] is not names and entry[0][: len(names)] != names:
-                return False
-        if missing:
-            if len(entries) + len(missing) + self._sketch_buckets > self._max_keys:
-                return False
-            entries.update(missing)
+        if self._swapped_keys and not self._make_again(distinct):
+            return False
         self._repeats.update(lines)
         self._events += len(lines)
         self.events_added += len(lines)
+        return True
+
+    def _make_again(self, lines: set[bytes]) -> bool:
+        """
+        Make again, with nothing added yet, the keys of noted ``lines`` that a swap took
+        away; False, with nothing made, if they would pass the bound or if another event
+        made one of them again with other metrics first.
+        """
+        entries, swapped, made, found = self._entries, self._swapped_keys, {}, []
+        for line in lines:
+            key, names, values = self._repeatable[line]
+            if key in swapped:
+                entry = entries.get(key)
+                if entry is None:
+                    made[key] = (names,) + (0,) * len(values)
+                elif entry[0] is names or entry[0][: len(names)] == names:
+                    found.append(key)
+                else:
+                    return False
+        if len(entries) + len(made) + self._sketch_buckets > self._max_keys:
+            return False
+        entries.update(made)
+        swapped.difference_update(made, found)
         return True
 
     def _settle_repeats(self) -> None:
@@ -294,6 +309,7 @@ class Accumulator:
         )
         self.next_seq += 1
         self._entries, self._levels, self._members, self._samples = {}, {}, {}, {}
+        self._swapped_keys = {key for key, _, _ in self._repeatable.values()}
         self._relative = {}
         self._sketch_buckets = 0
         self._events = 0
