@@ -3,7 +3,7 @@ Ingest CPU cost per line, in process: native JSON events and statsd lines throug
 real parse + aggregate path (:meth:`hailwhale.aggregate.ingest.Ingest.datagram`), no sockets and
 no store.  For profiling the hot path; ``--profile`` prints the top of a cProfile.
 
-    .venv/bin/python bench/ingest_cpu.py [--datagrams 20000] [--profile native|statsd|statsd1|varying]
+    .venv/bin/python bench/ingest_cpu.py [--datagrams 20000] [--profile native|statsd|statsd1|varying|timers|distinct]
 
 native: JSON events (2-level pk, 2 dimensions, 3 metrics), 20 per datagram; statsd:
 counters over 100 names, 20 lines per datagram (so lines repeat); statsd1: the same, one
