@@ -69,8 +69,8 @@ for _item in config.settings():
 # of its socket reads
 SWITCH_INTERVAL = 0.0005
 # the cyclic garbage collector's thresholds: a daemon holds 10^5 keys and their caches, and
-# at the default (700 new objects) it scans them so often that a flush of 50,000 distinct
-# keys spends about half its planning in collections; its data makes few reference cycles
+# at the default (700 new objects) a flush of 50,000 distinct keys, which makes millions of
+# objects, rescans them again and again; its data makes few reference cycles
 COLLECTOR_THRESHOLDS = (50_000, 20, 100)
 
 
