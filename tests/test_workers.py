@@ -117,8 +117,17 @@ def test_two_workers_count_exact_totals_from_many_senders(tmp_path, store_url):
             sorted(each),
             all(worker["lines_ok"] > 0 for worker in each.values()),
         )
-        metrics = urllib.request.urlopen(daemon.base + "/metrics", timeout=30).read().decode()
-        assert f"hailwhale_lines_ok_total {float(sent - 200)}" in metrics
+        # a worker answers /metrics with its own counts and the others' last published ones
+        # (each publishes every flush interval): the total holds every line once they have
+        wanted = f"hailwhale_lines_ok_total {float(sent - 200)}"
+        metrics = wait_for(
+            lambda: (lambda text: text if wanted in text else None)(
+                urllib.request.urlopen(daemon.base + "/metrics", timeout=30).read().decode()
+            ),
+            10,
+            "every worker's metrics",
+        )
+        assert wanted in metrics
     finally:
         daemon.kill()
 
