@@ -98,6 +98,7 @@ def test_a_flood_of_slow_bodies_is_cut_at_the_request_timeout(tmp_path):
     daemon = Daemon(tmp_path, "--http-request-timeout", "3", open_files=ULIMIT)
     first = b"POST /count HTTP/1.1\r\nHost: hw\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
     try:
+        wait_for(lambda: other_client(daemon, "/health")[0] == 200, 30, "the first check of the store")
         with Crowd(daemon.http_port, 200, first, trickle=b" ", interval=0.5) as crowd:
             during = other_client(daemon, "/health")
             timed_out = wait_for(lambda: (found := crowd.status())["open"] == 0 and found, 60, "the timeout")
