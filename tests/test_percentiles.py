@@ -8,7 +8,7 @@ import random
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hailwhale.aggregate import rollup
@@ -35,7 +35,8 @@ def exact(values: list[float], q: float) -> float:
 
 
 def close(expected: float, actual: float) -> bool:
-    return abs(actual - expected) <= sketch.ACCURACY * abs(expected) + 1e-12
+    """Within 1 %, or both within TINY of zero (the sketch counts those values as zero)."""
+    return abs(actual - expected) <= sketch.ACCURACY * abs(expected) + sketch.TINY
 
 
 def counts(values: list[float]) -> dict[str, float]:
@@ -53,8 +54,12 @@ mixed = st.lists(st.one_of(st.just(0.0), st.floats(-1e9, 1e9, allow_nan=False)),
 
 
 @given(st.one_of(latencies, heavy, mixed))
+@example([1.457261505250946e-10])  # below TINY: counted as zero, so within TINY, not within 1 %
 def test_every_quantile_is_within_one_per_cent(values):
-    """For latency-like, heavy-tailed and signed values with zeros, each quantile is within 1 % of the exact one."""
+    """
+    For latency-like, heavy-tailed and signed values with zeros, each quantile is within 1 % of
+    the exact one (a value within TINY of zero, within TINY).
+    """
     sketched = counts(values)
 
     assert all(close(exact(values, q), sketch.quantile(sketched, q)) for q in QUANTILES)
