@@ -1,6 +1,7 @@
 """The HTTP API through StubTreq: real requests, real store, a fake clock, no sockets."""
 
 import json
+import random
 from urllib.parse import quote
 
 import pytest
@@ -56,6 +57,7 @@ class Api:
             health=lambda: self.stats.health(stopping=ingest.closed),
             metrics=lambda accept: prometheus.exposition(registry, accept),
             openapi=openapi.describe(policy.read_token is not None, policy.write_token is not None),
+            rng=random.Random(0),  # decisions drawn the same way on every run: a test of choices cannot flake
         )
         self.web = web
         self.client = StubTreq(web.resource())
