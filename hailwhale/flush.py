@@ -300,8 +300,7 @@ class FlushService(Service):
 
     def _plan_part(self, rest: Iterator, now: float, levels, members, samples) -> WritePlan:
         """The next part of a batch, without the index members written lately (in a thread: one flush at a time)."""
-        plan = rollup.plan_some(rest, self._schema, now, levels, members, self._part_increments, samples)
-        return self._indexes.unwritten(plan, now) if plan.taken else plan
+        return rollup.plan_some(rest, self._schema, now, levels, members, self._part_increments, samples, self._indexes)
 
     def _release(self, seq: int) -> None:
         ready = [waiter for wanted, waiter in self._waiters if wanted <= seq]

@@ -25,7 +25,7 @@ read once a minute, and tallied the rest of the time.
 """
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from operator import add
 
 import attrs
@@ -63,8 +63,21 @@ class Totals(Mapping):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def items(self) -> "_TotalsItems":
+        return _TotalsItems(self)
+
     def __repr__(self) -> str:
         return f"Totals({dict(self.items())!r})"
+
+
+class _TotalsItems(ItemsView):
+    """The entries with their totals, without looking each key up again (a flush takes them this way)."""
+
+    _mapping: Totals
+
+    def __iter__(self) -> Iterator[tuple[AggregationKey, dict[str, float]]]:
+        for flat, entry in self._mapping._entries.items():
+            yield (flat[2:], flat[1], flat[0]), dict(zip(entry[0], entry[1:]))
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import attrs
 
+from hailwhale.aggregate.index_memory import IndexMemory
 from hailwhale.model import keys
 from hailwhale.model.fields import Leaves
 from hailwhale.model.paths import ROOT, ROOT_PARENT, Path, encode, parent_encoding
@@ -48,15 +49,12 @@ class TagWrite(NamedTuple):
     """
 
     pk: Path
+    tag: str  # keys.tag(pk)
     sums: Mapping[Cell, Mapping[str, float]]  # (bucket, metric, parent) -> node -> amount to add
     sets: Mapping[str, Collection[str]] = {}  # index sets, by key suffix (sub:<parent>, pks, metrics) -> members
     levels: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, parent) -> node -> level
     uniques: Mapping[Cell, Collection[str]] = {}  # (bucket, metric, node) -> members
     samples: Mapping[Cell, Mapping[str, float]] = {}  # (bucket, metric, node) -> sketch bucket -> count
-
-    @property
-    def tag(self) -> str:
-        return keys.tag(self.pk)
 
 
 @attrs.frozen
@@ -95,6 +93,7 @@ def plan_some(
     members: Mapping[AggregationKey, Mapping[str, Collection[str]]] | None = None,
     most: int | None = None,
     samples: Mapping[AggregationKey, Mapping[str, Mapping[str, float]]] | None = None,
+    indexes: IndexMemory | None = None,
 ) -> WritePlan:
     """
     As :func:`plan`, for the entries taken from ``items`` until their increments (sorted-set
@@ -105,12 +104,14 @@ def plan_some(
     ``levels`` are planned whole, whichever entries are taken (the latest stamp must win
     over the whole batch, and a later part would overwrite an earlier one): pass them
     with one part of a batch only.  An entry past every retention is counted in
-    ``expired`` and written nowhere.
+    ``expired`` and written nowhere.  With ``indexes``, the index members of an entry that
+    memory says were written lately are left out (and the rest are noted in it as written).
     """
     levels = levels or {}
     members = members or {}
     samples = samples or {}
-    tags: dict[Path, _TagPlan] = {}
+    tags = _Tags()
+    sums = tags.sums
     indexed: dict[Path, set[str]] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
@@ -128,59 +129,67 @@ def plan_some(
         encoded = node_cache.get(leaves)
         if encoded is None:
             encoded = node_cache[leaves] = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
+        pk_prefixes = prefixes(pk)
         metric_items = list(metrics.items())
-        key_members = members.get((pk, leaves, finest_bucket), {})
-        key_samples = samples.get((pk, leaves, finest_bucket), {})
-        for prefix in prefixes(pk):
-            target = tags.get(prefix)
-            if target is None:
-                target = tags[prefix] = _TagPlan()
-            sums = target.sums
+        key = (pk, leaves, finest_bucket)
+        key_members = members.get(key) if members else None
+        key_samples = samples.get(key) if samples else None
+        for prefix in pk_prefixes:
+            cells = sums.get(prefix)
+            if cells is None:
+                cells = sums[prefix] = {}
             for metric, value in metric_items:
                 for node_encoding, parent in encoded:
                     cell = (finest_bucket, metric, parent)
-                    amounts = sums.get(cell)
+                    amounts = cells.get(cell)
                     if amounts is None:
-                        amounts = sums[cell] = {}
+                        amounts = cells[cell] = {}
                     before = amounts.get(node_encoding)
                     if before is None:
                         amounts[node_encoding] = value
                         counted += 1
                     else:
                         amounts[node_encoding] = before + value
-            for metric, names in key_members.items():
-                for node_encoding, _ in encoded:
-                    target.uniques.setdefault((finest_bucket, metric, node_encoding), set()).update(names)
-                    counted += len(names)
-            for metric, counts in key_samples.items():
-                for node_encoding, _ in encoded:
-                    found = target.samples.setdefault((finest_bucket, metric, node_encoding), {})
-                    for name, count in counts.items():
-                        found[name] = found.get(name, 0.0) + count
-                    counted += len(counts)
-            for node_encoding, parent in encoded:
-                if parent != ROOT_PARENT:
-                    target.sets.setdefault(keys.CHILDREN + parent, set()).add(node_encoding)
-        _index(tags, indexed, pk, [*metrics, *key_members, *key_samples])
+            if key_members:
+                uniques = tags.of(tags.uniques, prefix)
+                for metric, names in key_members.items():
+                    for node_encoding, _ in encoded:
+                        uniques.setdefault((finest_bucket, metric, node_encoding), set()).update(names)
+                        counted += len(names)
+            if key_samples:
+                distributions = tags.of(tags.samples, prefix)
+                for metric, counts in key_samples.items():
+                    for node_encoding, _ in encoded:
+                        found = distributions.setdefault((finest_bucket, metric, node_encoding), {})
+                        for name, count in counts.items():
+                            found[name] = found.get(name, 0.0) + count
+                        counted += len(counts)
+        names = (*metrics, *(key_members or ()), *(key_samples or ()))
+        if indexes is None or indexes.unwritten((pk, leaves, names), now):
+            if len(encoded) > 1:
+                for prefix in pk_prefixes:
+                    sets = tags.of(tags.sets, prefix)
+                    for node_encoding, parent in encoded:
+                        if parent != ROOT_PARENT:
+                            sets.setdefault(keys.CHILDREN + parent, set()).add(node_encoding)
+            _index(tags, indexed, pk, names)
         if most is not None and counted >= most:
             break
     for (pk, leaves, finest_bucket), key_levels in levels.items():
         if len(_past(finest_bucket, schema, now)) == len(schema.resolutions):
             continue
-        _index(tags, indexed, pk, key_levels)
         encoded = [(encode(n), parent_encoding(n)) for n in nodes(leaves)]
+        if indexes is None or indexes.unwritten((pk, leaves, tuple(key_levels)), now):
+            _index(tags, indexed, pk, key_levels)
         for prefix in prefixes(pk):
-            target = tags.get(prefix)
-            if target is None:
-                target = tags[prefix] = _TagPlan()
+            stamped_cells = tags.of(tags.levels, prefix)
             for metric, stamped in key_levels.items():
                 for node_encoding, parent in encoded:
-                    stamps = target.levels.setdefault((finest_bucket, metric, parent), {})
+                    stamps = stamped_cells.setdefault((finest_bucket, metric, parent), {})
                     if stamps.get(node_encoding, (0, 0))[0] < stamped[0]:
                         stamps[node_encoding] = stamped
-    writes = tuple(target.write(prefix) for prefix, target in tags.items())
     return WritePlan(
-        writes=writes,
+        writes=tags.writes(),
         expired=dict(expired),
         now=now,
         finest=schema.finest,
@@ -190,7 +199,7 @@ def plan_some(
     )
 
 
-def _index(tags: "dict[Path, _TagPlan]", indexed: dict[Path, set[str]], pk: Path, names: Iterable[str]) -> None:
+def _index(tags: "_Tags", indexed: dict[Path, set[str]], pk: Path, names: Iterable[str]) -> None:
     """
     Add ``pk`` to its parent pk's set of child pks (a top-level pk to the root of the pk
     tree's) and ``names`` to the metric names of each prefix of ``pk``; ``indexed``
@@ -202,30 +211,52 @@ def _index(tags: "dict[Path, _TagPlan]", indexed: dict[Path, set[str]], pk: Path
         return
     indexed[pk] = names if known is None else known | names
     for prefix in prefixes(pk):
-        for owner, suffix, members in ((prefix, keys.METRIC_NAMES, names), (prefix[:-1], keys.PKS, {prefix[-1]})):
-            target = tags.get(owner)
-            if target is None:
-                target = tags[owner] = _TagPlan()
-            target.sets.setdefault(suffix, set()).update(members)
+        tags.of(tags.sets, prefix).setdefault(keys.METRIC_NAMES, set()).update(names)
+        tags.of(tags.sets, prefix[:-1]).setdefault(keys.PKS, set()).add(prefix[-1])
 
 
-class _TagPlan:
+class _Tags:
+    """What a plan writes, by pk and kind: one dict per kind, so a pk with sums only costs one entry."""
+
     __slots__ = ("levels", "samples", "sets", "sums", "uniques")
 
     def __init__(self) -> None:
-        self.sums: dict[Cell, dict[str, float]] = {}
-        self.sets: dict[str, set[str]] = {}
-        self.levels: dict[Cell, dict[str, tuple[int, float]]] = {}
-        self.uniques: dict[Cell, set[str]] = {}
-        self.samples: dict[Cell, dict[str, float]] = {}
+        self.sums: dict[Path, dict[Cell, dict[str, float]]] = {}
+        self.sets: dict[Path, dict[str, set[str]]] = {}
+        self.levels: dict[Path, dict[Cell, dict[str, tuple[int, float]]]] = {}
+        self.uniques: dict[Path, dict[Cell, set[str]]] = {}
+        self.samples: dict[Path, dict[Cell, dict[str, float]]] = {}
 
-    def write(self, pk: Path) -> TagWrite:
-        levels: Mapping[Cell, Mapping[str, float]] = {}
-        if self.levels:
-            levels = {
-                cell: {node: value for node, (_, value) in stamped.items()} for cell, stamped in self.levels.items()
-            }
-        return TagWrite(pk, self.sums, self.sets, levels, self.uniques, self.samples)
+    @staticmethod
+    def of(kind: dict, pk: Path) -> dict:
+        found = kind.get(pk)
+        if found is None:
+            found = kind[pk] = {}
+        return found
+
+    def writes(self) -> tuple[TagWrite, ...]:
+        empty: dict = {}
+        sums, sets, uniques, samples = self.sums, self.sets, self.uniques, self.samples
+        levels = {
+            pk: {cell: {node: value for node, (_, value) in stamped.items()} for cell, stamped in cells.items()}
+            for pk, cells in self.levels.items()
+        }
+        pks = dict.fromkeys(sums)
+        for kind in (sets, levels, uniques, samples):
+            if kind:
+                pks.update(dict.fromkeys(kind))
+        return tuple(
+            TagWrite(
+                pk,
+                keys.tag(pk),
+                sums.get(pk, empty),
+                sets.get(pk, empty),
+                levels.get(pk, empty),
+                uniques.get(pk, empty),
+                samples.get(pk, empty),
+            )
+            for pk in pks
+        )
 
 
 def _past(finest_bucket: int, schema: Schema, now: float) -> tuple[int, ...]:

@@ -14,7 +14,8 @@ import importlib.resources
 import json
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 
 import attrs
 import redis
@@ -102,6 +103,7 @@ class Store:
         self.url = url
         self.writer_id = writer_id or secrets.token_hex(8)
         self._client = client
+        self._cluster = isinstance(client, redis.cluster.RedisCluster)
         self._apply = client.register_script(lua("apply"))
         self._fold = client.register_script(lua("fold"))
         self._sums = client.register_script(lua("sums"))
@@ -134,7 +136,7 @@ class Store:
         holding foreign data) is skipped and reported; the rest of its call applies.
         """
         result = Applied()
-        calls = _calls(plan, self._slot)
+        calls = _calls(plan, self._slot if self._cluster else None)
         pks = {write.tag: write.pk for write in plan.writes}
         header = [
             plan.now,
@@ -200,7 +202,7 @@ class Store:
         has the last error as its reply.
         """
         script = script or self._apply
-        if not isinstance(self._client, redis.cluster.RedisCluster):
+        if not self._cluster:
             pipe = self._client.pipeline(transaction=False)
             for first_key, args in calls:
                 script(keys=[first_key], args=args, client=pipe)
@@ -315,9 +317,7 @@ class Store:
         return str(self._layout - 1)
 
     def _slot(self, tag: str) -> int:
-        if isinstance(self._client, redis.cluster.RedisCluster):
-            return self._client.keyslot(tag)
-        return 0
+        return self._client.keyslot(tag) if self._cluster else 0
 
     # -- reading ------------------------------------------------------------------------
 
@@ -529,78 +529,97 @@ def _from_reach(pieces: list[Piece], reach: int) -> list[Piece]:
     return periods.with_unfolded(pieces, reach // finest * finest + finest, 0)
 
 
-def _calls(plan: WritePlan, slot_of) -> list[_Call]:
+def _calls(plan: WritePlan, slot_of: Callable[[str], int] | None) -> list[_Call]:
     """
-    The apply-script calls of ``plan``: its tags grouped by cluster slot, each call
+    The apply-script calls of ``plan``: its tags grouped by cluster slot (``slot_of``; on
+    a single server, None: one group), each call
     holding about :data:`CALL_FIELDS` members (a large tag goes in several calls).
     The same plan always makes the same calls, so a retry's tokens match.
     """
     calls: list[_Call] = []
     by_slot: dict[int, list[TagWrite]] = {}
-    for write in plan.writes:
-        by_slot.setdefault(slot_of(write.tag), []).append(write)
+    if slot_of is None:
+        by_slot[0] = list(plan.writes)
+    else:
+        for write in plan.writes:
+            by_slot.setdefault(slot_of(write.tag), []).append(write)
     for writes in by_slot.values():
         call: _Call | None = None
         for write in writes:
-            for flat, members, buckets in _pieces_of(write):
+            tag = write.tag
+            for flat, members, span in _pieces_of(write):
                 if call is None or call.members >= CALL_FIELDS:
-                    call = _Call(write.tag)
+                    call = _Call(tag)
                     calls.append(call)
                 call.flat += flat
                 call.members += members + TAG_FIELDS
-                if buckets:
-                    known = call.buckets.get(write.tag)
-                    oldest, newest = min(buckets), max(buckets)
-                    call.buckets[write.tag] = (
-                        (oldest, newest) if known is None else (min(known[0], oldest), max(known[1], newest))
-                    )
+                if span is not None:
+                    known = call.buckets.get(tag)
+                    call.buckets[tag] = span if known is None else (min(known[0], span[0]), max(known[1], span[1]))
     return calls
 
 
-def _pieces_of(write: TagWrite) -> Iterable[tuple[list, int, list[int]]]:
+def _pieces_of(write: TagWrite) -> Iterator[tuple[list, int, tuple[int, int] | None]]:
     """
     ``write`` flattened as apply.lua reads it (see there), in pieces of about
-    :data:`CALL_FIELDS` members: (flat list, members, buckets written) each.
+    :data:`CALL_FIELDS` members: (flat list, members, (oldest, newest) bucket written or None) each.
     """
-    tag = write.tag
-    sections: list[list] = [[], [], [], [], []]
-    members = 0
-    buckets: list[int] = []
+    piece = _Piece(write.tag)
     for section, cells in ((0, write.sums), (1, write.levels), (4, write.samples)):
         for (bucket, metric, parent), amounts in cells.items():
-            cell = [bucket, metric, parent, len(amounts)]
-            for node, amount in amounts.items():
-                cell += (node, amount)
-            sections[section].append(cell)
-            buckets.append(bucket)
-            members += len(amounts)
-            if members >= CALL_FIELDS:
-                yield _flatten(tag, sections), members, buckets
-                sections, members, buckets = [[], [], [], [], []], 0, []
+            piece.cell(section, bucket, (metric, parent, len(amounts), *chain.from_iterable(amounts.items())))
+            piece.members += len(amounts)
+            if piece.members >= CALL_FIELDS:
+                yield piece.flat()
+                piece = _Piece(write.tag)
     for (bucket, metric, node), names in write.uniques.items():
-        sections[2].append([bucket, metric, node, len(names), *sorted(names)])
-        buckets.append(bucket)
-        members += len(names)
-        if members >= CALL_FIELDS:
-            yield _flatten(tag, sections), members, buckets
-            sections, members, buckets = [[], [], [], [], []], 0, []
+        piece.cell(2, bucket, (metric, node, len(names), *sorted(names)))
+        piece.members += len(names)
+        if piece.members >= CALL_FIELDS:
+            yield piece.flat()
+            piece = _Piece(write.tag)
     for suffix, names in write.sets.items():
         ordered = sorted(names)
         for start in range(0, len(ordered), CALL_FIELDS):  # a large set (50,000 new pks) in several calls
             chunk = ordered[start : start + CALL_FIELDS]
-            sections[3].append([suffix, len(chunk), *chunk])
-            members += len(chunk)
-            if members >= CALL_FIELDS:
-                yield _flatten(tag, sections), members, buckets
-                sections, members, buckets = [[], [], [], [], []], 0, []
-    if members:
-        yield _flatten(tag, sections), members, buckets
+            piece.cell(3, None, (suffix, len(chunk), *chunk))
+            piece.members += len(chunk)
+            if piece.members >= CALL_FIELDS:
+                yield piece.flat()
+                piece = _Piece(write.tag)
+    if piece.members:
+        yield piece.flat()
 
 
-def _flatten(tag: str, sections: list[list]) -> list:
-    flat: list = [tag]
-    for section in sections:
-        flat.append(len(section))
-        for cell in section:
-            flat += cell
-    return flat
+class _Piece:
+    """One piece of a tag's write being flattened: apply.lua's five sections, each a cell count and its fields."""
+
+    __slots__ = ("counts", "fields", "members", "newest", "oldest", "tag")
+
+    def __init__(self, tag: str):
+        self.tag = tag
+        self.counts = [0, 0, 0, 0, 0]
+        self.fields: list[list] = [[], [], [], [], []]
+        self.members = 0
+        self.oldest: int | None = None
+        self.newest: int | None = None
+
+    def cell(self, section: int, bucket: int | None, rest: tuple) -> None:
+        """Add a cell (``bucket`` then ``rest``; an index set has no bucket) to ``section``."""
+        self.counts[section] += 1
+        fields = self.fields[section]
+        if bucket is not None:
+            fields.append(bucket)
+            if self.oldest is None or bucket < self.oldest:
+                self.oldest = bucket
+            if self.newest is None or bucket > self.newest:
+                self.newest = bucket
+        fields += rest
+
+    def flat(self) -> tuple[list, int, tuple[int, int] | None]:
+        flat: list = [self.tag]
+        for count, fields in zip(self.counts, self.fields):
+            flat.append(count)
+            flat += fields
+        span = None if self.oldest is None or self.newest is None else (self.oldest, self.newest)
+        return flat, self.members, span
