@@ -42,7 +42,7 @@ from hailwhale.store.client import INDEX_MARGIN
 Runner = Callable[..., defer.Deferred]
 PART_INCREMENTS = 250_000  # sorted-set increments planned at once: about 100 MB of plan
 RESCAN_SECONDS = 3600.0
-INDEX_MEMORY = 1 << 18  # index members remembered as written (then forgotten all at once)
+INDEX_MEMORY = 1 << 18  # aggregation keys whose index members are remembered as written (then forgotten all at once)
 
 
 @attrs.define

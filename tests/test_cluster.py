@@ -90,7 +90,7 @@ def test_a_slot_moved_in_the_middle_of_a_flush_is_written_once(cluster_url, monk
     client.flushall()
     store = Store.connect(cluster_url, cluster=True)
     monkeypatch.setattr(store_client, "CALL_FIELDS", 20)
-    monkeypatch.setattr(store_client, "PIPELINED_CALLS", 3)
+    monkeypatch.setattr(store_client, "CALLS_IN_FLIGHT", 3)
     accumulator = Accumulator(60, 10_000)
     for i in range(200):
         accumulator.add(events.from_fields({"pk": ["moved", f"p{i}"], "metrics": {"n": 1}}, NOW, Limits()))
@@ -100,8 +100,8 @@ def test_a_slot_moved_in_the_middle_of_a_flush_is_written_once(cluster_url, monk
     moved = []
     execute = store._execute
 
-    def migrate_after_the_first_calls(calls, script=None):
-        replies = execute(calls, script)
+    def migrate_after_the_first_calls(calls, *more, **options):
+        replies = execute(calls, *more, **options)
         if not moved:
             moved.append(migrate(client, client.keyslot(last.tag)))
         return replies

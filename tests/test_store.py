@@ -1,6 +1,9 @@
 """The store against a real Valkey server."""
 
+import json
 import time
+
+import redis
 
 from hailwhale.aggregate import rollup
 from hailwhale.model import events, keys, paths
@@ -159,3 +162,45 @@ def test_a_refused_write_is_reported_and_holds_back_nothing_else(store, raw):
         totals(store, "good", metrics=["hits", "x"])["_"],
         totals(store, "bad", metrics=["hits", "x"])["_"],
     )
+
+
+def test_a_pipeline_holds_about_one_call_of_work(store, monkeypatch):
+    """
+    Valkey runs a client's pipelined calls back to back, so a pipeline holds about one full
+    call's work (a query waits for one call at most): writes of about CALL_FIELDS members,
+    folds of about FOLD_TAGS tags; nothing is lost or counted twice for it.
+    """
+    monkeypatch.setattr(store_module, "CALL_FIELDS", 20)
+    monkeypatch.setattr(store_module, "FOLD_TAGS", 3)
+    pipelines: list[list] = []
+    execute = redis.client.Pipeline.execute
+
+    def noted(pipe, *args, **kwargs):
+        pipelines.append([command[0][-1] for command in pipe.command_stack])  # each call's last argument
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", noted)
+    minute = NOW // 60 * 60 - 3600
+    plan = plan_for(*({"pk": ["p", f"c{i}"], "metrics": {"x": i}, "at": minute} for i in range(30)))
+    applied = store.apply(plan, 1, set())
+    writes = len(pipelines)
+    store.fold(applied.tags, minute, NOW, SCHEMA)
+
+    calls = iter(store_module._calls(plan, None))
+    members = [sum(next(calls).members for _ in pipeline) for pipeline in pipelines[:writes]]
+    folded = [sum(len(json.loads(args)["tags"]) for args in pipeline) for pipeline in pipelines[writes:]]
+    assert writes > 1 and all(count <= 20 or len(pipeline) == 1 for count, pipeline in zip(members, pipelines))
+    assert all(count <= 3 for count in folded) and len(applied.tags) == sum(folded)
+    assert {"_": {"x": 435.0}} == totals(store, "p", metrics=["x"])
+
+
+def test_pipelines_end_at_their_weight():
+    """A pipeline takes calls while their weights add up to the bound, and always one at least."""
+    weights = [5, 10, 30, 1, 1, 1, 20]
+
+    ends, start = [], 0
+    while start < len(weights):
+        start = store_module._pipeline_end(weights, start, 20)
+        ends.append(start)
+
+    assert [2, 3, 6, 7] == ends

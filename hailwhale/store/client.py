@@ -32,7 +32,7 @@ from hailwhale.query.requests import Children, Group, Names, StoreUnavailable, S
 
 CALL_FIELDS = 1_000  # members written per script call: short calls let queries in between
 TAG_FIELDS = 4  # what a tag's own bookkeeping in a call costs, in members
-PIPELINED_CALLS = 100
+CALLS_IN_FLIGHT = 100  # script calls handed to the connections at once (then their replies are read)
 CALLS_PER_PART = 1 << 20
 FOLD_NOTES = 200  # finest buckets folded per tag and call (whole buckets)
 FOLD_TAGS = 20  # tags per fold call: a few milliseconds of the store's time
@@ -129,7 +129,8 @@ class Store:
         """
         Apply every script call of ``plan`` not already in ``done`` (call numbers), adding
         each to it once the store has taken it.  The calls (several tags each, of one
-        cluster slot, a bounded number of members) go out pipelined, each atomic and
+        cluster slot, a bounded number of members) go out pipelined, about
+        :data:`CALL_FIELDS` members in a pipeline (see :meth:`_execute`), each atomic and
         applied once: a call carries a token, and the store skips a token it has seen.
         Raises if the store could not be reached, leaving ``done`` as far as it got, so a
         retry resends only the rest.  A write the store refuses for good (a key of ours
@@ -146,8 +147,8 @@ class Store:
             json.dumps([[size.interval, size.retention] for size in plan.folded]),
         ]
         pending = [(index, call) for index, call in enumerate(calls) if index not in done]
-        for start in range(0, len(pending), PIPELINED_CALLS):
-            group = pending[start : start + PIPELINED_CALLS]
+        for start in range(0, len(pending), CALLS_IN_FLIGHT):
+            group = pending[start : start + CALLS_IN_FLIGHT]
             replies = self._execute(
                 [
                     (
@@ -161,7 +162,9 @@ class Store:
                         ],
                     )
                     for index, call in group
-                ]
+                ],
+                weights=[call.members for _, call in group],
+                most=CALL_FIELDS,
             )
             failure, untaken = None, 0
             for (index, call), reply in zip(group, replies):
@@ -189,12 +192,15 @@ class Store:
                 ) from failure
         return result
 
-    def _execute(self, calls: list[tuple[str, list]], script=None) -> list:
+    def _execute(self, calls: list[tuple[str, list]], script=None, weights: Sequence[int] = (), most: int = 0) -> list:
         """
         Run script calls (the apply script unless ``script`` says), each ``(first key,
-        args)``; a reply or the exception per call.  Pipelined: on a single server in one
-        pipeline; on a cluster, one pipeline per node, the calls grouped by the node that
-        serves their key's slot.  A call the cluster answers with a redirection (``MOVED``,
+        args)``; a reply or the exception per call.  Pipelined, each node's calls (all of
+        them on a single server; on a cluster, those of the slots the node serves) in
+        pipelines whose ``weights`` add up to ``most`` at most, one call at least: Valkey runs
+        a client's pipelined calls back to back, so a long pipeline keeps every other client
+        (a query) waiting; a pipeline that cannot reach its node leaves the node's later calls
+        unsent, with its error.  A call the cluster answers with a redirection (``MOVED``,
         ``ASK``, ``TRYAGAIN``: a slot moved or moving) or whose node could not be reached is
         sent again once the slot map is refreshed, up to :data:`CLUSTER_RETRIES` tries in
         all (about half a second of waits between them); its token keeps it from counting
@@ -202,11 +208,9 @@ class Store:
         has the last error as its reply.
         """
         script = script or self._apply
+        weights = weights or [most] * len(calls)
         if not self._cluster:
-            pipe = self._client.pipeline(transaction=False)
-            for first_key, args in calls:
-                script(keys=[first_key], args=args, client=pipe)
-            return pipe.execute(raise_on_error=False)
+            return _send(self._client, calls, script, weights, most)
         replies: list = [None] * len(calls)
         pending = list(range(len(calls)))
         for attempt in range(CLUSTER_RETRIES):
@@ -221,13 +225,13 @@ class Store:
                     continue
                 by_node.setdefault(node.name, (node, []))[1].append(index)
             for node, indexes in by_node.values():
-                try:
-                    pipe = node.redis_connection.pipeline(transaction=False)
-                    for index in indexes:
-                        script(keys=[calls[index][0]], args=calls[index][1], client=pipe)
-                    results = pipe.execute(raise_on_error=False)
-                except (redis.ConnectionError, redis.TimeoutError) as error:
-                    results = [error] * len(indexes)
+                results = _send(
+                    node.redis_connection,
+                    [calls[index] for index in indexes],
+                    script,
+                    [weights[index] for index in indexes],
+                    most,
+                )
                 for index, reply in zip(indexes, results):
                     replies[index] = reply
                     if isinstance(reply, RETRIED):
@@ -263,9 +267,12 @@ class Store:
             by_slot.setdefault(self._slot(tag), []).append(tag)
         queue = [group[i : i + FOLD_TAGS] for group in by_slot.values() for i in range(0, len(group), FOLD_TAGS)]
         while queue:
-            group, queue = queue[:PIPELINED_CALLS], queue[PIPELINED_CALLS:]
+            group, queue = queue[:CALLS_IN_FLIGHT], queue[CALLS_IN_FLIGHT:]
             replies = self._execute(
-                [(keys.folded_key(batch[0]), [json.dumps({**header, "tags": batch})]) for batch in group], self._fold
+                [(keys.folded_key(batch[0]), [json.dumps({**header, "tags": batch})]) for batch in group],
+                self._fold,
+                weights=[len(batch) for batch in group],
+                most=FOLD_TAGS,
             )
             for reply in replies:
                 if isinstance(reply, Exception):
@@ -527,6 +534,37 @@ def _from_reach(pieces: list[Piece], reach: int) -> list[Piece]:
     if finest is None:
         return pieces
     return periods.with_unfolded(pieces, reach // finest * finest + finest, 0)
+
+
+def _send(connection, calls: list[tuple[str, list]], script, weights: Sequence[int], most: int) -> list:
+    """
+    ``calls`` through one node's ``connection``, in pipelines of ``weights`` adding up to
+    ``most`` at most (one call at least); a reply or the exception per call.  Once a
+    pipeline cannot reach the node, the calls after it are not sent: its error is theirs.
+    """
+    replies: list = []
+    start = 0
+    while start < len(calls):
+        end = _pipeline_end(weights, start, most)
+        pipe = connection.pipeline(transaction=False)
+        for first_key, args in calls[start:end]:
+            script(keys=[first_key], args=args, client=pipe)
+        try:
+            replies += pipe.execute(raise_on_error=False)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            return replies + [error] * (len(calls) - start)
+        start = end
+    return replies
+
+
+def _pipeline_end(weights: Sequence[int], start: int, most: int) -> int:
+    """Where the pipeline from ``start`` ends: its ``weights`` add up to ``most`` at most, one at least."""
+    total = 0
+    for end in range(start, len(weights)):
+        total += weights[end]
+        if total > most and end > start:
+            return end
+    return len(weights)
 
 
 def _calls(plan: WritePlan, slot_of: Callable[[str], int] | None) -> list[_Call]:
