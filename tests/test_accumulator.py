@@ -73,6 +73,26 @@ def test_repeats_are_settled_when_the_bucket_changes():
     )
 
 
+def test_a_batch_read_after_the_notes_moved_on_still_holds_its_repeats():
+    """
+    A swap hands the tally over unsettled (it is added when the batch is first read, in the
+    flush's thread); lines and buckets that come after the swap change nothing in it.
+    """
+    accumulator = Accumulator(60, 100)
+    accumulator.add_sums(("p",), frozenset(), {"hits": 1}, 120.5)
+    accumulator.note_repeatable(b"p", ("p",), frozenset(), {"hits": 1}, 120.5)
+    accumulator.add_repeats([b"p", b"p"], 121.0)
+    batch = accumulator.swap()
+    accumulator.add_repeats([b"p"], 122.0)
+    accumulator.add_sums(("q",), frozenset(), {"hits": 1}, 180.5)
+    accumulator.note_repeatable(b"q", ("q",), frozenset(), {"hits": 1}, 180.5)  # a new bucket: new notes
+
+    assert ({(("p",), frozenset(), 120): {"hits": 3}}, 1) == (dict(batch.entries.items()), len(batch.entries))
+    assert {(("p",), frozenset(), 120): {"hits": 1}, (("q",), frozenset(), 180): {"hits": 1}} == (
+        accumulator.swap().entries
+    )
+
+
 def test_a_noted_line_after_a_swap_makes_its_key_again():
     """A line sent once per flush is tallied after the first: the next batch holds its key as if it had been added."""
     accumulator = Accumulator(60, 100)

@@ -47,18 +47,45 @@ def _flat(pk: Path, leaves: Leaves, bucket: int) -> FlatKey:
     return (bucket, leaves) + pk
 
 
-class Totals(Mapping):
-    """A batch's entries as ``(pk, leaves, bucket) -> {metric: total}``, each made on demand from its compact entry."""
+Noted = dict[bytes, tuple[FlatKey, tuple[str, ...], tuple[float, ...]]]  # line -> (key, metric names, sums)
 
-    def __init__(self, entries: dict[FlatKey, Entry]):
+
+def _settle(entries: dict[FlatKey, Entry], repeats: Mapping[bytes, int], noted: Noted) -> None:
+    """Add the tallied ``repeats`` of noted lines to their entries."""
+    for line, times in repeats.items():
+        key, _, values = noted[line]
+        entry = list(entries[key])
+        for index, value in enumerate(values, 1):  # a line's sums are the first metrics of its entry
+            entry[index] += value * times
+        entries[key] = tuple(entry)
+
+
+class Totals(Mapping):
+    """
+    A batch's entries as ``(pk, leaves, bucket) -> {metric: total}``, each made on demand
+    from its compact entry; the repeats tallied for them are added on first reading (in the
+    flush's thread, not while the swap holds the daemon's event loop).
+    """
+
+    def __init__(
+        self, entries: dict[FlatKey, Entry], repeats: Mapping[bytes, int] | None = None, noted: Noted | None = None
+    ):
         self._entries = entries
+        self._unsettled = (repeats, noted) if repeats and noted is not None else None
+
+    def _settled(self) -> dict[FlatKey, Entry]:
+        if self._unsettled is not None:
+            repeats, noted = self._unsettled
+            self._unsettled = None
+            _settle(self._entries, repeats, noted)
+        return self._entries
 
     def __getitem__(self, key: AggregationKey) -> dict[str, float]:
-        entry = self._entries[_flat(*key)]
+        entry = self._settled()[_flat(*key)]
         return dict(zip(entry[0], entry[1:]))
 
     def __iter__(self) -> Iterator[AggregationKey]:
-        return ((flat[2:], flat[1], flat[0]) for flat in self._entries)
+        return ((flat[2:], flat[1], flat[0]) for flat in self._settled())
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -76,7 +103,7 @@ class _TotalsItems(ItemsView):
     _mapping: Totals
 
     def __iter__(self) -> Iterator[tuple[AggregationKey, dict[str, float]]]:
-        for flat, entry in self._mapping._entries.items():
+        for flat, entry in self._mapping._settled().items():
             yield (flat[2:], flat[1], flat[0]), dict(zip(entry[0], entry[1:]))
 
 
@@ -111,7 +138,7 @@ class Accumulator:
         self._shared: dict = {}  # names and metric-name tuples, to share one copy of each
         self._bucket = 0  # the last bucket number used, to share it
         # line -> (key, its metric names, its sums in that order)
-        self._repeatable: dict[bytes, tuple[FlatKey, tuple[str, ...], tuple[float, ...]]] = {}
+        self._repeatable: Noted = {}  # replaced, never cleared: a swapped batch still reads it
         self._repeats: Counter[bytes] = Counter()  # noted line -> times it came again, not yet in its entry
         self._swapped_keys: set[FlatKey] = set()  # keys of noted lines a swap took away and no repeat made again
         self._repeat_bucket: int | None = None
@@ -210,7 +237,7 @@ class Accumulator:
             return
         if bucket != self._repeat_bucket:
             self._settle_repeats()
-            self._repeatable.clear()
+            self._repeatable = {}
             self._swapped_keys.clear()
             self._repeat_bucket = bucket
         key = _flat(pk, leaves, bucket)
@@ -268,12 +295,7 @@ class Accumulator:
 
     def _settle_repeats(self) -> None:
         """Add the tallied repeats to their entries."""
-        for line, times in self._repeats.items():
-            key, _, values = self._repeatable[line]
-            entry = list(self._entries[key])
-            for index, value in enumerate(values, 1):  # a line's sums are the first metrics of its entry
-                entry[index] += value * times
-            self._entries[key] = tuple(entry)
+        _settle(self._entries, self._repeats, self._repeatable)
         self._repeats.clear()
 
     def _add_members(self, key: AggregationKey, members: Mapping[str, frozenset[str]]) -> None:
@@ -310,10 +332,9 @@ class Accumulator:
         """The batch of everything added since the last swap, or None if nothing was."""
         if not self._entries:
             return None
-        self._settle_repeats()
         batch = Batch(
             seq=self.next_seq,
-            entries=Totals(self._entries),
+            entries=Totals(self._entries, self._repeats, self._repeatable),
             events=self._events,
             levels=self._levels,
             members=self._members,
@@ -322,6 +343,7 @@ class Accumulator:
         )
         self.next_seq += 1
         self._entries, self._levels, self._members, self._samples = {}, {}, {}, {}
+        self._repeats = Counter()
         self._swapped_keys = {key for key, _, _ in self._repeatable.values()}
         self._relative = {}
         self._sketch_buckets = 0
