@@ -186,7 +186,7 @@ def test_a_pipeline_holds_about_one_call_of_work(store, monkeypatch):
     writes = len(pipelines)
     store.fold(applied.tags, minute, NOW, SCHEMA)
 
-    calls = iter(store_module._calls(plan, None))
+    calls = iter(store_module._calls(plan, store._slot))
     members = [sum(next(calls).members for _ in pipeline) for pipeline in pipelines[:writes]]
     folded = [sum(len(json.loads(args)["tags"]) for args in pipeline) for pipeline in pipelines[writes:]]
     assert writes > 1 and all(count <= 20 or len(pipeline) == 1 for count, pipeline in zip(members, pipelines))

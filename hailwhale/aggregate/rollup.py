@@ -111,7 +111,6 @@ def plan_some(
     members = members or {}
     samples = samples or {}
     tags = _Tags()
-    sums = tags.sums
     indexed: dict[Path, set[str]] = {}
     expired: Counter[int] = Counter()
     node_cache: dict[Leaves, list[tuple[str, str]]] = {}
@@ -135,9 +134,7 @@ def plan_some(
         key_members = members.get(key) if members else None
         key_samples = samples.get(key) if samples else None
         for prefix in pk_prefixes:
-            cells = sums.get(prefix)
-            if cells is None:
-                cells = sums[prefix] = {}
+            cells = tags.of(tags.sums, prefix)
             for metric, value in metric_items:
                 for node_encoding, parent in encoded:
                     cell = (finest_bucket, metric, parent)

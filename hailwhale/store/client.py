@@ -137,7 +137,7 @@ class Store:
         holding foreign data) is skipped and reported; the rest of its call applies.
         """
         result = Applied()
-        calls = _calls(plan, self._slot if self._cluster else None)
+        calls = _calls(plan, self._slot)
         pks = {write.tag: write.pk for write in plan.writes}
         header = [
             plan.now,
@@ -163,6 +163,7 @@ class Store:
                     )
                     for index, call in group
                 ],
+                self._apply,
                 weights=[call.members for _, call in group],
                 most=CALL_FIELDS,
             )
@@ -192,9 +193,9 @@ class Store:
                 ) from failure
         return result
 
-    def _execute(self, calls: list[tuple[str, list]], script=None, weights: Sequence[int] = (), most: int = 0) -> list:
+    def _execute(self, calls: list[tuple[str, list]], script, weights: Sequence[int], most: int) -> list:
         """
-        Run script calls (the apply script unless ``script`` says), each ``(first key,
+        Run script calls of ``script``, each ``(first key,
         args)``; a reply or the exception per call.  Pipelined, each node's calls (all of
         them on a single server; on a cluster, those of the slots the node serves) in
         pipelines whose ``weights`` add up to ``most`` at most, one call at least: Valkey runs
@@ -207,8 +208,6 @@ class Store:
         twice if the first try went through after all.  A call still not taken after that
         has the last error as its reply.
         """
-        script = script or self._apply
-        weights = weights or [most] * len(calls)
         if not self._cluster:
             return _send(self._client, calls, script, weights, most)
         replies: list = [None] * len(calls)
@@ -567,20 +566,16 @@ def _pipeline_end(weights: Sequence[int], start: int, most: int) -> int:
     return len(weights)
 
 
-def _calls(plan: WritePlan, slot_of: Callable[[str], int] | None) -> list[_Call]:
+def _calls(plan: WritePlan, slot_of: Callable[[str], int]) -> list[_Call]:
     """
-    The apply-script calls of ``plan``: its tags grouped by cluster slot (``slot_of``; on
-    a single server, None: one group), each call
+    The apply-script calls of ``plan``: its tags grouped by cluster slot, each call
     holding about :data:`CALL_FIELDS` members (a large tag goes in several calls).
     The same plan always makes the same calls, so a retry's tokens match.
     """
     calls: list[_Call] = []
     by_slot: dict[int, list[TagWrite]] = {}
-    if slot_of is None:
-        by_slot[0] = list(plan.writes)
-    else:
-        for write in plan.writes:
-            by_slot.setdefault(slot_of(write.tag), []).append(write)
+    for write in plan.writes:
+        by_slot.setdefault(slot_of(write.tag), []).append(write)
     for writes in by_slot.values():
         call: _Call | None = None
         for write in writes:
@@ -603,30 +598,27 @@ def _pieces_of(write: TagWrite) -> Iterator[tuple[list, int, tuple[int, int] | N
     :data:`CALL_FIELDS` members: (flat list, members, (oldest, newest) bucket written or None) each.
     """
     piece = _Piece(write.tag)
-    for section, cells in ((0, write.sums), (1, write.levels), (4, write.samples)):
-        for (bucket, metric, parent), amounts in cells.items():
-            piece.cell(section, bucket, (metric, parent, len(amounts), *chain.from_iterable(amounts.items())))
-            piece.members += len(amounts)
-            if piece.members >= CALL_FIELDS:
-                yield piece.flat()
-                piece = _Piece(write.tag)
-    for (bucket, metric, node), names in write.uniques.items():
-        piece.cell(2, bucket, (metric, node, len(names), *sorted(names)))
-        piece.members += len(names)
+    for section, bucket, fields, members in _cells_of(write):
+        piece.cell(section, bucket, fields, members)
         if piece.members >= CALL_FIELDS:
             yield piece.flat()
             piece = _Piece(write.tag)
+    if piece.members:
+        yield piece.flat()
+
+
+def _cells_of(write: TagWrite) -> Iterator[tuple[int, int | None, tuple, int]]:
+    """``write``'s cells in apply.lua's sections: (section, bucket or None, the cell's other fields, members)."""
+    for section, cells in ((0, write.sums), (1, write.levels), (4, write.samples)):
+        for (bucket, metric, parent), amounts in cells.items():
+            yield section, bucket, (metric, parent, len(amounts), *chain.from_iterable(amounts.items())), len(amounts)
+    for (bucket, metric, node), names in write.uniques.items():
+        yield 2, bucket, (metric, node, len(names), *sorted(names)), len(names)
     for suffix, names in write.sets.items():
         ordered = sorted(names)
         for start in range(0, len(ordered), CALL_FIELDS):  # a large set (50,000 new pks) in several calls
             chunk = ordered[start : start + CALL_FIELDS]
-            piece.cell(3, None, (suffix, len(chunk), *chunk))
-            piece.members += len(chunk)
-            if piece.members >= CALL_FIELDS:
-                yield piece.flat()
-                piece = _Piece(write.tag)
-    if piece.members:
-        yield piece.flat()
+            yield 3, None, (suffix, len(chunk), *chunk), len(chunk)
 
 
 class _Piece:
@@ -642,9 +634,10 @@ class _Piece:
         self.oldest: int | None = None
         self.newest: int | None = None
 
-    def cell(self, section: int, bucket: int | None, rest: tuple) -> None:
-        """Add a cell (``bucket`` then ``rest``; an index set has no bucket) to ``section``."""
+    def cell(self, section: int, bucket: int | None, rest: tuple, members: int) -> None:
+        """Add a cell of ``members`` (``bucket`` then ``rest``; an index set has no bucket) to ``section``."""
         self.counts[section] += 1
+        self.members += members
         fields = self.fields[section]
         if bucket is not None:
             fields.append(bucket)
